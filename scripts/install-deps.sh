@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian/Ubuntu machine lacks for pkcs11-webcrypto: SoftHSM 2 (the
+# development and test token), OpenSC's pkcs11-tool, p11-kit, the OpenSSL PKCS#11 engine, GnuTLS's
+# p11tool, and a C compiler for the native binding. Run as root; otherwise it prints the command.
+set -euo pipefail
+
+packages=(softhsm2 opensc p11-kit libengine-pkcs11-openssl gnutls-bin openssl build-essential python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all present (${packages[*]})"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing ${missing[*]}; install them with:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: installed ${missing[*]}"

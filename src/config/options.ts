@@ -1,0 +1,95 @@
+/**
+ * Where the module, token and PIN come from: explicit options first, then a `pkcs11:` URI, then a
+ * Java SunPKCS11 config file, then the environment (PKCS11_MODULE, PKCS11_TOKEN, PKCS11_PIN,
+ * PKCS11_PIN_FILE).
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { ConfigurationError } from '../errors.js'
+import type { TokenOptions } from '../pkcs11/token.js'
+import type { TokenSelector } from '../pkcs11/slots.js'
+import { readJavaConfig } from './java-config.js'
+import { parsePkcs11Uri } from './pkcs11-uri.js'
+
+/** Options of `Pkcs11Crypto.open`. */
+export interface OpenOptions {
+  /** Path of the PKCS#11 library (default: env PKCS11_MODULE). */
+  library?: string
+  /** Which token (default: env PKCS11_TOKEN as a label, else the only token present). */
+  token?: TokenSelector
+  /** User PIN (default: env PKCS11_PIN). */
+  pin?: string
+  /** File holding the user PIN (default: env PKCS11_PIN_FILE). */
+  pinFile?: string
+  /** A Java SunPKCS11 config file, as in the Nimbus JOSE+JWT HSM guide. */
+  config?: string
+  /** An RFC 7512 URI: `pkcs11:token=demo?module-path=...&pin-value=...`. */
+  uri?: string
+  /** Upper bound on concurrent sessions (default 8). */
+  maxSessions?: number
+  /** Environment to read defaults from (default: process.env). */
+  env?: Record<string, string | undefined>
+}
+
+/** Modules tried, in order, when a config names a directory as its library. */
+const MODULES_IN_A_DIRECTORY = ['softhsm/libsofthsm2.so', 'libsofthsm2.so', 'opensc-pkcs11.so', 'pkcs11/opensc-pkcs11.so', 'p11-kit-proxy.so']
+
+/**
+ * Turns open options into what the token layer needs. The PIN is read here and handed on once.
+ *
+ * @example
+ * resolveOptions({ config: 'hsm-config.cfg', pin: '1234' })
+ * // { library: '/usr/lib/softhsm/libsofthsm2.so', token: { slotListIndex: 1 }, pin: '1234' }
+ */
+export function resolveOptions(options: OpenOptions = {}): TokenOptions {
+  const env = options.env ?? process.env
+  const uri = options.uri ? parsePkcs11Uri(options.uri) : undefined
+  const java = options.config ? readJavaConfig(options.config) : undefined
+
+  const library = options.library ?? uri?.modulePath ?? java?.library ?? env.PKCS11_MODULE
+  if (!library) throw new ConfigurationError('no PKCS#11 module: give library, config, uri (module-path) or env PKCS11_MODULE')
+
+  const pinFile = options.pinFile ?? uri?.pinSource ?? (options.pin === undefined && uri?.pinValue === undefined ? env.PKCS11_PIN_FILE : undefined)
+  const pin = options.pin ?? uri?.pinValue ?? (pinFile ? readPinFile(pinFile) : env.PKCS11_PIN)
+
+  return {
+    library: resolveLibrary(library, env),
+    token: options.token ?? tokenFromUri(uri) ?? tokenFromJava(java) ?? (env.PKCS11_TOKEN ? { label: env.PKCS11_TOKEN } : undefined),
+    pin,
+    maxSessions: options.maxSessions,
+  }
+}
+
+function tokenFromUri(uri: ReturnType<typeof parsePkcs11Uri> | undefined): TokenSelector | undefined {
+  if (uri?.token !== undefined) return { label: uri.token }
+  if (uri?.serial !== undefined) return { serial: uri.serial }
+  if (uri?.slotId !== undefined) return { slotId: uri.slotId }
+  return undefined
+}
+
+function tokenFromJava(java: ReturnType<typeof readJavaConfig> | undefined): TokenSelector | undefined {
+  if (java?.slot !== undefined) return { slotId: java.slot }
+  if (java?.slotListIndex !== undefined) return { slotIndex: java.slotListIndex }
+  return undefined
+}
+
+/**
+ * A library may be given as a directory (the Nimbus guide's example does): then it means
+ * PKCS11_MODULE when that lies inside it, else the first well-known module found there.
+ */
+function resolveLibrary(library: string, env: Record<string, string | undefined>): string {
+  if (!existsSync(library) || !statSync(library).isDirectory()) return library
+  const fromEnv = env.PKCS11_MODULE
+  if (fromEnv && fromEnv.startsWith(join(library, '/')) && existsSync(fromEnv)) return fromEnv
+  const found = MODULES_IN_A_DIRECTORY.map((name) => join(library, name)).find((path) => existsSync(path))
+  if (!found) throw new ConfigurationError(`library ${library} is a directory with no known PKCS#11 module in it; name the module file`)
+  return found
+}
+
+function readPinFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').replace(/\r?\n$/, '')
+  } catch (cause) {
+    throw new ConfigurationError(`cannot read PIN file ${path}: ${(cause as NodeJS.ErrnoException).code}`, { cause })
+  }
+}

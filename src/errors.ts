@@ -1,0 +1,66 @@
+/**
+ * Errors of this library that are not WebCrypto's own. Every class has a stable `code` to branch on;
+ * no message ever contains a PIN.
+ */
+
+/** Base class: `code` names the cause. */
+export class Pkcs11WebCryptoError extends Error {
+  readonly code: string
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+    this.name = new.target.name
+  }
+}
+
+/**
+ * A PKCS#11 function returned an error. `code` is its CKR_ name, `returnValue` its number.
+ *
+ * @example
+ * try { await hsm.subtle.sign('ECDSA', key, data) }
+ * catch (e) { if (e instanceof TokenError && e.code === 'CKR_DEVICE_REMOVED') reconnect() }
+ */
+export class TokenError extends Pkcs11WebCryptoError {
+  readonly returnValue: number
+  readonly function: string
+  constructor(code: string, returnValue: number, fn: string) {
+    super(code, `${fn} failed: ${code}`)
+    this.returnValue = returnValue
+    this.function = fn
+  }
+}
+
+/** The options do not say which module, token or PIN to use, or say it wrongly. */
+export class ConfigurationError extends Pkcs11WebCryptoError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_PKCS11_CONFIG', message, options)
+  }
+}
+
+/** The PKCS#11 module could not be loaded or initialized. */
+export class ModuleLoadError extends Pkcs11WebCryptoError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_PKCS11_MODULE', message, options)
+  }
+}
+
+/** No token matches the selection. */
+export class TokenNotFoundError extends Pkcs11WebCryptoError {
+  constructor(message: string) {
+    super('ERR_PKCS11_TOKEN_NOT_FOUND', message)
+  }
+}
+
+/** No key on the token matches the selector. */
+export class KeyNotFoundError extends Pkcs11WebCryptoError {
+  constructor(message: string) {
+    super('ERR_PKCS11_KEY_NOT_FOUND', message)
+  }
+}
+
+/** The instance was closed; open a new one. */
+export class ClosedError extends Pkcs11WebCryptoError {
+  constructor() {
+    super('ERR_PKCS11_CLOSED', 'this Pkcs11Crypto was closed')
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * pkcs11-webcrypto: keys on a PKCS#11 token (smart card, HSM) as WebCrypto CryptoKeys.
+ *
+ * @example
+ * import { Pkcs11Crypto } from 'pkcs11-webcrypto'
+ * const hsm = await Pkcs11Crypto.open({ library: '/usr/lib/softhsm/libsofthsm2.so', token: { label: 'demo' }, pin: '123456' })
+ * const { privateKey } = await hsm.keys.get({ label: 'signer' })
+ * const signature = await hsm.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, privateKey, data)
+ */
+export { Pkcs11Crypto } from './pkcs11-crypto.js'
+export type { OpenOptions } from './config/options.js'
+export type { TokenSelector } from './pkcs11/slots.js'
+export type { KeySelector, KeyGetOptions, KeyInfo, TokenKey, KeyStore } from './keys/key-store.js'
+export { TokenCryptoKey } from './webcrypto/crypto-key.js'
+export { installGlobal } from './webcrypto/install-global.js'
+export type { JwksOptions, PublishedJwk } from './keys/jwks.js'
+export { JOSE_ALGORITHMS } from './keys/jose-algorithms.js'
+export { parseJavaConfig } from './config/java-config.js'
+export { parsePkcs11Uri } from './config/pkcs11-uri.js'
+export {
+  Pkcs11WebCryptoError, TokenError, ConfigurationError, ModuleLoadError, TokenNotFoundError, KeyNotFoundError, ClosedError,
+} from './errors.js'

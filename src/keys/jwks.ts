@@ -1,0 +1,49 @@
+/** A JWKS of the token's public keys, with RFC 7638 thumbprints and certificate chains. */
+import { createHash } from 'node:crypto'
+import { webcrypto } from 'node:crypto'
+import type { KeyStore, TokenKey } from './key-store.js'
+
+export interface JwksOptions {
+  /** What `kid` is: the RFC 7638 thumbprint (default), the CKA_ID in hex, or the label. */
+  kid?: 'thumbprint' | 'id' | 'label'
+}
+
+/** A public JWK as published: kid, alg, use, and x5c / x5t#S256 when a certificate exists. */
+export type PublishedJwk = JsonWebKey & { kid: string, alg: string, use: 'sig', x5c?: string[], 'x5t#S256'?: string }
+
+/**
+ * @example
+ * const { keys } = await hsm.jwks()          // serve at /.well-known/jwks.json
+ * const { keys: byId } = await hsm.jwks({ kid: 'id' })
+ */
+export async function buildJwks(store: KeyStore, options: JwksOptions = {}): Promise<{ keys: PublishedJwk[] }> {
+  const keys: PublishedJwk[] = []
+  for (const info of await store.list()) {
+    if (info.kty === 'oct' || info.algorithms.length === 0) continue
+    const key = await store.get(info.id ? { id: info.id } : { label: info.label }, { algorithm: info.algorithms[0] })
+    if (key.publicKey) keys.push(await publishedJwk(key, info.algorithms[0], options))
+  }
+  return { keys }
+}
+
+/** The published JWK of one token key. */
+export async function publishedJwk(key: TokenKey, alg: string, options: JwksOptions = {}): Promise<PublishedJwk> {
+  const { kty, n, e, crv, x, y } = await webcrypto.subtle.exportKey('jwk', key.publicKey!)
+  const jwk: JsonWebKey = kty === 'RSA' ? { kty, n, e } : kty === 'EC' ? { kty, crv, x, y } : { kty, crv, x }
+  const kid = options.kid === 'id' ? key.id : options.kid === 'label' ? key.label : thumbprint(jwk)
+  const published: PublishedJwk = { ...jwk, kid, alg, use: 'sig' }
+  if (key.certificate) {
+    const der = Buffer.from(key.certificate.rawData)
+    published.x5c = [der.toString('base64')]
+    published['x5t#S256'] = createHash('sha256').update(der).digest('base64url')
+  }
+  return published
+}
+
+/** RFC 7638: SHA-256 over the required members in lexical order. */
+export function thumbprint(jwk: JsonWebKey): string {
+  const required = jwk.kty === 'RSA' ? { e: jwk.e, kty: jwk.kty, n: jwk.n }
+    : jwk.kty === 'EC' ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }
+      : { crv: jwk.crv, kty: jwk.kty, x: jwk.x }
+  return createHash('sha256').update(JSON.stringify(required)).digest('base64url')
+}

@@ -1,0 +1,72 @@
+/** What a key object on the token is, read once from its public attributes. */
+import { C, type Handle } from '../pkcs11/binding.js'
+import type { Token } from '../pkcs11/token.js'
+import { curveOfParams, type Curve } from './curves.js'
+import type { KeyKind } from './jose-algorithms.js'
+
+export interface KeyDescription {
+  handle: Handle
+  type: 'private' | 'secret'
+  kty: KeyKind
+  /** CKA_ID; may be empty. */
+  id: Buffer
+  label: string
+  /** RSA modulus or secret key size. */
+  bits?: number
+  curve?: Curve
+  /** RSA public parts, when the private key object carries them (most do). */
+  modulus?: Buffer
+  publicExponent?: Buffer
+  can: { sign: boolean, verify: boolean, decrypt: boolean, derive: boolean, unwrap: boolean }
+  alwaysAuthenticate: boolean
+}
+
+const ATTRIBUTES = [
+  C.CKA_CLASS, C.CKA_KEY_TYPE, C.CKA_ID, C.CKA_LABEL, C.CKA_SIGN, C.CKA_VERIFY, C.CKA_DECRYPT, C.CKA_DERIVE, C.CKA_UNWRAP,
+  C.CKA_MODULUS, C.CKA_PUBLIC_EXPONENT, C.CKA_EC_PARAMS, C.CKA_VALUE_LEN, C.CKA_ALWAYS_AUTHENTICATE,
+]
+
+const KINDS = new Map<number, KeyKind>([
+  [C.CKK_RSA, 'RSA'], [C.CKK_EC, 'EC'], [C.CKK_EC_EDWARDS, 'OKP'],
+  [C.CKK_GENERIC_SECRET, 'oct'], [C.CKK_SHA256_HMAC, 'oct'], [C.CKK_SHA384_HMAC, 'oct'], [C.CKK_SHA512_HMAC, 'oct'],
+])
+
+/**
+ * Describes the private or secret key `handle`, or returns undefined for a key type this library
+ * does not serve (DSA, GOST, AES ... for signing).
+ */
+export async function describeKey(token: Token, handle: Handle): Promise<KeyDescription | undefined> {
+  const a = await token.getAttributes(handle, ATTRIBUTES)
+  const kty = KINDS.get(ulong(a.get(C.CKA_KEY_TYPE)) ?? -1)
+  if (!kty) return undefined
+  const flag = (type: number) => a.get(type)?.[0] === 1
+  const modulus = a.get(C.CKA_MODULUS)
+  const valueLength = ulong(a.get(C.CKA_VALUE_LEN))
+  const curve = curveOfParams(a.get(C.CKA_EC_PARAMS))
+  if ((kty === 'EC' || kty === 'OKP') && curve?.kty !== kty) return undefined
+  return {
+    handle,
+    type: ulong(a.get(C.CKA_CLASS)) === C.CKO_SECRET_KEY ? 'secret' : 'private',
+    kty,
+    id: a.get(C.CKA_ID) ?? Buffer.alloc(0),
+    label: a.get(C.CKA_LABEL)?.toString('utf8') ?? '',
+    bits: modulus ? bitLength(modulus) : valueLength !== undefined ? valueLength * 8 : undefined,
+    curve,
+    modulus,
+    publicExponent: a.get(C.CKA_PUBLIC_EXPONENT),
+    can: { sign: flag(C.CKA_SIGN), verify: flag(C.CKA_VERIFY), decrypt: flag(C.CKA_DECRYPT), derive: flag(C.CKA_DERIVE), unwrap: flag(C.CKA_UNWRAP) },
+    alwaysAuthenticate: flag(C.CKA_ALWAYS_AUTHENTICATE),
+  }
+}
+
+/** A CK_ULONG attribute value (native-endian, 8 bytes on 64-bit Linux). */
+export function ulong(value: Buffer | undefined): number | undefined {
+  if (!value || value.length === 0) return undefined
+  return value.length >= 8 ? Number(value.readBigUInt64LE(0)) : value.readUInt32LE(0)
+}
+
+function bitLength(unsigned: Buffer): number {
+  let i = 0
+  while (i < unsigned.length && unsigned[i] === 0) i++
+  return i === unsigned.length ? 0 : (unsigned.length - i) * 8 - Math.clz32(unsigned[i]) + 24
+}

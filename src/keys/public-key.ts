@@ -1,0 +1,75 @@
+/**
+ * The public half of a token key, as a JWK: from the token's public-key object, else from the
+ * certificate beside the key, else (RSA) from the private key object itself.
+ */
+import { createPublicKey } from 'node:crypto'
+import { X509Certificate } from '../lib/x509.js'
+import { C, type Template } from '../pkcs11/binding.js'
+import type { Token } from '../pkcs11/token.js'
+import { unwrapPoint } from './curves.js'
+import type { KeyDescription } from './key-description.js'
+
+export interface PublicPart {
+  jwk?: JsonWebKey
+  certificate?: X509Certificate
+}
+
+/** Finds the public key and certificate that belong to `key` (same CKA_ID, else same label). */
+export async function findPublicPart(token: Token, key: KeyDescription): Promise<PublicPart> {
+  const certificate = await findCertificate(token, key)
+  const jwk = await fromPublicKeyObject(token, key)
+    ?? (certificate && spkiToJwk(Buffer.from(certificate.publicKey.rawData)))
+    ?? fromPrivateKey(key)
+  return { jwk, certificate }
+}
+
+/** The certificate with the key's CKA_ID (or label, when the key has no id). */
+export async function findCertificate(token: Token, key: Pick<KeyDescription, 'id' | 'label'>): Promise<X509Certificate | undefined> {
+  const [handle] = await token.findObjects(sameKey(C.CKO_CERTIFICATE, key))
+  if (!handle) return undefined
+  const value = (await token.getAttributes(handle, [C.CKA_VALUE])).get(C.CKA_VALUE)
+  return value ? new X509Certificate(new Uint8Array(value)) : undefined
+}
+
+async function fromPublicKeyObject(token: Token, key: KeyDescription): Promise<JsonWebKey | undefined> {
+  if (key.type !== 'private') return undefined
+  const [handle] = await token.findObjects(sameKey(C.CKO_PUBLIC_KEY, key))
+  if (!handle) return undefined
+  const a = await token.getAttributes(handle, [C.CKA_MODULUS, C.CKA_PUBLIC_EXPONENT, C.CKA_EC_POINT])
+  if (key.kty === 'RSA') return rsaJwk(a.get(C.CKA_MODULUS), a.get(C.CKA_PUBLIC_EXPONENT))
+  const point = a.get(C.CKA_EC_POINT)
+  if (!point || !key.curve) return undefined
+  const raw = unwrapPoint(point, key.curve)
+  if (key.curve.kty === 'OKP') return { kty: 'OKP', crv: key.curve.name, x: raw.toString('base64url') }
+  const { size } = key.curve
+  return {
+    kty: 'EC',
+    crv: key.curve.name,
+    x: raw.subarray(1, 1 + size).toString('base64url'),
+    y: raw.subarray(1 + size).toString('base64url'),
+  }
+}
+
+function fromPrivateKey(key: KeyDescription): JsonWebKey | undefined {
+  return key.kty === 'RSA' ? rsaJwk(key.modulus, key.publicExponent) : undefined
+}
+
+function rsaJwk(modulus: Buffer | undefined, exponent: Buffer | undefined): JsonWebKey | undefined {
+  if (!modulus?.length || !exponent?.length) return undefined
+  return { kty: 'RSA', n: stripZeros(modulus).toString('base64url'), e: stripZeros(exponent).toString('base64url') }
+}
+
+function spkiToJwk(spki: Buffer): JsonWebKey {
+  return createPublicKey({ key: spki, format: 'der', type: 'spki' }).export({ format: 'jwk' }) as JsonWebKey
+}
+
+function stripZeros(unsigned: Buffer): Buffer {
+  let i = 0
+  while (i < unsigned.length - 1 && unsigned[i] === 0) i++
+  return unsigned.subarray(i)
+}
+
+function sameKey(objectClass: number, key: Pick<KeyDescription, 'id' | 'label'>): Template {
+  const match = key.id.length > 0 ? { type: C.CKA_ID, value: key.id } : { type: C.CKA_LABEL, value: key.label }
+  return [{ type: C.CKA_CLASS, value: objectClass }, match]
+}

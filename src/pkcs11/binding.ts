@@ -1,0 +1,68 @@
+/**
+ * The native binding (pkcs11js) and the only place that translates its errors. Everything else in
+ * the token layer calls PKCS#11 through `callSync` / `callAsync`, so every failure is a TokenError
+ * that names its CKR_ code.
+ */
+import pkcs11js from 'pkcs11js'
+import { TokenError } from '../errors.js'
+
+export type Handle = Buffer
+export type Mechanism = pkcs11js.Mechanism
+export type Template = pkcs11js.Template
+export type PKCS11 = pkcs11js.PKCS11
+export const { PKCS11: NativeModule } = pkcs11js
+
+/** PKCS#11 constants, plus the 3.0 ones pkcs11js does not export. */
+const pkcs11v3 = { CKK_EC_EDWARDS: 0x40, CKM_EC_EDWARDS_KEY_PAIR_GEN: 0x1055, CKM_EDDSA: 0x1057 } as const
+export const C: typeof pkcs11js & typeof pkcs11v3 = { ...pkcs11js, ...pkcs11v3 }
+
+const ckrNames = new Map<number, string>()
+for (const [name, value] of Object.entries(pkcs11js)) {
+  if (name.startsWith('CKR_') && typeof value === 'number' && !ckrNames.has(value)) ckrNames.set(value, name)
+}
+
+/** The CKR_ name of a return value, e.g. 0xa0 -> 'CKR_PIN_INCORRECT'. */
+export function ckrName(value: number): string {
+  return ckrNames.get(value) ?? `CKR_0x${value.toString(16).padStart(8, '0')}`
+}
+
+interface NativeFailure { code?: number, message?: string, method?: string }
+
+function toTokenError(error: unknown, fn: string): unknown {
+  if (!(error instanceof pkcs11js.Pkcs11Error)) return error
+  const { code = 0 } = error as NativeFailure
+  return new TokenError(ckrName(code), code, fn)
+}
+
+/** Runs a synchronous PKCS#11 call, translating a CKR_ failure. */
+export function callSync<T>(fn: string, run: () => T): T {
+  try {
+    return run()
+  } catch (error) {
+    throw toTokenError(error, fn)
+  }
+}
+
+/**
+ * Buffers that a thread-pool call is reading or writing. pkcs11js hands the worker thread raw
+ * pointers without holding the buffers, so they must stay reachable until the call completes, or
+ * the garbage collector may free them under the token's feet (seen: SIGSEGV under load).
+ */
+const inFlight = new Set<Buffer>()
+
+/** Awaits an asynchronous (thread-pool) PKCS#11 call on `buffers`, translating a CKR_ failure. */
+export async function callAsync<T>(fn: string, buffers: Buffer[], run: () => Promise<T>): Promise<T> {
+  for (const buffer of buffers) inFlight.add(buffer)
+  try {
+    return await run()
+  } catch (error) {
+    throw toTokenError(error, fn)
+  } finally {
+    for (const buffer of buffers) inFlight.delete(buffer)
+  }
+}
+
+/** True when `error` is a TokenError with one of `codes`. */
+export function isTokenError(error: unknown, ...codes: string[]): error is TokenError {
+  return error instanceof TokenError && codes.includes(error.code)
+}

@@ -1,0 +1,71 @@
+/**
+ * A loaded PKCS#11 library. C_Initialize is process-wide, so one Pkcs11Module exists per library
+ * path and is finalized only when its last user releases it.
+ */
+import { existsSync } from 'node:fs'
+import { ModuleLoadError } from '../errors.js'
+import { C, NativeModule, callSync, isTokenError, type PKCS11 } from './binding.js'
+
+const loaded = new Map<string, Pkcs11Module>()
+
+export class Pkcs11Module {
+  readonly path: string
+  readonly native: PKCS11
+  /** False when someone else in the process initialized the library: then they finalize it. */
+  readonly #initializedHere: boolean
+  #users = 0
+
+  private constructor(path: string, native: PKCS11, initializedHere: boolean) {
+    this.path = path
+    this.native = native
+    this.#initializedHere = initializedHere
+  }
+
+  /**
+   * Loads and initializes the library at `path`, or shares the instance already loaded.
+   *
+   * @example
+   * const module = Pkcs11Module.acquire('/usr/lib/softhsm/libsofthsm2.so')
+   * try { console.log(module.native.C_GetInfo()) } finally { module.release() }
+   */
+  static acquire(path: string): Pkcs11Module {
+    let module = loaded.get(path)
+    if (!module) {
+      const { native, initializedHere } = load(path)
+      module = new Pkcs11Module(path, native, initializedHere)
+      loaded.set(path, module)
+    }
+    module.#users++
+    return module
+  }
+
+  /** Gives back one use; the last one finalizes and unloads the library. */
+  release(): void {
+    if (--this.#users > 0) return
+    loaded.delete(this.path)
+    try {
+      if (this.#initializedHere) this.native.C_Finalize()
+    } finally {
+      this.native.close()
+    }
+  }
+}
+
+function load(path: string): { native: PKCS11, initializedHere: boolean } {
+  if (!existsSync(path)) throw new ModuleLoadError(`PKCS#11 module not found: ${path}`)
+  const native = new NativeModule()
+  try {
+    native.load(path)
+  } catch (cause) {
+    throw new ModuleLoadError(`cannot load PKCS#11 module ${path}: ${(cause as Error).message}`, { cause })
+  }
+  try {
+    // Without CKF_OS_LOCKING_OK, SoftHSM (and others) turn their locking off and thread-pool calls race.
+    callSync('C_Initialize', () => native.C_Initialize({ flags: C.CKF_OS_LOCKING_OK }))
+    return { native, initializedHere: true }
+  } catch (error) {
+    if (isTokenError(error, 'CKR_CRYPTOKI_ALREADY_INITIALIZED')) return { native, initializedHere: false }
+    native.close()
+    throw error
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * The only place that knows about sessions. One PKCS#11 session runs one operation at a time, so
+ * every operation borrows its own session (`withSession`) and gives it back; callers beyond the
+ * pool's size wait in arrival order.
+ */
+import { ClosedError } from '../errors.js'
+import { C, callSync, isTokenError, type Handle, type PKCS11 } from './binding.js'
+
+/** Errors after which a session is no use any more: it is closed instead of going back to the pool. */
+const SESSION_LOST = ['CKR_SESSION_HANDLE_INVALID', 'CKR_SESSION_CLOSED', 'CKR_DEVICE_REMOVED', 'CKR_DEVICE_ERROR', 'CKR_TOKEN_NOT_PRESENT']
+
+export class SessionPool {
+  readonly #native: PKCS11
+  readonly #slot: Handle
+  readonly #size: number
+  readonly #idle: Handle[] = []
+  readonly #waiting: Array<{ resolve: (session: Handle) => void, reject: (error: Error) => void }> = []
+  #open = 0
+  #closed = false
+
+  constructor(native: PKCS11, slot: Handle, size: number) {
+    this.#native = native
+    this.#slot = slot
+    this.#size = Math.max(1, size)
+  }
+
+  /** Sessions open now (borrowed or idle). */
+  get openSessions(): number {
+    return this.#open
+  }
+
+  /**
+   * Runs `use` with a session of its own, then returns the session to the pool.
+   *
+   * @example
+   * const signature = await pool.withSession(async (session) => {
+   *   native.C_SignInit(session, mechanism, key)
+   *   return native.C_SignAsync(session, data, Buffer.alloc(256))
+   * })
+   */
+  async withSession<T>(use: (session: Handle) => Promise<T> | T): Promise<T> {
+    const session = await this.#acquire()
+    let reusable = true
+    try {
+      return await use(session)
+    } catch (error) {
+      reusable = !isTokenError(error, ...SESSION_LOST)
+      throw error
+    } finally {
+      this.#giveBack(session, reusable)
+    }
+  }
+
+  /**
+   * Runs a short synchronous `use` at once: on an idle session, or on one opened for it when all
+   * are busy (the WebCrypto API has synchronous calls, such as getRandomValues, that cannot wait).
+   */
+  withSessionSync<T>(use: (session: Handle) => T): T {
+    if (this.#closed) throw new ClosedError()
+    const pooled = this.#idle.pop()
+    const session = pooled ?? this.#openSession()
+    let reusable = true
+    try {
+      return use(session)
+    } catch (error) {
+      reusable = !isTokenError(error, ...SESSION_LOST)
+      throw error
+    } finally {
+      if (pooled || this.#open <= this.#size) this.#giveBack(session, reusable)
+      else this.#closeSession(session)
+    }
+  }
+
+  /** Closes every session; callers still waiting get a ClosedError. */
+  close(): void {
+    this.#closed = true
+    for (const waiter of this.#waiting.splice(0)) waiter.reject(new ClosedError())
+    for (const session of this.#idle.splice(0)) this.#closeSession(session)
+  }
+
+  #acquire(): Promise<Handle> {
+    if (this.#closed) return Promise.reject(new ClosedError())
+    const idle = this.#idle.pop()
+    if (idle) return Promise.resolve(idle)
+    if (this.#open < this.#size) {
+      try {
+        return Promise.resolve(this.#openSession())
+      } catch (error) {
+        return Promise.reject(error)
+      }
+    }
+    return new Promise((resolve, reject) => this.#waiting.push({ resolve, reject }))
+  }
+
+  #giveBack(session: Handle, reusable: boolean): void {
+    if (this.#closed || !reusable) {
+      this.#closeSession(session)
+      if (!this.#closed) this.#openForNextWaiter()
+      return
+    }
+    const waiter = this.#waiting.shift()
+    if (waiter) waiter.resolve(session)
+    else this.#idle.push(session)
+  }
+
+  /** A dropped session frees a place: the next waiter gets a new session in it. */
+  #openForNextWaiter(): void {
+    const waiter = this.#waiting.shift()
+    if (!waiter) return
+    try {
+      waiter.resolve(this.#openSession())
+    } catch (error) {
+      waiter.reject(error as Error)
+    }
+  }
+
+  #openSession(): Handle {
+    const session = callSync('C_OpenSession', () =>
+      this.#native.C_OpenSession(this.#slot, C.CKF_SERIAL_SESSION | C.CKF_RW_SESSION))
+    this.#open++
+    return session
+  }
+
+  #closeSession(session: Handle): void {
+    this.#open--
+    try {
+      this.#native.C_CloseSession(session)
+    } catch {
+      // The session is gone already (device removed, handle invalid): nothing left to release.
+    }
+  }
+}

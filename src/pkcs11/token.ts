@@ -1,0 +1,190 @@
+/**
+ * One token, opened and logged in: the token layer's face to the rest of the library. It speaks
+ * PKCS#11 (handles, mechanisms, attributes) and hides modules, sessions and login.
+ */
+import { ConfigurationError } from '../errors.js'
+import { C, callAsync, callSync, isTokenError, type Handle, type Mechanism, type Template } from './binding.js'
+import { Pkcs11Module } from './module.js'
+import { ObjectCache } from './object-cache.js'
+import { SessionPool } from './session-pool.js'
+import { selectSlot, type SlotDescription, type TokenSelector } from './slots.js'
+
+export interface TokenOptions {
+  /** Path of the PKCS#11 library. */
+  library: string
+  /** Which token; when absent, the only token present. */
+  token?: TokenSelector
+  /** The user PIN; used for one C_Login and not kept. */
+  pin?: string
+  /** Upper bound on concurrent sessions (default 8; never above the token's own limit). */
+  maxSessions?: number
+}
+
+const DEFAULT_MAX_SESSIONS = 8
+const CKF_LOGIN_REQUIRED = 0x4
+const CK_EFFECTIVELY_INFINITE = 0
+/** The largest CK_ULONG means "unavailable information". */
+const UNAVAILABLE = [0xffffffff, Number.MAX_SAFE_INTEGER, 2 ** 64 - 1]
+
+export class Token {
+  readonly slot: SlotDescription
+  /** The mechanisms (CKM_ numbers) the token lists; read once. */
+  readonly mechanisms: ReadonlySet<number>
+  readonly #module: Pkcs11Module
+  readonly #pool: SessionPool
+  readonly #objects = new ObjectCache()
+  #closed = false
+
+  private constructor(module: Pkcs11Module, slot: SlotDescription, pool: SessionPool) {
+    this.#module = module
+    this.slot = slot
+    this.#pool = pool
+    this.mechanisms = new Set(callSync('C_GetMechanismList', () => module.native.C_GetMechanismList(slot.slot)))
+  }
+
+  /**
+   * Loads the module (once per process), finds the token and logs in with one C_Login.
+   * A wrong PIN fails at once with CKR_PIN_INCORRECT and is never retried.
+   *
+   * @example
+   * const token = Token.open({ library: '/usr/lib/softhsm/libsofthsm2.so', token: { label: 'demo' }, pin: '1234' })
+   */
+  static open(options: TokenOptions): Token {
+    const module = Pkcs11Module.acquire(options.library)
+    let pool: SessionPool | undefined
+    try {
+      const slot = selectSlot(module.native, options.token)
+      pool = new SessionPool(module.native, slot.slot, sessionLimit(slot, options.maxSessions))
+      const token = new Token(module, slot, pool)
+      token.#login(options.pin)
+      return token
+    } catch (error) {
+      pool?.close()
+      module.release()
+      throw error
+    }
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** Sessions open now; for tests and diagnostics. */
+  get openSessions(): number {
+    return this.#pool.openSessions
+  }
+
+  hasMechanism(mechanism: number): boolean {
+    return this.mechanisms.has(mechanism)
+  }
+
+  /** Signs `data` with the key `key` on the token, on a worker thread. */
+  sign(key: Handle, mechanism: Mechanism, data: Buffer, maxLength: number): Promise<Buffer> {
+    return this.#pool.withSession((session) => {
+      const native = this.#module.native
+      callSync('C_SignInit', () => native.C_SignInit(session, mechanism, key))
+      const signature = Buffer.allocUnsafe(maxLength)
+      return callAsync('C_Sign', [data, signature], () => native.C_SignAsync(session, data, signature))
+    })
+  }
+
+  /** Verifies `signature` on the token; false for a wrong signature, an error for anything else. */
+  verify(key: Handle, mechanism: Mechanism, data: Buffer, signature: Buffer): Promise<boolean> {
+    return this.#pool.withSession(async (session) => {
+      const native = this.#module.native
+      callSync('C_VerifyInit', () => native.C_VerifyInit(session, mechanism, key))
+      try {
+        return await callAsync('C_Verify', [data, signature], () => native.C_VerifyAsync(session, data, signature))
+      } catch (error) {
+        if (isTokenError(error, 'CKR_SIGNATURE_INVALID', 'CKR_SIGNATURE_LEN_RANGE')) return false
+        throw error
+      }
+    })
+  }
+
+  /** Fills `target` from the token's random number generator (synchronous, as WebCrypto's is). */
+  generateRandom(target: Buffer): void {
+    this.#pool.withSessionSync((session) => {
+      callSync('C_GenerateRandom', () => this.#module.native.C_GenerateRandom(session, target))
+    })
+  }
+
+  /** Handles of the objects matching `template`; cached until objects are created or destroyed. */
+  findObjects(template: Template): Promise<Handle[]> {
+    const cached = this.#objects.found(template)
+    if (cached) return Promise.resolve(cached)
+    return this.#pool.withSession((session) => {
+      const native = this.#module.native
+      callSync('C_FindObjectsInit', () => native.C_FindObjectsInit(session, template))
+      try {
+        const handles: Handle[] = []
+        for (let batch; (batch = callSync('C_FindObjects', () => native.C_FindObjects(session, 100))).length > 0;) {
+          handles.push(...batch)
+        }
+        return this.#objects.remember(template, handles)
+      } finally {
+        native.C_FindObjectsFinal(session)
+      }
+    })
+  }
+
+  /**
+   * The values of the attributes `types` of one object; an attribute the object lacks or keeps
+   * secret comes back undefined. Values are cached: read only public, unchanging attributes here.
+   */
+  getAttributes(handle: Handle, types: number[]): Promise<Map<number, Buffer | undefined>> {
+    const cached = this.#objects.attributes(handle, types)
+    if (cached) return Promise.resolve(cached)
+    return this.#pool.withSession((session) => {
+      const native = this.#module.native
+      const read = (wanted: number[]) => callSync('C_GetAttributeValue', () =>
+        native.C_GetAttributeValue(session, handle, wanted.map((type) => ({ type }))))
+      let values: Map<number, Buffer | undefined>
+      try {
+        values = new Map(read(types).map(({ type, value }) => [type, value]))
+      } catch (error) {
+        // One missing or sensitive attribute fails the whole call: read them one by one.
+        if (!isTokenError(error, 'CKR_ATTRIBUTE_TYPE_INVALID', 'CKR_ATTRIBUTE_SENSITIVE')) throw error
+        values = new Map(types.map((type) => {
+          try {
+            return [type, read([type])[0].value]
+          } catch (inner) {
+            if (isTokenError(inner, 'CKR_ATTRIBUTE_TYPE_INVALID', 'CKR_ATTRIBUTE_SENSITIVE')) return [type, undefined]
+            throw inner
+          }
+        }))
+      }
+      return this.#objects.rememberAttributes(handle, values)
+    })
+  }
+
+  /** Logs out (when this is the last user of the token in the process) and closes every session. */
+  close(): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#pool.close()
+    this.#module.release()
+  }
+
+  #login(pin: string | undefined): void {
+    const required = (this.slot.token!.flags & CKF_LOGIN_REQUIRED) !== 0
+    if (pin === undefined) {
+      if (required) throw new ConfigurationError(`token "${this.slot.token!.label}" requires a PIN (pin, pinFile, PKCS11_PIN or PKCS11_PIN_FILE)`)
+      return
+    }
+    this.#pool.withSessionSync((session) => {
+      try {
+        callSync('C_Login', () => this.#module.native.C_Login(session, C.CKU_USER, pin))
+      } catch (error) {
+        // Another user of this token in the process logged in already: the login state is shared.
+        if (!isTokenError(error, 'CKR_USER_ALREADY_LOGGED_IN')) throw error
+      }
+    })
+  }
+}
+
+function sessionLimit(slot: SlotDescription, requested = DEFAULT_MAX_SESSIONS): number {
+  const tokenLimit = slot.token!.maxSessionCount
+  if (tokenLimit === CK_EFFECTIVELY_INFINITE || UNAVAILABLE.includes(tokenLimit)) return requested
+  return Math.min(requested, tokenLimit)
+}

@@ -1,0 +1,78 @@
+/**
+ * The base of every token signature algorithm. It does the WebCrypto specification's checks once
+ * (algorithm name, key usage) and turns token failures into OperationError; each algorithm only
+ * says which mechanism signs and what bytes it takes.
+ */
+import { createHash } from 'node:crypto'
+import type { Mechanism } from '../../pkcs11/binding.js'
+import type { Token } from '../../pkcs11/token.js'
+import { copyBytes, toArrayBuffer } from '../../lib/buffer.js'
+import type { HashName, NormalizedAlgorithm } from '../algorithm.js'
+import { TokenCryptoKey } from '../crypto-key.js'
+import { invalidAccess, operationError } from '../errors.js'
+
+/** What the token is asked to do: sign `input` with `mechanism`. */
+export interface SignatureStep {
+  mechanism: Mechanism
+  input: Buffer
+}
+
+export abstract class SignatureAlgorithm {
+  /** The WebCrypto name, e.g. 'RSASSA-PKCS1-v1_5'. */
+  abstract readonly name: string
+
+  /**
+   * Normalizes the algorithm's own members (TypeError / NotSupportedError as the spec says).
+   * Most signature algorithms have none.
+   */
+  normalize(algorithm: NormalizedAlgorithm): NormalizedAlgorithm {
+    return algorithm
+  }
+
+  /** True when `token` has a mechanism for this algorithm with `hash` (for the key's own hash). */
+  abstract isSupportedBy(token: Token, hash?: HashName): boolean
+
+  /** The mechanism and input that make this algorithm's signature with `key` on `token`. */
+  protected abstract step(algorithm: NormalizedAlgorithm, key: TokenCryptoKey, data: Buffer, token: Token): SignatureStep
+
+  async sign(algorithm: NormalizedAlgorithm, key: TokenCryptoKey, data: BufferSource): Promise<ArrayBuffer> {
+    const bytes = copyBytes(data)
+    const object = this.#check(algorithm, key, 'sign')
+    const { mechanism, input } = this.step(algorithm, key, bytes, object.token)
+    try {
+      return toArrayBuffer(await object.token.sign(object.handle, mechanism, input, object.outputLength))
+    } catch (error) {
+      throw operationError(error)
+    }
+  }
+
+  async verify(algorithm: NormalizedAlgorithm, key: TokenCryptoKey, signature: BufferSource, data: BufferSource): Promise<boolean> {
+    const sig = copyBytes(signature, 'signature')
+    const bytes = copyBytes(data)
+    const object = this.#check(algorithm, key, 'verify')
+    const { mechanism, input } = this.step(algorithm, key, bytes, object.token)
+    try {
+      return await object.token.verify(object.handle, mechanism, input, sig)
+    } catch (error) {
+      throw operationError(error)
+    }
+  }
+
+  #check(algorithm: NormalizedAlgorithm, key: TokenCryptoKey, usage: KeyUsage) {
+    if (algorithm.name !== key.algorithm.name) {
+      throw invalidAccess(`the key is for ${key.algorithm.name}, not ${algorithm.name}`)
+    }
+    if (!key.usages.includes(usage)) throw invalidAccess(`the key's usages do not include "${usage}"`)
+    return TokenCryptoKey.objectOf(key)!
+  }
+}
+
+/** Hashes in software, for tokens that sign only a precomputed digest (CKM_ECDSA, CKM_RSA_PKCS). */
+export function digest(hash: HashName, data: Buffer): Buffer {
+  return createHash(hash.replace('-', '').toLowerCase()).update(data).digest()
+}
+
+/** The key's own hash, as RSA and HMAC keys carry it. */
+export function keyHash(key: CryptoKey): HashName {
+  return (key.algorithm as KeyAlgorithm & { hash: { name: HashName } }).hash.name
+}

@@ -1,0 +1,55 @@
+/**
+ * CryptoKey objects whose key material stays on the token. They carry the WebCrypto description
+ * (type, algorithm, usages) that jose and other libraries inspect, and privately the token object.
+ */
+import type { Handle } from '../pkcs11/binding.js'
+import type { Token } from '../pkcs11/token.js'
+
+/** Where a key lives: the token, the object handle, and the size of its results in bytes. */
+export interface TokenObject {
+  readonly token: Token
+  readonly handle: Handle
+  /** Bytes of a signature made with the key (RSA: modulus length; EC: 2 x coordinate size). */
+  readonly outputLength: number
+}
+
+/**
+ * A non-extractable CryptoKey held by a token.
+ *
+ * @example
+ * const { privateKey } = await hsm.keys.get({ label: 'signer' })
+ * privateKey instanceof TokenCryptoKey       // true
+ * Object.prototype.toString.call(privateKey) // '[object CryptoKey]', what jose checks
+ */
+export class TokenCryptoKey implements CryptoKey {
+  readonly type: KeyType
+  readonly extractable = false
+  readonly algorithm: KeyAlgorithm
+  readonly usages: KeyUsage[]
+  readonly #object: TokenObject
+
+  constructor(object: TokenObject, type: KeyType, algorithm: KeyAlgorithm, usages: KeyUsage[]) {
+    this.#object = object
+    this.type = type
+    this.algorithm = deepFreeze(algorithm)
+    this.usages = usages
+    Object.freeze(this)
+  }
+
+  get [Symbol.toStringTag](): string {
+    return 'CryptoKey'
+  }
+
+  /** The token object behind `key`, or undefined when `key` is not a token key. */
+  static objectOf(key: unknown): TokenObject | undefined {
+    return key instanceof Object && #object in key ? (key as TokenCryptoKey).#object : undefined
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !ArrayBuffer.isView(value)) {
+    Object.values(value).forEach(deepFreeze)
+    Object.freeze(value)
+  }
+  return value
+}
