@@ -2,7 +2,7 @@
  * A loaded PKCS#11 library. C_Initialize is process-wide, so one Pkcs11Module exists per library
  * path and is finalized only when its last user releases it.
  */
-import { existsSync } from 'node:fs'
+import { existsSync, realpathSync } from 'node:fs'
 import { ModuleLoadError } from '../errors.js'
 import { C, NativeModule, callSync, isTokenError, type PKCS11 } from './binding.js'
 
@@ -28,7 +28,10 @@ export class Pkcs11Module {
    * const module = Pkcs11Module.acquire('/usr/lib/softhsm/libsofthsm2.so')
    * try { console.log(module.native.C_GetInfo()) } finally { module.release() }
    */
-  static acquire(path: string): Pkcs11Module {
+  static acquire(requested: string): Pkcs11Module {
+    if (!existsSync(requested)) throw new ModuleLoadError(`PKCS#11 module not found: ${requested}`)
+    // One library reached by two paths (a symlink) is still one C_Initialize.
+    const path = realpathSync(requested)
     let module = loaded.get(path)
     if (!module) {
       const { native, initializedHere } = load(path)
@@ -52,7 +55,6 @@ export class Pkcs11Module {
 }
 
 function load(path: string): { native: PKCS11, initializedHere: boolean } {
-  if (!existsSync(path)) throw new ModuleLoadError(`PKCS#11 module not found: ${path}`)
   const native = new NativeModule()
   try {
     native.load(path)

@@ -1,0 +1,55 @@
+/** The key options of sign, verify and jwks: `--key LABEL|pkcs11:URI` or `--key-id HEX`. */
+import type { Command } from 'commander'
+import type { Pkcs11Crypto } from '../pkcs11-crypto.js'
+import type { KeySelector, TokenKey } from '../keys/key-store.js'
+import { joseNameOf } from '../keys/jose-algorithms.js'
+import { FailureError, UsageError } from './errors.js'
+
+export interface KeyFlags {
+  key?: string
+  keyId?: string
+}
+
+/** Adds --key and --key-id to `command`. */
+export function addKeyOptions(command: Command): Command {
+  return command
+    .option('--key <label|uri>', 'key label, or a pkcs11: URI with object= / id=')
+    .option('--key-id <hex>', 'key CKA_ID in hex')
+}
+
+/** The key selector of the flags; undefined when none is given and `required` is false. */
+export function keySelector(flags: KeyFlags, required: true): KeySelector
+export function keySelector(flags: KeyFlags, required: boolean): KeySelector | undefined
+export function keySelector(flags: KeyFlags, required: boolean): KeySelector | undefined {
+  if (flags.key !== undefined && flags.keyId !== undefined) throw new UsageError('give --key or --key-id, not both')
+  if (flags.keyId !== undefined) {
+    const id = flags.keyId.replace(/^0x/i, '').replace(/:/g, '')
+    if (!/^([0-9a-f]{2})+$/i.test(id)) throw new UsageError(`--key-id ${JSON.stringify(flags.keyId)} is not even-length hex`)
+    return { id: id.toLowerCase() }
+  }
+  if (flags.key !== undefined) {
+    if (flags.key === '') throw new UsageError('--key is empty')
+    return flags.key
+  }
+  if (required) throw new UsageError('name a key with --key LABEL|pkcs11:URI or --key-id HEX')
+  return undefined
+}
+
+/** How a selector reads in messages. */
+export function describeSelector(selector: KeySelector): string {
+  if (typeof selector === 'string') return selector.startsWith('pkcs11:') ? selector : `"${selector}"`
+  return 'id' in selector ? `id ${selector.id}` : `"${selector.label}"`
+}
+
+/**
+ * The key for `alg`, or for the key's default JOSE algorithm (the first it can sign with on this
+ * token) when `alg` is undefined; returns the key and the JOSE name.
+ */
+export async function keyForAlgorithm(hsm: Pkcs11Crypto, selector: KeySelector, alg: string | undefined): Promise<{ key: TokenKey, alg: string }> {
+  if (alg !== undefined) return { key: await hsm.keys.get(selector, { algorithm: alg }), alg }
+  const plain = await hsm.keys.get(selector)
+  const info = (await hsm.keys.list()).find((k) => k.id === plain.id && k.label === plain.label)
+  const chosen = info?.algorithms[0] ?? joseNameOf(plain.privateKey.algorithm as { name: string, hash?: { name: string }, namedCurve?: string })
+  if (!chosen) throw new FailureError(`key ${describeSelector(selector)} can sign with no JOSE algorithm on this token`)
+  return { key: await hsm.keys.get(selector, { algorithm: chosen }), alg: chosen }
+}

@@ -1,0 +1,28 @@
+/** What the CLI prints on stdout: aligned tables and JSON. */
+
+/** Writes `text` and a newline on stdout. */
+export function printLine(text: string): void {
+  process.stdout.write(`${text}\n`)
+}
+
+/** Pretty JSON (two spaces) on stdout; bigints are written as decimal strings. */
+export function printJson(value: unknown): void {
+  printLine(JSON.stringify(value, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2))
+}
+
+/**
+ * A table with a header row, columns padded to their widest cell.
+ *
+ * @example
+ * formatTable(['ID', 'LABEL'], [['01', 'rsa']])  // 'ID  LABEL\n01  rsa'
+ */
+export function formatTable(headers: string[], rows: string[][]): string {
+  const widths = headers.map((header, column) => Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length)))
+  const line = (cells: string[]) => cells.map((cell, column) => (column === cells.length - 1 ? cell : cell.padEnd(widths[column]))).join('  ').trimEnd()
+  return [line(headers), ...rows.map(line)].join('\n')
+}
+
+/** Prints a table on stdout. */
+export function printTable(headers: string[], rows: string[][]): void {
+  printLine(formatTable(headers, rows))
+}

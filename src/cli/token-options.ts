@@ -1,0 +1,87 @@
+/**
+ * The token options every command shares, and how they become `Pkcs11Crypto.open` options.
+ * The library itself reads PKCS11_MODULE, PKCS11_TOKEN, PKCS11_PIN and PKCS11_PIN_FILE.
+ */
+import { readFileSync } from 'node:fs'
+import { InvalidArgumentError, type Command } from 'commander'
+import type { OpenOptions } from '../config/options.js'
+import type { TokenSelector } from '../pkcs11/slots.js'
+import { devTokenOptions, environmentNamesNoToken } from './dev-token.js'
+import { UsageError, rememberSecret } from './errors.js'
+
+/** The shared options as commander parses them. */
+export interface TokenFlags {
+  module?: string
+  token?: string
+  serial?: string
+  slotIndex?: number
+  config?: string
+  uri?: string
+  pin?: string
+  pinFile?: string
+}
+
+/** Parses a non-negative integer option value. */
+export function parseIndex(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('not a non-negative integer')
+  return Number(value)
+}
+
+/** Adds the token options to `command`. */
+export function addTokenOptions(command: Command): Command {
+  return command
+    .option('--module <path>', 'PKCS#11 module (library) to load (env PKCS11_MODULE)')
+    .option('--token <label>', 'token label (env PKCS11_TOKEN)')
+    .option('--serial <serial>', 'token serial number')
+    .option('--slot-index <n>', 'index in the slot list (as Java\'s slotListIndex)', parseIndex)
+    .option('--config <file>', 'Java SunPKCS11 config file (name, library, slot / slotListIndex)')
+    .option('--uri <uri>', 'RFC 7512 pkcs11: URI (token=..., module-path=..., pin-value=...)')
+    .option('--pin <pin>', 'user PIN (env PKCS11_PIN; prefer --pin-file)')
+    .option('--pin-file <file>', 'file holding the user PIN (env PKCS11_PIN_FILE)')
+}
+
+/** True when the flags name a module, token, config, URI or PIN. */
+function flagsNameToken(flags: TokenFlags): boolean {
+  return [flags.module, flags.token, flags.serial, flags.slotIndex, flags.config, flags.uri, flags.pin, flags.pinFile].some((v) => v !== undefined)
+}
+
+/** Remembers every PIN the flags or the environment could carry, so no message ever shows it. */
+function rememberPins(flags: TokenFlags): void {
+  rememberSecret(flags.pin)
+  rememberSecret(process.env.PKCS11_PIN)
+  for (const file of [flags.pinFile, process.env.PKCS11_PIN_FILE]) {
+    if (!file) continue
+    try {
+      rememberSecret(readFileSync(file, 'utf8').replace(/\r?\n$/, ''))
+    } catch {
+      // the library reports an unreadable PIN file
+    }
+  }
+  if (flags.uri) {
+    const match = /[?&;]pin-value=([^&]*)/.exec(flags.uri)
+    if (match) {
+      rememberSecret(match[1])
+      try { rememberSecret(decodeURIComponent(match[1])) } catch { /* not percent-encoded */ }
+    }
+  }
+}
+
+/**
+ * `Pkcs11Crypto.open` options for the flags; with no flag and no PKCS11_* environment, those of
+ * the built-in development token.
+ *
+ * @example
+ * const hsm = await Pkcs11Crypto.open(openOptions({ config: 'hsm.cfg', pinFile: 'pin.txt' }))
+ */
+export function openOptions(flags: TokenFlags): OpenOptions {
+  rememberPins(flags)
+  const selectors = [flags.token, flags.serial, flags.slotIndex].filter((v) => v !== undefined)
+  if (selectors.length > 1) throw new UsageError('give at most one of --token, --serial and --slot-index')
+  if (flags.pin !== undefined && flags.pinFile !== undefined) throw new UsageError('give --pin or --pin-file, not both')
+  if (!flagsNameToken(flags) && environmentNamesNoToken()) return devTokenOptions()
+  let token: TokenSelector | undefined
+  if (flags.token !== undefined) token = { label: flags.token }
+  else if (flags.serial !== undefined) token = { serial: flags.serial }
+  else if (flags.slotIndex !== undefined) token = { slotIndex: flags.slotIndex }
+  return { library: flags.module, token, config: flags.config, uri: flags.uri, pin: flags.pin, pinFile: flags.pinFile }
+}
