@@ -58,6 +58,16 @@ export class KeyNotFoundError extends Pkcs11WebCryptoError {
   }
 }
 
+/**
+ * The key has CKA_ALWAYS_AUTHENTICATE and no key PIN was given: pass `keyPin` to `keys.get`, or as
+ * a member of the sign call's algorithm.
+ */
+export class KeyPinRequiredError extends Pkcs11WebCryptoError {
+  constructor() {
+    super('ERR_PKCS11_KEY_PIN_REQUIRED', 'the key needs its own PIN for every use (CKA_ALWAYS_AUTHENTICATE): give keyPin')
+  }
+}
+
 /** The instance was closed; open a new one. */
 export class ClosedError extends Pkcs11WebCryptoError {
   constructor() {

@@ -6,23 +6,33 @@ import { inspect } from 'node:util'
 import { resolveOptions, type OpenOptions } from './config/options.js'
 import { ClosedError } from './errors.js'
 import { KeyStore } from './keys/key-store.js'
+import type { CertificateStore } from './keys/certificate-store.js'
 import { Token } from './pkcs11/token.js'
 import { buildJwks, type JwksOptions, type PublishedJwk } from './keys/jwks.js'
 import { installGlobal } from './webcrypto/install-global.js'
-import { routingSubtle } from './webcrypto/subtle.js'
+import { RoutingSubtleCrypto } from './webcrypto/subtle.js'
+import { TokenKeyFactory } from './keys/key-factory.js'
 
 const INTEGER_ARRAYS = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, BigInt64Array, BigUint64Array]
 
 export class Pkcs11Crypto implements Crypto {
-  /** Token keys go to the token; every other key to Node's WebCrypto. */
-  readonly subtle: SubtleCrypto = routingSubtle
+  /**
+   * Token keys go to the token; every other key to Node's WebCrypto. `generateKey` and
+   * `importKey` make keys on this token.
+   */
+  readonly subtle: SubtleCrypto
   /** The keys on the token. */
   readonly keys: KeyStore
+  /** The certificates on the token: self-signed, CSRs, imported chains. */
+  readonly certificates: CertificateStore
   readonly #token: Token
 
   private constructor(token: Token) {
     this.#token = token
-    this.keys = new KeyStore(token)
+    const factory = new TokenKeyFactory(token)
+    this.subtle = new RoutingSubtleCrypto(factory) as unknown as SubtleCrypto
+    this.keys = new KeyStore(token, factory, this)
+    this.certificates = this.keys.certificates
   }
 
   /**
@@ -95,7 +105,7 @@ export class Pkcs11Crypto implements Crypto {
 
   /** Closes every session; the module is finalized when no other instance uses it. */
   async close(): Promise<void> {
-    this.#token.close()
+    await this.#token.close()
   }
 
   get [Symbol.toStringTag](): string {

@@ -37,11 +37,29 @@ describe('500 concurrent signs', () => {
     const ec = await hsm.keys.get({ label: 'p384' })
     const ed = await hsm.keys.get({ label: 'ed25519' })
     const data = new Uint8Array(100)
-    const all = await Promise.all(Array.from({ length: 60 }, (_, i) => [
-      hsm.subtle.sign({ name: 'RSA-PSS', saltLength: 32 }, rsa.privateKey, data),
-      hsm.subtle.sign({ name: 'ECDSA', hash: 'SHA-384' }, ec.privateKey, data),
-      hsm.subtle.sign('Ed25519', ed.privateKey, data),
-    ][i % 3]))
-    assert.equal(all.length, 60)
+    const sign = [
+      () => hsm.subtle.sign({ name: 'RSA-PSS', saltLength: 32 }, rsa.privateKey, data),
+      () => hsm.subtle.sign({ name: 'ECDSA', hash: 'SHA-384' }, ec.privateKey, data),
+      () => hsm.subtle.sign('Ed25519', ed.privateKey, data),
+    ]
+    const all = await Promise.all(Array.from({ length: 60 }, (_, i) => sign[i % 3]()))
+    assert.deepEqual(all.map((s) => s.byteLength), Array.from({ length: 60 }, (_, i) => [256, 96, 64][i % 3]))
+  })
+
+  test('close() waits for signatures under way, then refuses new ones', async () => {
+    const other = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: 'busy' }, pin: PIN, maxSessions: 3 })
+    const { privateKey } = await other.keys.get({ label: 'rsa' })
+    const running = Promise.allSettled(Array.from({ length: 40 }, () => other.subtle.sign('RSASSA-PKCS1-v1_5', privateKey, new Uint8Array(8))))
+    await new Promise((resolve) => setImmediate(resolve))
+    await other.close()
+    const outcomes = await running
+    // Those holding a session finished; those still queued were told the instance closed.
+    assert.ok(outcomes.some((o) => o.status === 'fulfilled'))
+    for (const o of outcomes.filter((o) => o.status === 'rejected')) assert.equal(o.reason.cause?.code, 'ERR_PKCS11_CLOSED')
+    assert.equal(other.openSessions, 0)
+    await assert.rejects(other.subtle.sign('RSASSA-PKCS1-v1_5', privateKey, new Uint8Array(8)), { name: 'OperationError' })
+    // The first instance, on the same token and module, is untouched.
+    const { privateKey: mine } = await hsm.keys.get({ label: 'p256' })
+    assert.equal((await hsm.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, mine, new Uint8Array(8))).byteLength, 64)
   })
 })

@@ -2,7 +2,7 @@
 import type { Command } from 'commander'
 import type { Pkcs11Crypto } from '../pkcs11-crypto.js'
 import type { KeySelector, TokenKey } from '../keys/key-store.js'
-import { joseNameOf } from '../keys/jose-algorithms.js'
+import { JOSE_ALGORITHMS, joseNameOf } from '../keys/jose-algorithms.js'
 import { FailureError, UsageError } from './errors.js'
 
 export interface KeyFlags {
@@ -52,4 +52,9 @@ export async function keyForAlgorithm(hsm: Pkcs11Crypto, selector: KeySelector, 
   const chosen = info?.algorithms[0] ?? joseNameOf(plain.privateKey.algorithm as { name: string, hash?: { name: string }, namedCurve?: string })
   if (!chosen) throw new FailureError(`key ${describeSelector(selector)} can sign with no JOSE algorithm on this token`)
   return { key: await hsm.keys.get(selector, { algorithm: chosen }), alg: chosen }
+}
+
+/** A UsageError unless `alg` is a JOSE algorithm name this library knows. */
+export function checkAlgorithm(alg: string): void {
+  if (!Object.hasOwn(JOSE_ALGORITHMS, alg)) throw new UsageError(`unknown algorithm ${JSON.stringify(alg)}; one of ${Object.keys(JOSE_ALGORITHMS).join(', ')}`)
 }

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { InvalidArgumentError, type Command } from 'commander'
 import type { OpenOptions } from '../config/options.js'
+import { Pkcs11Crypto } from '../pkcs11-crypto.js'
 import type { TokenSelector } from '../pkcs11/slots.js'
 import { devTokenOptions, environmentNamesNoToken } from './dev-token.js'
 import { UsageError, rememberSecret } from './errors.js'
@@ -84,4 +85,14 @@ export function openOptions(flags: TokenFlags): OpenOptions {
   else if (flags.serial !== undefined) token = { serial: flags.serial }
   else if (flags.slotIndex !== undefined) token = { slotIndex: flags.slotIndex }
   return { library: flags.module, token, config: flags.config, uri: flags.uri, pin: flags.pin, pinFile: flags.pinFile }
+}
+
+/** Opens the token of the flags, runs `use`, and closes it again. */
+export async function withToken<T>(flags: TokenFlags, use: (hsm: Pkcs11Crypto) => Promise<T>): Promise<T> {
+  const hsm = await Pkcs11Crypto.open(openOptions(flags))
+  try {
+    return await use(hsm)
+  } finally {
+    await hsm.close()
+  }
 }

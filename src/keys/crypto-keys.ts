@@ -1,45 +1,95 @@
 /**
- * CryptoKey objects for a key found on the token: the private (or secret) key stays there as a
+ * CryptoKey objects for a key on the token: the private (or secret) key stays there as a
  * TokenCryptoKey; the public key is an ordinary extractable Node CryptoKey, so verifying and
  * exporting it need no device.
  */
 import { webcrypto } from 'node:crypto'
 import type { Token } from '../pkcs11/token.js'
-import { hashLength } from '../webcrypto/algorithm.js'
+import { hashLength, type HashName } from '../webcrypto/algorithm.js'
 import { TokenCryptoKey } from '../webcrypto/crypto-key.js'
-import { invalidAccess } from '../webcrypto/errors.js'
-import { describe, type KeyAlgorithmChoice } from './key-algorithm.js'
 import type { KeyDescription } from './key-description.js'
 
-const F4 = new Uint8Array([1, 0, 1])
+/** A WebCrypto algorithm fitted to one key. */
+export interface KeyAlgorithmChoice {
+  name: string
+  hash?: HashName
+  namedCurve?: string
+}
 
-/** The token-held CryptoKey for `key` used with `algorithm`. */
-export function tokenCryptoKey(token: Token, key: KeyDescription, algorithm: KeyAlgorithmChoice, publicJwk?: JsonWebKey): TokenCryptoKey {
-  const usages: KeyUsage[] = []
-  if (key.can.sign) usages.push('sign')
-  if (key.type === 'secret' && key.can.verify) usages.push('verify')
-  if (usages.length === 0) throw invalidAccess(`${describe(key)} may not sign (its CKA_SIGN is false)`)
-  return new TokenCryptoKey({ token, handle: key.handle, outputLength: outputLength(key, algorithm) }, key.type, keyAlgorithm(key, algorithm, publicJwk), usages)
+/** Usages a private (or secret) key may have, by WebCrypto algorithm; the public key gets the rest. */
+export const PRIVATE_USAGES: Readonly<Record<string, readonly KeyUsage[]>> = {
+  'RSASSA-PKCS1-v1_5': ['sign'],
+  'RSA-PSS': ['sign'],
+  'RSA-OAEP': ['decrypt', 'unwrapKey'],
+  ECDSA: ['sign'],
+  ECDH: ['deriveKey', 'deriveBits'],
+  Ed25519: ['sign'],
+  HMAC: ['sign', 'verify'],
+  'AES-GCM': ['encrypt', 'decrypt', 'wrapKey', 'unwrapKey'],
+  'AES-CBC': ['encrypt', 'decrypt', 'wrapKey', 'unwrapKey'],
+  'AES-CTR': ['encrypt', 'decrypt', 'wrapKey', 'unwrapKey'],
+  'AES-KW': ['wrapKey', 'unwrapKey'],
+}
+
+export const PUBLIC_USAGES: Readonly<Record<string, readonly KeyUsage[]>> = {
+  'RSASSA-PKCS1-v1_5': ['verify'],
+  'RSA-PSS': ['verify'],
+  'RSA-OAEP': ['encrypt', 'wrapKey'],
+  ECDSA: ['verify'],
+  ECDH: [],
+  Ed25519: ['verify'],
+}
+
+/** The usages the key's CKA_ flags allow for `algorithm`. */
+export function usagesAllowedBy(key: KeyDescription, algorithm: string): KeyUsage[] {
+  const flagOf: Record<KeyUsage, boolean> = {
+    sign: key.can.sign, verify: key.can.verify, decrypt: key.can.decrypt, unwrapKey: key.can.unwrap,
+    deriveKey: key.can.derive, deriveBits: key.can.derive, encrypt: false, wrapKey: false,
+  }
+  return (PRIVATE_USAGES[algorithm] ?? []).filter((usage) => flagOf[usage])
+}
+
+/**
+ * The token-held CryptoKey for `key` used with `algorithm` and `usages`.
+ * `keyPin` (CKA_ALWAYS_AUTHENTICATE keys) is kept inside the key, never shown.
+ */
+export function tokenCryptoKey(token: Token, key: KeyDescription, algorithm: KeyAlgorithmChoice, usages: KeyUsage[],
+  options: { publicJwk?: JsonWebKey, keyPin?: string, exportJwk?: () => Promise<JsonWebKey> } = {}): TokenCryptoKey {
+  return new TokenCryptoKey(
+    {
+      token,
+      handle: key.handle,
+      outputLength: outputLength(key, algorithm),
+      alwaysAuthenticate: key.alwaysAuthenticate,
+      keyPin: options.keyPin,
+      exportJwk: options.exportJwk,
+    },
+    key.type,
+    keyAlgorithm(key, algorithm, options.publicJwk),
+    usages,
+    options.exportJwk !== undefined,
+  )
 }
 
 /** The public key as a Node CryptoKey with the same algorithm, for verifying and export. */
-export function publicCryptoKey(jwk: JsonWebKey, algorithm: KeyAlgorithmChoice): Promise<CryptoKey> {
+export function publicCryptoKey(jwk: JsonWebKey, algorithm: KeyAlgorithmChoice, usages?: KeyUsage[]): Promise<CryptoKey> {
   const { name, hash, namedCurve } = algorithm
-  return webcrypto.subtle.importKey('jwk', jwk, { name, hash, namedCurve } as Algorithm, true, ['verify'])
+  return webcrypto.subtle.importKey('jwk', jwk, { name, hash, namedCurve } as Algorithm, true, usages ?? [...PUBLIC_USAGES[name] ?? []])
 }
 
 function keyAlgorithm(key: KeyDescription, { name, hash, namedCurve }: KeyAlgorithmChoice, publicJwk?: JsonWebKey): KeyAlgorithm {
   if (key.kty === 'RSA') {
-    const exponent = key.publicExponent ?? (publicJwk?.e ? Buffer.from(publicJwk.e, 'base64url') : undefined)
-    return { name, hash: { name: hash! }, modulusLength: key.bits!, publicExponent: exponent ? new Uint8Array(exponent) : F4 } as RsaHashedKeyAlgorithm
+    const exponent = key.publicExponent ?? (publicJwk?.e ? Buffer.from(publicJwk.e, 'base64url') : Buffer.from([1, 0, 1]))
+    return { name, hash: { name: hash! }, modulusLength: key.bits!, publicExponent: new Uint8Array(exponent) } as RsaHashedKeyAlgorithm
   }
-  if (key.kty === 'oct') return { name, hash: { name: hash! }, length: key.bits! } as HmacKeyAlgorithm
+  if (key.secret === 'generic') return { name, hash: { name: hash! }, length: key.bits! } as HmacKeyAlgorithm
+  if (key.secret === 'aes') return { name, length: key.bits! } as AesKeyAlgorithm
   if (namedCurve) return { name, namedCurve } as EcKeyAlgorithm
   return { name }
 }
 
 function outputLength(key: KeyDescription, algorithm: KeyAlgorithmChoice): number {
   if (key.kty === 'RSA') return Math.ceil(key.bits! / 8)
-  if (key.kty === 'oct') return hashLength(algorithm.hash!)
+  if (key.kty === 'oct') return algorithm.hash ? hashLength(algorithm.hash) : 0
   return 2 * key.curve!.size
 }

@@ -2,18 +2,13 @@
  * Which WebCrypto algorithm a token key is used with: the caller's choice (JOSE name or WebCrypto
  * algorithm) checked against what the key is, or the key's default.
  */
-import { canonicalName, hashName, toDictionary, type HashName } from '../webcrypto/algorithm.js'
+import { canonicalName, hashName, toDictionary } from '../webcrypto/algorithm.js'
+import type { KeyAlgorithmChoice } from './crypto-keys.js'
 import { invalidAccess } from '../webcrypto/errors.js'
 import { SIGNATURE_ALGORITHMS } from '../webcrypto/algorithms/index.js'
 import { JOSE_ALGORITHMS, defaultJoseAlgorithm, type KeyKind } from './jose-algorithms.js'
 import type { KeyDescription } from './key-description.js'
 
-/** A WebCrypto algorithm fitted to one key. */
-export interface KeyAlgorithmChoice {
-  name: string
-  hash?: HashName
-  namedCurve?: string
-}
 
 const KIND_OF: Record<string, KeyKind> = { 'RSASSA-PKCS1-v1_5': 'RSA', 'RSA-PSS': 'RSA', ECDSA: 'EC', Ed25519: 'OKP', HMAC: 'oct' }
 

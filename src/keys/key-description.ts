@@ -8,6 +8,8 @@ export interface KeyDescription {
   handle: Handle
   type: 'private' | 'secret'
   kty: KeyKind
+  /** For secret keys: an AES key, or a generic (HMAC) secret. */
+  secret?: 'aes' | 'generic'
   /** CKA_ID; may be empty. */
   id: Buffer
   label: string
@@ -19,16 +21,19 @@ export interface KeyDescription {
   publicExponent?: Buffer
   can: { sign: boolean, verify: boolean, decrypt: boolean, derive: boolean, unwrap: boolean }
   alwaysAuthenticate: boolean
+  /** CKA_EXTRACTABLE and not CKA_SENSITIVE: its value can be read, so WebCrypto may export it. */
+  exportable: boolean
 }
 
 const ATTRIBUTES = [
   C.CKA_CLASS, C.CKA_KEY_TYPE, C.CKA_ID, C.CKA_LABEL, C.CKA_SIGN, C.CKA_VERIFY, C.CKA_DECRYPT, C.CKA_DERIVE, C.CKA_UNWRAP,
   C.CKA_MODULUS, C.CKA_PUBLIC_EXPONENT, C.CKA_EC_PARAMS, C.CKA_VALUE_LEN, C.CKA_ALWAYS_AUTHENTICATE,
+  C.CKA_EXTRACTABLE, C.CKA_SENSITIVE,
 ]
 
 const KINDS = new Map<number, KeyKind>([
   [C.CKK_RSA, 'RSA'], [C.CKK_EC, 'EC'], [C.CKK_EC_EDWARDS, 'OKP'],
-  [C.CKK_GENERIC_SECRET, 'oct'], [C.CKK_SHA256_HMAC, 'oct'], [C.CKK_SHA384_HMAC, 'oct'], [C.CKK_SHA512_HMAC, 'oct'],
+  [C.CKK_GENERIC_SECRET, 'oct'], [C.CKK_SHA256_HMAC, 'oct'], [C.CKK_SHA384_HMAC, 'oct'], [C.CKK_SHA512_HMAC, 'oct'], [C.CKK_AES, 'oct'],
 ])
 
 /**
@@ -37,7 +42,8 @@ const KINDS = new Map<number, KeyKind>([
  */
 export async function describeKey(token: Token, handle: Handle): Promise<KeyDescription | undefined> {
   const a = await token.getAttributes(handle, ATTRIBUTES)
-  const kty = KINDS.get(ulong(a.get(C.CKA_KEY_TYPE)) ?? -1)
+  const keyType = ulong(a.get(C.CKA_KEY_TYPE)) ?? -1
+  const kty = KINDS.get(keyType)
   if (!kty) return undefined
   const flag = (type: number) => a.get(type)?.[0] === 1
   const modulus = a.get(C.CKA_MODULUS)
@@ -48,6 +54,7 @@ export async function describeKey(token: Token, handle: Handle): Promise<KeyDesc
     handle,
     type: ulong(a.get(C.CKA_CLASS)) === C.CKO_SECRET_KEY ? 'secret' : 'private',
     kty,
+    secret: kty === 'oct' ? (keyType === C.CKK_AES ? 'aes' : 'generic') : undefined,
     id: a.get(C.CKA_ID) ?? Buffer.alloc(0),
     label: a.get(C.CKA_LABEL)?.toString('utf8') ?? '',
     bits: modulus ? bitLength(modulus) : valueLength !== undefined ? valueLength * 8 : undefined,
@@ -56,6 +63,7 @@ export async function describeKey(token: Token, handle: Handle): Promise<KeyDesc
     publicExponent: a.get(C.CKA_PUBLIC_EXPONENT),
     can: { sign: flag(C.CKA_SIGN), verify: flag(C.CKA_VERIFY), decrypt: flag(C.CKA_DECRYPT), derive: flag(C.CKA_DERIVE), unwrap: flag(C.CKA_UNWRAP) },
     alwaysAuthenticate: flag(C.CKA_ALWAYS_AUTHENTICATE),
+    exportable: flag(C.CKA_EXTRACTABLE) && !flag(C.CKA_SENSITIVE),
   }
 }
 

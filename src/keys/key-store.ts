@@ -8,10 +8,15 @@ import { C, type Handle, type Template } from '../pkcs11/binding.js'
 import type { Token } from '../pkcs11/token.js'
 import type { HashName } from '../webcrypto/algorithm.js'
 import { SIGNATURE_ALGORITHMS } from '../webcrypto/algorithms/index.js'
-import { publicCryptoKey, tokenCryptoKey } from './crypto-keys.js'
+import { PRIVATE_USAGES, PUBLIC_USAGES, publicCryptoKey, tokenCryptoKey, usagesAllowedBy } from './crypto-keys.js'
+import { invalidAccess } from '../webcrypto/errors.js'
 import { JOSE_ALGORITHMS } from './jose-algorithms.js'
-import { chooseAlgorithm } from './key-algorithm.js'
+import { chooseAlgorithm, describe } from './key-algorithm.js'
 import { describeKey, type KeyDescription } from './key-description.js'
+import { CertificateStore, type CertificateOptions } from './certificate-store.js'
+import type { TokenKeyFactory } from './key-factory.js'
+import { TokenCryptoKey } from '../webcrypto/crypto-key.js'
+import { notSupported } from '../webcrypto/errors.js'
 import { findCertificate, findPublicPart } from './public-key.js'
 import { selectorTemplate, type KeySelector } from './selector.js'
 
@@ -33,6 +38,22 @@ export interface TokenKey {
 export interface KeyGetOptions {
   /** A JOSE name ('RS256', 'PS256', 'ES384', 'EdDSA', 'HS256') or a WebCrypto algorithm. Default from the key. */
   algorithm?: string | Algorithm | RsaHashedImportParams | EcKeyImportParams | HmacImportParams
+  /** The key's own PIN, for keys with CKA_ALWAYS_AUTHENTICATE (the Nimbus guide's `keyPin`). */
+  keyPin?: string
+}
+
+export interface KeyGenerateOptions {
+  /** A JOSE name ('ES256', 'RS256', 'EdDSA', 'HS256' ...) or WebCrypto key generation parameters. */
+  algorithm: string | RsaHashedKeyGenParams | EcKeyGenParams | HmacKeyGenParams | Algorithm
+  label?: string
+  /** CKA_ID in hex (default: SHA-1 of the public key). */
+  id?: string
+  /** RSA modulus size for a JOSE name (default 2048). */
+  modulusLength?: number
+  /** Keep it on the token (default true); false makes a session key. */
+  persistent?: boolean
+  /** Also make a self-signed certificate and store it beside the key (Java sees only such keys). */
+  certificate?: CertificateOptions
 }
 
 /** One line of `keys.list()`. */
@@ -48,11 +69,59 @@ export interface KeyInfo {
 }
 
 export class KeyStore {
+  /** Certificates beside the keys. */
+  readonly certificates: CertificateStore
   readonly #token: Token
+  readonly #factory: TokenKeyFactory
   readonly #resolved = new Map<string, Promise<TokenKey>>()
 
-  constructor(token: Token) {
+  constructor(token: Token, factory: TokenKeyFactory, crypto: Crypto) {
     this.#token = token
+    this.#factory = factory
+    this.certificates = new CertificateStore(token, this, crypto)
+  }
+
+  /**
+   * Generates a non-extractable key pair (or secret) on the token, with a self-signed certificate
+   * when asked.
+   *
+   * @example
+   * const { privateKey, certificate } = await hsm.keys.generate({ algorithm: 'ES256', label: 'signer', id: '0a', certificate: { subject: 'CN=signer' } })
+   */
+  async generate(options: KeyGenerateOptions): Promise<TokenKey> {
+    const jose = typeof options.algorithm === 'string' ? JOSE_ALGORITHMS[options.algorithm] : undefined
+    if (typeof options.algorithm === 'string' && !jose) throw notSupported(`${options.algorithm} is not a JOSE algorithm this library knows`)
+    const params = jose
+      ? { name: jose.name, hash: jose.hash, namedCurve: jose.namedCurve, modulusLength: options.modulusLength ?? 2048, publicExponent: new Uint8Array([1, 0, 1]) }
+      : options.algorithm as Algorithm
+    const storage = { label: options.label, id: options.id, persistent: options.persistent ?? true }
+    const usages = [...PRIVATE_USAGES[params.name] ?? [], ...PUBLIC_USAGES[params.name] ?? []]
+    const made = await this.#factory.generateKey({ ...params, ...storage }, false, usages)
+    const { handle } = TokenCryptoKey.objectOf('privateKey' in made ? made.privateKey : made)!
+    const keyId = (await this.#token.getAttributes(handle, [C.CKA_ID])).get(C.CKA_ID)!.toString('hex')
+    if (options.certificate) await this.certificates.createSelfSigned({ id: keyId }, options.certificate)
+    return this.get({ id: keyId }, { algorithm: typeof options.algorithm === 'string' ? options.algorithm : undefined })
+  }
+
+  /**
+   * Deletes the key with its public key and certificates (same CKA_ID); returns how many objects went.
+   *
+   * @example
+   * await hsm.keys.delete({ label: 'old-signer' })
+   */
+  async delete(selector: KeySelector): Promise<number> {
+    const key = await this.#find(selector)
+    const related = key.id.length
+      ? await this.#token.findObjects([{ type: C.CKA_ID, value: key.id }])
+      : [key.handle]
+    for (const handle of related) await this.#token.destroyObject(handle)
+    this.forget()
+    return related.length
+  }
+
+  /** Forgets the keys already resolved, so the next `get` reads the token again (after objects changed). */
+  forget(): void {
+    this.#resolved.clear()
   }
 
   /**
@@ -63,10 +132,11 @@ export class KeyStore {
    * const jwt = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'PS256' }).sign(privateKey)
    */
   get(selector: KeySelector, options: KeyGetOptions = {}): Promise<TokenKey> {
-    const cacheKey = JSON.stringify([selector, options.algorithm ?? null])
+    // The key PIN is part of the key it is given for, so it separates cache entries too.
+    const cacheKey = JSON.stringify([selector, options.algorithm ?? null, options.keyPin ?? null])
     let found = this.#resolved.get(cacheKey)
     if (!found) {
-      found = this.#resolve(selector, options.algorithm)
+      found = this.#resolve(selector, options)
       this.#resolved.set(cacheKey, found)
       found.catch(() => this.#resolved.delete(cacheKey))
     }
@@ -74,16 +144,20 @@ export class KeyStore {
   }
 
   /**
-   * Every private and secret key on the token that this library can use.
+   * The private and secret keys on the token that this library can use; `offset` / `limit` page
+   * through tokens that hold thousands.
    *
    * @example
    * for (const key of await hsm.keys.list()) console.log(key.label, key.kty, key.algorithms)
    */
-  async list(): Promise<KeyInfo[]> {
-    const handles = [
+  async list(page: { offset?: number, limit?: number } = {}): Promise<KeyInfo[]> {
+    const all = [
       ...await this.#token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_PRIVATE_KEY }]),
       ...await this.#token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_SECRET_KEY }]),
     ]
+    // Handles are cheap; describing a key costs attribute reads, so only the page is described.
+    const offset = page.offset ?? 0
+    const handles = all.slice(offset, page.limit === undefined ? undefined : offset + page.limit)
     const infos: KeyInfo[] = []
     for (const handle of handles) {
       const key = await describeKey(this.#token, handle)
@@ -104,11 +178,13 @@ export class KeyStore {
     return infos
   }
 
-  async #resolve(selector: KeySelector, algorithm: unknown): Promise<TokenKey> {
+  async #resolve(selector: KeySelector, options: KeyGetOptions): Promise<TokenKey> {
     const key = await this.#find(selector)
-    const choice = chooseAlgorithm(algorithm, key)
+    const choice = chooseAlgorithm(options.algorithm, key)
     const { jwk, certificate } = await findPublicPart(this.#token, key)
-    const privateKey = tokenCryptoKey(this.#token, key, choice, jwk)
+    const usages = usagesAllowedBy(key, choice.name)
+    if (usages.length === 0) throw invalidAccess(`${describe(key)} may not be used with ${choice.name} (its CKA_ usage flags forbid it)`)
+    const privateKey = tokenCryptoKey(this.#token, key, choice, usages, { publicJwk: jwk, keyPin: options.keyPin })
     const publicKey = jwk && key.type === 'private' ? await publicCryptoKey(jwk, choice) : undefined
     const label = key.label || (certificate ? await this.#certificateLabel(key.id) : '')
     return { privateKey, publicKey, certificate, id: key.id.toString('hex'), label }
@@ -143,7 +219,8 @@ export class KeyStore {
   }
 
   #algorithmsOf(key: KeyDescription): string[] {
-    if (!key.can.sign) return []
+    // RFC 7518 asks for RSA keys of 2048 bits or more, and jose refuses smaller ones.
+    if (!key.can.sign || key.secret === 'aes' || (key.kty === 'RSA' && key.bits! < 2048)) return []
     return Object.entries(JOSE_ALGORITHMS)
       .filter(([name, a]) => name !== 'Ed25519' && a.kty === key.kty && (a.kty !== 'EC' || a.namedCurve === key.curve?.name))
       .filter(([, a]) => key.kty !== 'OKP' || key.curve?.name === 'Ed25519')

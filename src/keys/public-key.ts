@@ -4,9 +4,9 @@
  */
 import { createPublicKey } from 'node:crypto'
 import { X509Certificate } from '../lib/x509.js'
-import { C, type Template } from '../pkcs11/binding.js'
+import { C, type Handle, type Template } from '../pkcs11/binding.js'
 import type { Token } from '../pkcs11/token.js'
-import { unwrapPoint } from './curves.js'
+import { unwrapPoint, type Curve } from './curves.js'
 import type { KeyDescription } from './key-description.js'
 
 export interface PublicPart {
@@ -34,20 +34,30 @@ export async function findCertificate(token: Token, key: Pick<KeyDescription, 'i
 async function fromPublicKeyObject(token: Token, key: KeyDescription): Promise<JsonWebKey | undefined> {
   if (key.type !== 'private') return undefined
   const [handle] = await token.findObjects(sameKey(C.CKO_PUBLIC_KEY, key))
-  if (!handle) return undefined
+  return handle ? (await readPublicKey(token, handle, key))?.jwk : undefined
+}
+
+/**
+ * The public key object `handle` as a JWK, and its raw value (RSA modulus, EC point): the bytes
+ * tools hash into a CKA_ID.
+ */
+export async function readPublicKey(token: Token, handle: Handle, key: Pick<KeyDescription, 'kty' | 'curve'>): Promise<{ jwk: JsonWebKey, raw: Buffer } | undefined> {
   const a = await token.getAttributes(handle, [C.CKA_MODULUS, C.CKA_PUBLIC_EXPONENT, C.CKA_EC_POINT])
-  if (key.kty === 'RSA') return rsaJwk(a.get(C.CKA_MODULUS), a.get(C.CKA_PUBLIC_EXPONENT))
+  if (key.kty === 'RSA') {
+    const jwk = rsaJwk(a.get(C.CKA_MODULUS), a.get(C.CKA_PUBLIC_EXPONENT))
+    return jwk && { jwk, raw: a.get(C.CKA_MODULUS)! }
+  }
   const point = a.get(C.CKA_EC_POINT)
   if (!point || !key.curve) return undefined
   const raw = unwrapPoint(point, key.curve)
-  if (key.curve.kty === 'OKP') return { kty: 'OKP', crv: key.curve.name, x: raw.toString('base64url') }
-  const { size } = key.curve
-  return {
-    kty: 'EC',
-    crv: key.curve.name,
-    x: raw.subarray(1, 1 + size).toString('base64url'),
-    y: raw.subarray(1 + size).toString('base64url'),
-  }
+  return { jwk: pointToJwk(raw, key.curve), raw }
+}
+
+/** A raw EC point (04||x||y) or Edwards public key as a JWK. */
+export function pointToJwk(raw: Buffer, curve: Curve): JsonWebKey {
+  if (curve.kty === 'OKP') return { kty: 'OKP', crv: curve.name, x: raw.toString('base64url') }
+  const { size } = curve
+  return { kty: 'EC', crv: curve.name, x: raw.subarray(1, 1 + size).toString('base64url'), y: raw.subarray(1 + size).toString('base64url') }
 }
 
 function fromPrivateKey(key: KeyDescription): JsonWebKey | undefined {

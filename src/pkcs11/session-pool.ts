@@ -17,6 +17,8 @@ export class SessionPool {
   readonly #waiting: Array<{ resolve: (session: Handle) => void, reject: (error: Error) => void }> = []
   #open = 0
   #closed = false
+  /** Resolves when, after close(), the last borrowed session has come back and been closed. */
+  #drained?: () => void
 
   constructor(native: PKCS11, slot: Handle, size: number) {
     this.#native = native
@@ -71,11 +73,15 @@ export class SessionPool {
     }
   }
 
-  /** Closes every session; callers still waiting get a ClosedError. */
-  close(): void {
+  /**
+   * Closes every session. Callers still waiting get a ClosedError; operations under way finish
+   * first (their sessions close as they come back), so the module is never finalized under them.
+   */
+  close(): Promise<void> {
     this.#closed = true
     for (const waiter of this.#waiting.splice(0)) waiter.reject(new ClosedError())
     for (const session of this.#idle.splice(0)) this.#closeSession(session)
+    return this.#open === 0 ? Promise.resolve() : new Promise((resolve) => { this.#drained = resolve })
   }
 
   #acquire(): Promise<Handle> {
@@ -122,11 +128,11 @@ export class SessionPool {
   }
 
   #closeSession(session: Handle): void {
-    this.#open--
     try {
       this.#native.C_CloseSession(session)
     } catch {
       // The session is gone already (device removed, handle invalid): nothing left to release.
     }
+    if (--this.#open === 0) this.#drained?.()
   }
 }

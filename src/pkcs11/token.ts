@@ -59,7 +59,7 @@ export class Token {
       token.#login(options.pin)
       return token
     } catch (error) {
-      pool?.close()
+      void pool?.close()
       module.release()
       throw error
     }
@@ -78,11 +78,15 @@ export class Token {
     return this.mechanisms.has(mechanism)
   }
 
-  /** Signs `data` with the key `key` on the token, on a worker thread. */
-  sign(key: Handle, mechanism: Mechanism, data: Buffer, maxLength: number): Promise<Buffer> {
+  /**
+   * Signs `data` with the key `key` on the token, on a worker thread. `keyPin` is sent with a
+   * CKU_CONTEXT_SPECIFIC login right after C_SignInit, for CKA_ALWAYS_AUTHENTICATE keys.
+   */
+  sign(key: Handle, mechanism: Mechanism, data: Buffer, maxLength: number, keyPin?: string): Promise<Buffer> {
     return this.#pool.withSession((session) => {
       const native = this.#module.native
       callSync('C_SignInit', () => native.C_SignInit(session, mechanism, key))
+      if (keyPin !== undefined) this.#contextLogin(session, keyPin)
       const signature = Buffer.allocUnsafe(maxLength)
       return callAsync('C_Sign', [data, signature], () => native.C_SignAsync(session, data, signature))
     })
@@ -100,6 +104,35 @@ export class Token {
         throw error
       }
     })
+  }
+
+  /** Generates a key pair on the token (thread pool); returns the two handles. */
+  generateKeyPair(mechanism: Mechanism, publicTemplate: Template, privateTemplate: Template): Promise<{ publicKey: Handle, privateKey: Handle }> {
+    return this.#changeObjects((session, native) =>
+      callAsync('C_GenerateKeyPair', [], () => native.C_GenerateKeyPairAsync(session, mechanism, publicTemplate, privateTemplate)))
+  }
+
+  /** Generates a secret key on the token (thread pool). */
+  generateKey(mechanism: Mechanism, template: Template): Promise<Handle> {
+    return this.#changeObjects((session, native) =>
+      callAsync('C_GenerateKey', [], () => native.C_GenerateKeyAsync(session, mechanism, template)))
+  }
+
+  /** Creates an object (key, certificate) from its attributes. */
+  createObject(template: Template): Promise<Handle> {
+    return this.#changeObjects((session, native) => callSync('C_CreateObject', () => native.C_CreateObject(session, template)))
+  }
+
+  /** Sets attributes of an object (CKA_ID, CKA_LABEL ...). */
+  setAttributes(handle: Handle, template: Template): Promise<void> {
+    this.#objects.forget(handle)
+    return this.#changeObjects((session, native) => callSync('C_SetAttributeValue', () => native.C_SetAttributeValue(session, handle, template)))
+  }
+
+  /** Destroys an object. */
+  destroyObject(handle: Handle): Promise<void> {
+    this.#objects.forget(handle)
+    return this.#changeObjects((session, native) => callSync('C_DestroyObject', () => native.C_DestroyObject(session, handle)))
   }
 
   /** Fills `target` from the token's random number generator (synchronous, as WebCrypto's is). */
@@ -132,9 +165,13 @@ export class Token {
    * The values of the attributes `types` of one object; an attribute the object lacks or keeps
    * secret comes back undefined. Values are cached: read only public, unchanging attributes here.
    */
-  getAttributes(handle: Handle, types: number[]): Promise<Map<number, Buffer | undefined>> {
-    const cached = this.#objects.attributes(handle, types)
-    if (cached) return Promise.resolve(cached)
+  async getAttributes(handle: Handle, types: number[]): Promise<Map<number, Buffer | undefined>> {
+    return this.#objects.attributes(handle, types)
+      ?? this.#objects.rememberAttributes(handle, await this.readAttributes(handle, types))
+  }
+
+  /** Like getAttributes, never cached: for values that change or must not linger (key material). */
+  readAttributes(handle: Handle, types: number[]): Promise<Map<number, Buffer | undefined>> {
     return this.#pool.withSession((session) => {
       const native = this.#module.native
       const read = (wanted: number[]) => callSync('C_GetAttributeValue', () =>
@@ -154,16 +191,32 @@ export class Token {
           }
         }))
       }
-      return this.#objects.rememberAttributes(handle, values)
+      return values
     })
   }
 
-  /** Logs out (when this is the last user of the token in the process) and closes every session. */
-  close(): void {
+  /**
+   * Closes every session once the operations under way have finished; closing the last session of
+   * the process on this token logs the user out (PKCS#11 ties the login to the sessions).
+   */
+  async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    this.#pool.close()
+    await this.#pool.close()
     this.#module.release()
+  }
+
+  /** Runs a change of the token's objects; searches are forgotten after it, whatever happened. */
+  async #changeObjects<T>(change: (session: Handle, native: Pkcs11Module['native']) => Promise<T> | T): Promise<T> {
+    try {
+      return await this.#pool.withSession((session) => change(session, this.#module.native))
+    } finally {
+      this.#objects.forgetSearches()
+    }
+  }
+
+  #contextLogin(session: Handle, keyPin: string): void {
+    callSync('C_Login', () => this.#module.native.C_Login(session, C.CKU_CONTEXT_SPECIFIC, keyPin))
   }
 
   #login(pin: string | undefined): void {

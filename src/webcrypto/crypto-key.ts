@@ -11,6 +11,12 @@ export interface TokenObject {
   readonly handle: Handle
   /** Bytes of a signature made with the key (RSA: modulus length; EC: 2 x coordinate size). */
   readonly outputLength: number
+  /** CKA_ALWAYS_AUTHENTICATE: every operation needs the key PIN. */
+  readonly alwaysAuthenticate?: boolean
+  /** The key PIN given when the key was fetched; a call may bring its own. */
+  readonly keyPin?: string
+  /** Reads an extractable key's value; absent for keys that never leave the token. */
+  readonly exportJwk?: () => Promise<JsonWebKey>
 }
 
 /**
@@ -23,14 +29,15 @@ export interface TokenObject {
  */
 export class TokenCryptoKey implements CryptoKey {
   readonly type: KeyType
-  readonly extractable = false
+  readonly extractable: boolean
   readonly algorithm: KeyAlgorithm
   readonly usages: KeyUsage[]
   readonly #object: TokenObject
 
-  constructor(object: TokenObject, type: KeyType, algorithm: KeyAlgorithm, usages: KeyUsage[]) {
+  constructor(object: TokenObject, type: KeyType, algorithm: KeyAlgorithm, usages: KeyUsage[], extractable = false) {
     this.#object = object
     this.type = type
+    this.extractable = extractable
     this.algorithm = deepFreeze(algorithm)
     this.usages = usages
     Object.freeze(this)

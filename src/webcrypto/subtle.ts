@@ -31,8 +31,15 @@ function notYet(operation: string): never {
   throw notSupported(`${operation} with a token key is not supported by this version`)
 }
 
+/** Makes and imports keys on one token: what `generateKey` and `importKey` do on `hsm.subtle`. */
+export interface KeyFactory {
+  generateKey(algorithm: unknown, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey | CryptoKeyPair>
+  importKey(format: KeyFormat, keyData: unknown, algorithm: unknown, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey>
+}
+
 /**
- * Routes each call by its keys. Errors are rejections, of the types the WebCrypto spec names.
+ * Routes each call by its keys. With a KeyFactory, new keys are made on its token; without
+ * one (the global crypto), by Node. Errors are rejections, of the types the WebCrypto spec names.
  *
  * @example
  * const subtle = new RoutingSubtleCrypto()
@@ -40,6 +47,12 @@ function notYet(operation: string): never {
  * await subtle.digest('SHA-256', data)                                  // Node's WebCrypto
  */
 export class RoutingSubtleCrypto {
+  readonly #factory?: KeyFactory
+
+  constructor(factory?: KeyFactory) {
+    this.#factory = factory
+  }
+
   async sign(algorithm: AlgorithmIdentifier, key: CryptoKey, data: BufferSource): Promise<ArrayBuffer> {
     if (!isTokenKey(key)) return node.sign(algorithm, key, data)
     const { provider, normalized } = signatureAlgorithm(algorithm)
@@ -55,7 +68,12 @@ export class RoutingSubtleCrypto {
   async exportKey(format: KeyFormat, key: CryptoKey): Promise<ArrayBuffer | JsonWebKey> {
     if (!isTokenKey(key)) return node.exportKey(format as 'raw', key)
     if (!['raw', 'pkcs8', 'spki', 'jwk'].includes(format)) throw new TypeError(`unknown key format "${String(format)}"`)
-    throw invalidAccess('the key is not extractable: it never leaves the token')
+    const { exportJwk } = TokenCryptoKey.objectOf(key)!
+    if (!key.extractable || !exportJwk) throw invalidAccess('the key is not extractable: it never leaves the token')
+    // An extractable token key: read it, then let Node write the format the caller asked for.
+    const jwk = await exportJwk()
+    const copy = await node.importKey('jwk', jwk, key.algorithm as Algorithm, true, key.usages)
+    return format === 'jwk' ? { ...await node.exportKey('jwk', copy), key_ops: key.usages, ext: true } : node.exportKey(format as 'raw', copy)
   }
 
   async encrypt(algorithm: AlgorithmIdentifier, key: CryptoKey, data: BufferSource): Promise<ArrayBuffer> {
@@ -96,12 +114,14 @@ export class RoutingSubtleCrypto {
     return node.digest(algorithm, data)
   }
 
-  generateKey(...args: Parameters<SubtleCrypto['generateKey']>): ReturnType<SubtleCrypto['generateKey']> {
-    return node.generateKey(...args)
+  async generateKey(algorithm: AlgorithmIdentifier, extractable: boolean, keyUsages: KeyUsage[]): Promise<CryptoKey | CryptoKeyPair> {
+    if (this.#factory) return this.#factory.generateKey(algorithm, extractable, keyUsages)
+    return node.generateKey(algorithm, extractable, keyUsages)
   }
 
-  importKey(...args: Parameters<SubtleCrypto['importKey']>): Promise<CryptoKey> {
-    return node.importKey(...args)
+  async importKey(format: KeyFormat, keyData: BufferSource | JsonWebKey, algorithm: AlgorithmIdentifier, extractable: boolean, keyUsages: KeyUsage[]): Promise<CryptoKey> {
+    if (this.#factory) return this.#factory.importKey(format, keyData, algorithm, extractable, keyUsages)
+    return node.importKey(format as 'raw', keyData as BufferSource, algorithm, extractable, keyUsages)
   }
 
   get [Symbol.toStringTag](): string {
@@ -109,5 +129,5 @@ export class RoutingSubtleCrypto {
   }
 }
 
-/** One instance serves every token. */
+/** The router of the global crypto: it serves every token's keys, and makes keys with Node. */
 export const routingSubtle = new RoutingSubtleCrypto() as unknown as SubtleCrypto

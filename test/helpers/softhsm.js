@@ -1,6 +1,6 @@
 // A fresh SoftHSM token store per test process, in a temp folder, and the tools to fill it.
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -16,7 +16,7 @@ export const SO_PIN = '5678'
 export function freshSoftHsm() {
   if (!MODULE) throw new Error('SoftHSM is not installed: run scripts/install-deps.sh')
   const dir = mkdtempSync(join(tmpdir(), 'p11wc-'))
-  mkdirTokens(dir)
+  mkdirSync(join(dir, 'tokens'))
   const conf = join(dir, 'softhsm2.conf')
   writeFileSync(conf, `directories.tokendir = ${join(dir, 'tokens')}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n`)
   process.env.SOFTHSM2_CONF = conf
@@ -44,8 +44,4 @@ export function freshSoftHsm() {
       return run('pkcs11-tool', ['--module', MODULE, ...args], input)
     },
   }
-}
-
-function mkdirTokens(dir) {
-  execFileSync('mkdir', ['-p', join(dir, 'tokens')])
 }

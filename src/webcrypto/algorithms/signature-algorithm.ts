@@ -10,6 +10,7 @@ import { copyBytes, toArrayBuffer } from '../../lib/buffer.js'
 import type { HashName, NormalizedAlgorithm } from '../algorithm.js'
 import { TokenCryptoKey } from '../crypto-key.js'
 import { invalidAccess, operationError } from '../errors.js'
+import { KeyPinRequiredError } from '../../errors.js'
 
 /** What the token is asked to do: sign `input` with `mechanism`. */
 export interface SignatureStep {
@@ -39,8 +40,10 @@ export abstract class SignatureAlgorithm {
     const bytes = copyBytes(data)
     const object = this.#check(algorithm, key, 'sign')
     const { mechanism, input } = this.step(algorithm, key, bytes, object.token)
+    const keyPin = typeof algorithm.keyPin === 'string' ? algorithm.keyPin : object.keyPin
+    if (object.alwaysAuthenticate && keyPin === undefined) throw operationError(new KeyPinRequiredError())
     try {
-      return toArrayBuffer(await object.token.sign(object.handle, mechanism, input, object.outputLength))
+      return toArrayBuffer(await object.token.sign(object.handle, mechanism, input, object.outputLength, object.alwaysAuthenticate ? keyPin : undefined))
     } catch (error) {
       throw operationError(error)
     }

@@ -1,0 +1,240 @@
+// npm run bench [-- --alg RS256,ES256] [--concurrency 1,4,16,64] [--duration 2] [--quick]
+//                  [--contenders ours-jose,raw-sync,..] [--json FILE] [--compare OLD.json]
+//
+// Signs on one fresh SoftHSM token with this project and its peers, side by side. Every contender
+// runs in a child process of its own, one after another (never two at once), for each alg; each
+// in-process contender measures each concurrency in turn. Prints one table and writes it as JSON.
+import { execFileSync, fork } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { availableParallelism, cpus, loadavg } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { createBenchToken } from './lib/token.js'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const N = availableParallelism()
+const ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA']
+
+// kind: 'ours' | 'peer' (counts for "best peer") | 'device' (the device limit) | 'reference'.
+// threads: a contender with fixed parallelism runs once per alg at these, not at each concurrency.
+const CONTENDERS = [
+  { id: 'raw-sync', kind: 'device', name: `device limit: pkcs11js sync C_Sign, ${N} processes`, threads: [N] },
+  { id: 'ours-jose', kind: 'ours', name: 'this project: jose SignJWT via installGlobal' },
+  { id: 'ours-subtle', kind: 'ours', name: 'this project: hsm.subtle.sign' },
+  { id: 'raw-async', kind: 'peer', name: 'pkcs11js C_SignAsync, a session per call in flight' },
+  { id: 'node-webcrypto-p11', kind: 'peer', name: 'node-webcrypto-p11 (one session)' },
+  { id: 'java', kind: 'peer', name: 'Java 17 SunPKCS11, threads', threads: [...new Set([1, N])] },
+  { id: 'node-software', kind: 'reference', name: "Node's WebCrypto, software key" },
+]
+
+const { values: flags } = parseArgs({
+  options: {
+    alg: { type: 'string' },
+    concurrency: { type: 'string' },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    contenders: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    compare: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+})
+if (flags.help) {
+  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(0, 3).join('\n').replaceAll('// ', ''))
+  process.exit(0)
+}
+const list = (value, fallback) => (value ? value.split(',').map((s) => s.trim()).filter(Boolean) : fallback)
+const algs = list(flags.alg, ALGS)
+const concurrencies = list(flags.concurrency, flags.quick ? ['1', '16'] : ['1', '4', '16', '64']).map(Number)
+const duration = Number(flags.duration ?? (flags.quick ? 0.3 : 2))
+const warmup = Number(flags.warmup ?? (flags.quick ? 0.1 : 0.5))
+const contenders = CONTENDERS.filter((c) => list(flags.contenders, CONTENDERS.map((c) => c.id)).includes(c.id))
+const jsonFile = flags.json ?? join(HERE, 'results', 'latest.json')
+for (const alg of algs) if (!ALGS.includes(alg)) usage(`unknown alg ${alg}; one of ${ALGS.join(', ')}`)
+if (concurrencies.some((c) => !Number.isInteger(c) || c < 1)) usage('--concurrency takes positive integers: 1,4,16')
+if (!(duration > 0) || !(warmup >= 0)) usage('--duration and --warmup take seconds')
+
+function usage(message) {
+  console.error(`bench: ${message}`)
+  process.exit(2)
+}
+
+/** Runs one contender for one alg at `cells` (concurrencies, or its thread counts) in a child process; resolves with its rows. */
+function runContender(contender, alg, token, cells) {
+  // The JVM compiles as it goes: give it a longer warm-up than Node needs.
+  const job = { alg, token, concurrencies: cells, duration, warmup: contender.id === 'java' ? Math.max(warmup, flags.quick ? 0.3 : 1) : warmup }
+  const budget = cells.length * (duration + job.warmup) + 30 // seconds; a child still running then has hung
+  return new Promise((resolve) => {
+    const child = fork(join(HERE, 'contenders', `${contender.id}.js`), [JSON.stringify(job)], {
+      env: { ...process.env, SOFTHSM2_CONF: token.conf },
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+    })
+    let stderr = ''
+    let reply
+    let hung = false
+    const timer = setTimeout(() => {
+      hung = true
+      child.kill('SIGKILL')
+    }, budget * 1000)
+    child.stderr.on('data', (chunk) => { stderr += chunk })
+    child.on('message', (message) => { reply = message })
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer)
+      const row = { alg, contender: contender.id, kind: contender.kind, fixed: Boolean(contender.threads) }
+      if (reply?.results) return resolve(reply.results.map((result) => ({ ...row, ...result })))
+      if (process.env.BENCH_DEBUG) console.error(stderr)
+      const last = stderr.trim().split('\n').filter((line) => line && !/^\s+at |^Node\.js v/.test(line)).slice(-2).join(' | ')
+      const why = reply?.na ?? (hung ? `hung (killed after ${budget} s)`
+        : `${signal ? `crashed (${signal})` : `failed (exit ${code})`}${last ? `: ${last}` : ''}`)
+      resolve(cells.map((concurrency) => ({ ...row, concurrency, na: why })))
+    })
+  })
+}
+
+/** Adds to each row its figures as ratios to the device limit and to the best peer at its concurrency. */
+function addRatios(rows) {
+  const measured = (r) => r && !r.na && r.ops > 0
+  for (const row of rows) {
+    if (!measured(row)) continue
+    const device = rows.find((r) => r.alg === row.alg && r.kind === 'device' && measured(r))
+    const best = bestPeer(rows, row.alg, row.concurrency)
+    row.bestPeer = best ? `${best.contender}@${best.concurrency}` : null
+    for (const [name, other] of [['vsDevice', device], ['vsBestPeer', best]]) {
+      if (!other) continue
+      row[name] = {
+        opsPerSec: row.opsPerSec / other.opsPerSec,
+        p50Ms: row.p50Ms / other.p50Ms,
+        p99Ms: row.p99Ms / other.p99Ms,
+      }
+    }
+  }
+}
+
+/** The peer with the most signatures a second at `concurrency`; of Java, 1 thread at 1, else N threads. */
+function bestPeer(rows, alg, concurrency) {
+  const peers = rows.filter((r) => r.alg === alg && r.kind === 'peer' && !r.na && r.ops > 0 &&
+    r.concurrency === (r.fixed ? (concurrency === 1 ? 1 : N) : concurrency))
+  return peers.sort((a, b) => b.opsPerSec - a.opsPerSec)[0]
+}
+
+// --- printing -----------------------------------------------------------------------------------
+
+const int = (n) => Math.round(n).toLocaleString('en-US')
+const ms = (n) => (n == null ? '-' : n < 10 ? n.toFixed(2) : n.toFixed(1))
+const ratio = (r, key) => (r ? r[key].toFixed(2) : '-')
+const withRatios = (value, row, key) => (row.vsDevice || row.vsBestPeer ? `${value} (${ratio(row.vsDevice, key)}/${ratio(row.vsBestPeer, key)})` : value)
+
+function printTable(rows) {
+  const header = ['alg', 'contender', 'conc', 'ops/s (÷dev/÷peer)', 'p50 ms (÷dev/÷peer)', 'p99 ms (÷dev/÷peer)', 'loop p99 ms', 'errors']
+  const lines = [header]
+  for (const row of orderRows(rows)) {
+    const conc = row.contender === 'raw-sync' ? `${row.concurrency} proc` : row.contender === 'java' ? `${row.concurrency} thr` : String(row.concurrency)
+    if (row.na) lines.push([row.alg, row.contender, conc, `n/a: ${row.na}`, '', '', '', ''])
+    else {
+      lines.push([row.alg, row.contender, conc, withRatios(int(row.opsPerSec), row, 'opsPerSec'), withRatios(ms(row.p50Ms), row, 'p50Ms'),
+        withRatios(ms(row.p99Ms), row, 'p99Ms'), ms(row.loopP99Ms), row.errors ? int(row.errors) : '0'])
+    }
+  }
+  const widths = header.map((_, i) => Math.max(...lines.filter((l) => i < 3 || !l[3].startsWith('n/a')).map((l) => l[i].length)))
+  let lastKey
+  for (const line of lines) {
+    const key = line === header ? null : `${line[0]}`
+    if (lastKey !== undefined && key !== lastKey) console.log(widths.map((w) => '-'.repeat(w)).join('-+-'))
+    lastKey = key
+    if (line[3].startsWith('n/a')) console.log([...line.slice(0, 3).map((c, i) => c.padEnd(widths[i])), line[3]].join(' | '))
+    else console.log(line.map((c, i) => (i >= 3 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | '))
+  }
+  const errors = rows.filter((r) => r.errorSample)
+  for (const r of errors) console.log(`errors, ${r.alg} ${r.contender} at ${r.concurrency}: ${r.errors} (first: ${r.errorSample})`)
+}
+
+/** Per alg: the device limit and Java's thread runs first, then each concurrency with its contenders. */
+function orderRows(rows) {
+  const order = (r) => [ALGS.indexOf(r.alg), r.fixed ? 0 : 1, r.fixed ? 0 : r.concurrency, CONTENDERS.findIndex((c) => c.id === r.contender), r.concurrency]
+  return [...rows].sort((a, b) => {
+    const [x, y] = [order(a), order(b)]
+    return x.reduce((d, v, i) => d || v - y[i], 0)
+  })
+}
+
+function printComparison(rows, oldFile) {
+  const old = JSON.parse(readFileSync(oldFile, 'utf8'))
+  const key = (r) => `${r.alg}|${r.contender}|${r.concurrency}`
+  const before = new Map(old.rows.map((r) => [key(r), r]))
+  const pct = (now, then) => (now == null || then == null || !then ? '-' : `${now >= then ? '+' : ''}${((now / then - 1) * 100).toFixed(1)}%`)
+  console.log(`\nCompared with ${oldFile} (${old.meta?.date ?? 'undated'}):`)
+  const lines = [['alg', 'contender', 'conc', 'ops/s then', 'ops/s now', 'Δ ops/s', 'Δ p50', 'Δ p99', 'Δ loop p99']]
+  for (const row of orderRows(rows)) {
+    const then = before.get(key(row))
+    if (!then || row.na || then.na) continue
+    lines.push([row.alg, row.contender, String(row.concurrency), int(then.opsPerSec), int(row.opsPerSec), pct(row.opsPerSec, then.opsPerSec),
+      pct(row.p50Ms, then.p50Ms), pct(row.p99Ms, then.p99Ms), pct(row.loopP99Ms, then.loopP99Ms)])
+  }
+  const widths = lines[0].map((_, i) => Math.max(...lines.map((l) => l[i].length)))
+  for (const line of lines) console.log(line.map((c, i) => (i >= 3 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | '))
+}
+
+function versionOf(cmd, args) {
+  try {
+    return execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim() || null
+  } catch (error) {
+    return error.stderr?.toString().trim().split('\n')[0] || null
+  }
+}
+
+// --- main ---------------------------------------------------------------------------------------
+
+if (!existsSync(join(HERE, '..', 'dist', 'index.js'))) usage('build the library first: npx tsc -p .  (npm run bench does)')
+const started = Date.now()
+const loadAtStart = loadavg()[0]
+if (loadAtStart > N / 2) console.error(`bench: the machine is busy (load average ${loadAtStart.toFixed(1)} on ${N} cores): figures will be noisy`)
+console.error(`bench: making a fresh SoftHSM token (pkcs11-tool${contenders.some((c) => c.id === 'java') ? ' and keytool' : ''} keys) ...`)
+const { token, remove } = createBenchToken({ java: contenders.some((c) => c.id === 'java') ? undefined : false })
+process.on('exit', remove)
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130))
+
+const rows = []
+for (const alg of algs) {
+  for (const contender of contenders) {
+    const t0 = Date.now()
+    // A fresh process per concurrency (a crash or a heap grown at 64 spoils no other cell); one for
+    // all thread counts of a fixed contender (one JVM start).
+    const result = []
+    for (const cells of contender.threads ? [contender.threads] : concurrencies.map((c) => [c])) {
+      result.push(...await runContender(contender, alg, token, cells))
+    }
+    rows.push(...result)
+    const summary = result.map((r) => (r.na ? `n/a (${r.na})` : `${r.concurrency}:${int(r.opsPerSec)}/s`)).join(' ')
+    console.error(`bench: ${alg} ${contender.id.padEnd(18)} ${summary}  [${((Date.now() - t0) / 1000).toFixed(1)} s]`)
+  }
+}
+addRatios(rows)
+
+const meta = {
+  date: new Date().toISOString(),
+  seconds: (Date.now() - started) / 1000,
+  duration,
+  warmup,
+  quick: flags.quick,
+  cores: N,
+  loadAverage: { start: loadAtStart, end: loadavg()[0] },
+  cpu: cpus()[0]?.model,
+  node: process.version,
+  uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE ?? '4 (default)',
+  softhsm: versionOf('softhsm2-util', ['--version']),
+  java: token.javaConfig ? versionOf('java', ['-version']) : null,
+  nodeWebcryptoP11: JSON.parse(readFileSync(join(HERE, '..', 'node_modules', 'node-webcrypto-p11', 'package.json'), 'utf8')).version,
+  pkcs11js: JSON.parse(readFileSync(join(HERE, '..', 'node_modules', 'pkcs11js', 'package.json'), 'utf8')).version,
+}
+console.log(`\nSigning on SoftHSM ${meta.softhsm}, ${N} cores (${meta.cpu}), Node ${meta.node}, ${duration} s per cell; load average ${loadAtStart.toFixed(1)} at the start, ${meta.loadAverage.end.toFixed(1)} at the end.`)
+console.log('÷dev: as a ratio to the device limit (raw pkcs11js, sync, one process per core).')
+console.log(`÷peer: as a ratio to the best peer (most ops/s of raw async, node-webcrypto-p11, Java) at that concurrency (Java: 1 thread at 1, ${N} threads above).`)
+console.log('conc: calls in flight in one process; loop p99: event-loop delay while signing (in-process Node contenders).\n')
+printTable(rows)
+
+mkdirSync(dirname(jsonFile), { recursive: true })
+writeFileSync(jsonFile, JSON.stringify({ meta, rows }, null, 2) + '\n')
+console.log(`\nWrote ${jsonFile} (${meta.seconds.toFixed(0)} s in all).`)
+if (flags.compare) printComparison(rows, flags.compare)

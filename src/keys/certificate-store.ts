@@ -1,0 +1,210 @@
+/**
+ * `hsm.certificates`: X.509 certificates beside token keys. Certificates and CSRs are signed by the
+ * token key through @peculiar/x509 with this token's crypto; a stored certificate carries the key's
+ * CKA_ID and label, which is how Java's SunPKCS11 (and so keytool) pairs them.
+ */
+import { createHash, webcrypto } from 'node:crypto'
+import { KeyNotFoundError } from '../errors.js'
+import { C, type Handle } from '../pkcs11/binding.js'
+import type { Token } from '../pkcs11/token.js'
+import { x509, X509Certificate } from '../lib/x509.js'
+import { dataError } from '../webcrypto/errors.js'
+import { defaultJoseAlgorithm, type KeyKind } from './jose-algorithms.js'
+import type { KeySelector, KeyStore, TokenKey } from './key-store.js'
+
+export interface CertificateOptions {
+  /** Distinguished name, e.g. 'CN=signer, O=Example'. */
+  subject: string
+  /** Validity in days from now (default 365). */
+  days?: number
+  /** Serial number in hex (default: 16 random bytes). */
+  serialNumber?: string
+}
+
+export interface CertificateInfo {
+  id: string
+  label: string
+  subject: string
+  issuer: string
+  serialNumber: string
+  notAfter: Date
+}
+
+export class CertificateStore {
+  readonly #token: Token
+  readonly #keys: KeyStore
+  readonly #crypto: Crypto
+
+  constructor(token: Token, keys: KeyStore, crypto: Crypto) {
+    this.#token = token
+    this.#keys = keys
+    this.#crypto = crypto
+  }
+
+  /**
+   * Makes a self-signed certificate with the token key and stores it beside the key.
+   *
+   * @example
+   * const certificate = await hsm.certificates.createSelfSigned({ label: 'signer' }, { subject: 'CN=signer', days: 730 })
+   */
+  async createSelfSigned(selector: KeySelector, options: CertificateOptions): Promise<X509Certificate> {
+    const key = await this.#signingKey(selector)
+    const notBefore = new Date()
+    const certificate = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: options.serialNumber ?? Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('hex').replace(/^[89a-f]/, '1'),
+      name: options.subject,
+      notBefore,
+      notAfter: new Date(notBefore.getTime() + (options.days ?? 365) * 86_400_000),
+      keys: { privateKey: key.privateKey, publicKey: key.publicKey! },
+      signingAlgorithm: signingAlgorithm(key),
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        await x509.SubjectKeyIdentifierExtension.create(key.publicKey!, false, this.#crypto),
+      ],
+    }, this.#crypto)
+    await this.#store(certificate, Buffer.from(key.id, 'hex'), key.label)
+    return certificate
+  }
+
+  /**
+   * Makes a PKCS#10 certificate signing request signed by the token key, for a CA to answer.
+   *
+   * @example
+   * const csr = await hsm.certificates.createCsr({ label: 'signer' }, { subject: 'CN=signer' })
+   * writeFileSync('signer.csr', csr.toString('pem'))
+   */
+  async createCsr(selector: KeySelector, options: Pick<CertificateOptions, 'subject'>): Promise<x509.Pkcs10CertificateRequest> {
+    const key = await this.#signingKey(selector)
+    return x509.Pkcs10CertificateRequestGenerator.create({
+      name: options.subject,
+      keys: { privateKey: key.privateKey, publicKey: key.publicKey! },
+      signingAlgorithm: signingAlgorithm(key),
+    }, this.#crypto)
+  }
+
+  /**
+   * Stores a CA-issued certificate (and its chain) for an existing key. The first certificate
+   * must carry the key's public key; the others are stored as CA certificates.
+   *
+   * @example
+   * await hsm.certificates.import({ label: 'signer' }, [leafPem, intermediatePem])
+   */
+  async import(selector: KeySelector, chain: string | ArrayBufferView | Array<string | ArrayBufferView | X509Certificate> | X509Certificate): Promise<X509Certificate> {
+    const [leaf, ...cas] = (Array.isArray(chain) ? chain : [chain]).map(toCertificate)
+    const key = await this.#keys.get(selector)
+    if (!key.publicKey) throw new KeyNotFoundError('the key has no public half on the token to compare the certificate with')
+    const ours = await webcrypto.subtle.exportKey('spki', key.publicKey)
+    if (!Buffer.from(ours).equals(Buffer.from(leaf.publicKey.rawData))) throw dataError('the certificate is not for this key: its public key differs')
+    await this.#store(leaf, Buffer.from(key.id, 'hex'), key.label)
+    for (const ca of cas) {
+      const id = createHash('sha1').update(Buffer.from(ca.publicKey.rawData)).digest()
+      if ((await this.#find(id)).length === 0) await this.#store(ca, id, ca.subjectName.getField('CN')[0] ?? ca.subject, false)
+    }
+    return leaf
+  }
+
+  /**
+   * Every certificate on the token.
+   *
+   * @example
+   * for (const c of await hsm.certificates.list()) console.log(c.label, c.subject, c.notAfter)
+   */
+  async list(): Promise<CertificateInfo[]> {
+    const infos: CertificateInfo[] = []
+    for (const handle of await this.#token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_CERTIFICATE }])) {
+      const a = await this.#token.getAttributes(handle, [C.CKA_ID, C.CKA_LABEL, C.CKA_VALUE])
+      const value = a.get(C.CKA_VALUE)
+      if (!value) continue
+      const certificate = new X509Certificate(new Uint8Array(value))
+      infos.push({
+        id: a.get(C.CKA_ID)?.toString('hex') ?? '',
+        label: a.get(C.CKA_LABEL)?.toString('utf8') ?? '',
+        subject: certificate.subject,
+        issuer: certificate.issuer,
+        serialNumber: certificate.serialNumber,
+        notAfter: certificate.notAfter,
+      })
+    }
+    return infos
+  }
+
+  /**
+   * The certificate stored for the key with CKA_ID `keyId` (hex), as the Nimbus guide's
+   * `getCertificate(keyID).getPublicKey()`.
+   *
+   * @example
+   * const publicKey = await (await hsm.certificates.get('01'))?.publicKey.export()
+   */
+  async get(keyId: string): Promise<X509Certificate | undefined> {
+    const [handle] = await this.#find(Buffer.from(keyId, 'hex'))
+    const value = handle && (await this.#token.getAttributes(handle, [C.CKA_VALUE])).get(C.CKA_VALUE)
+    return value ? new X509Certificate(new Uint8Array(value)) : undefined
+  }
+
+  /** Deletes the certificates stored for the key with CKA_ID `keyId`; returns how many. */
+  async delete(keyId: string): Promise<number> {
+    const handles = await this.#find(Buffer.from(keyId, 'hex'))
+    for (const handle of handles) await this.#token.destroyObject(handle)
+    this.#keys.forget()
+    return handles.length
+  }
+
+  #find(id: Buffer): Promise<Handle[]> {
+    return this.#token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_CERTIFICATE }, { type: C.CKA_ID, value: id }])
+  }
+
+  async #signingKey(selector: KeySelector): Promise<TokenKey> {
+    const probe = await this.#keys.get(selector)
+    const kind = kindOf(probe.privateKey.algorithm)
+    const key = await this.#keys.get(selector, { algorithm: defaultJoseAlgorithm(kind, (probe.privateKey.algorithm as EcKeyAlgorithm).namedCurve ?? probe.privateKey.algorithm.name) })
+    if (!key.publicKey) throw new KeyNotFoundError('the key has no public half on the token to put in a certificate')
+    return key
+  }
+
+  async #store(certificate: X509Certificate, id: Buffer, label: string, ofOwnKey = true): Promise<void> {
+    await this.#token.createObject([
+      { type: C.CKA_CLASS, value: C.CKO_CERTIFICATE },
+      { type: C.CKA_CERTIFICATE_TYPE, value: C.CKC_X_509 },
+      { type: C.CKA_TOKEN, value: true },
+      { type: C.CKA_PRIVATE, value: false },
+      { type: C.CKA_TRUSTED, value: false },
+      { type: C.CKA_LABEL, value: label },
+      { type: C.CKA_ID, value: id },
+      { type: C.CKA_SUBJECT, value: Buffer.from(certificate.subjectName.toArrayBuffer()) },
+      { type: C.CKA_ISSUER, value: Buffer.from(certificate.issuerName.toArrayBuffer()) },
+      { type: C.CKA_SERIAL_NUMBER, value: derInteger(Buffer.from(certificate.serialNumber, 'hex')) },
+      { type: C.CKA_VALUE, value: Buffer.from(certificate.rawData) },
+      ...(ofOwnKey ? [] : [{ type: C.CKA_CERTIFICATE_CATEGORY, value: 2 /* authority */ }]),
+    ])
+    this.#keys.forget()
+  }
+}
+
+function kindOf(algorithm: KeyAlgorithm): KeyKind {
+  if (algorithm.name === 'ECDSA') return 'EC'
+  if (algorithm.name === 'Ed25519') return 'OKP'
+  if (algorithm.name === 'HMAC') return 'oct'
+  return 'RSA'
+}
+
+/** The WebCrypto parameters x509 adds to the key's own algorithm (ECDSA needs a hash). */
+function signingAlgorithm(key: TokenKey): Algorithm {
+  const curve = (key.privateKey.algorithm as EcKeyAlgorithm).namedCurve
+  const hash = { 'P-384': 'SHA-384', 'P-521': 'SHA-512' }[curve] ?? 'SHA-256'
+  return { name: key.privateKey.algorithm.name, hash } as Algorithm
+}
+
+function toCertificate(item: string | ArrayBufferView | X509Certificate): X509Certificate {
+  if (item instanceof X509Certificate) return item
+  try {
+    return typeof item === 'string' ? new X509Certificate(item) : new X509Certificate(new Uint8Array(new Uint8Array(item.buffer, item.byteOffset, item.byteLength)))
+  } catch {
+    throw dataError('not an X.509 certificate (PEM or DER)')
+  }
+}
+
+function derInteger(unsigned: Buffer): Buffer {
+  const body = unsigned[0] & 0x80 ? Buffer.concat([Buffer.from([0]), unsigned]) : unsigned
+  return Buffer.concat([Buffer.from([0x02, body.length]), body])
+}

@@ -1,0 +1,295 @@
+/**
+ * Keys made on the token (`generateKey`) or brought to it (`importKey`), as `hsm.subtle` does them.
+ * Storage is said with extra members of the algorithm dictionary, which WebCrypto ignores:
+ * `{ name: 'ECDSA', namedCurve: 'P-256', label: 'signer', id: '0a', persistent: true }`.
+ */
+import { createHash, createPrivateKey, createPublicKey, createSecretKey, randomBytes, webcrypto, type JsonWebKey as NodeJwk, type KeyObject } from 'node:crypto'
+import { C, type Mechanism, type Template } from '../pkcs11/binding.js'
+import type { Token } from '../pkcs11/token.js'
+import { canonicalName, hashName, hashLength, toDictionary, NAMED_CURVES, type NormalizedAlgorithm } from '../webcrypto/algorithm.js'
+import { dataError, notSupported } from '../webcrypto/errors.js'
+import type { KeyFactory } from '../webcrypto/subtle.js'
+import { PRIVATE_USAGES, PUBLIC_USAGES, publicCryptoKey, tokenCryptoKey, type KeyAlgorithmChoice } from './crypto-keys.js'
+import { curveNamed, type Curve } from './curves.js'
+import { describeKey } from './key-description.js'
+import { readPublicKey } from './public-key.js'
+import { exportKeyJwk } from './key-export.js'
+import { idFromHex, publicAttributes, secretAttributes, usageAttributes, type StorageOptions } from './templates.js'
+
+const ASYMMETRIC: Record<string, 'RSA' | 'EC' | 'OKP'> = {
+  'RSASSA-PKCS1-v1_5': 'RSA', 'RSA-PSS': 'RSA', 'RSA-OAEP': 'RSA', ECDSA: 'EC', ECDH: 'EC', Ed25519: 'OKP',
+}
+const SECRET = ['HMAC', 'AES-GCM', 'AES-CBC', 'AES-CTR', 'AES-KW']
+const NAMES = [...Object.keys(ASYMMETRIC), ...SECRET]
+
+/** Parameters after normalization, with the storage members. */
+interface KeyParams extends KeyAlgorithmChoice, StorageOptions {
+  modulusLength?: number
+  publicExponent?: Uint8Array
+  length?: number
+}
+
+export class TokenKeyFactory implements KeyFactory {
+  readonly #token: Token
+
+  constructor(token: Token) {
+    this.#token = token
+  }
+
+  /**
+   * @example
+   * const { privateKey, publicKey } = await hsm.subtle.generateKey(
+   *   { name: 'ECDSA', namedCurve: 'P-256', label: 'signer', persistent: true }, false, ['sign', 'verify'])
+   */
+  async generateKey(algorithm: unknown, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey | CryptoKeyPair> {
+    const params = normalizeGenerate(algorithm, extractable)
+    checkUsages(params.name, usages)
+    return ASYMMETRIC[params.name] ? this.#generatePair(params, usages) : this.#generateSecret(params, usages)
+  }
+
+  /**
+   * Imports a private or secret key into the token (non-extractable unless asked), or a public key
+   * as a public-key object; returns its CryptoKey.
+   *
+   * @example
+   * const key = await hsm.subtle.importKey('pkcs8', der, { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', label: 'imported', persistent: true }, false, ['sign'])
+   */
+  async importKey(format: KeyFormat, keyData: unknown, algorithm: unknown, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey> {
+    const params = normalizeImport(algorithm, extractable)
+    const key = parseKeyData(format, keyData, params.name)
+    if (key.type === 'public') {
+      const jwk = key.export({ format: 'jwk' }) as JsonWebKey
+      await this.#token.createObject([...publicTemplate(jwk, params), ...publicAttributes(params, idFromHex(params.id) ?? publicId(jwk))])
+      return webcrypto.subtle.importKey('jwk', jwk, { name: params.name, hash: params.hash, namedCurve: params.namedCurve } as Algorithm, true, usages)
+    }
+    checkUsages(params.name, usages, key.type === 'private' ? PRIVATE_USAGES[params.name] : undefined)
+    if (key.type === 'secret') {
+      const value = key.export()
+      const handle = await this.#token.createObject([
+        ...secretKeyTemplate(params),
+        { type: C.CKA_VALUE, value },
+        ...usageAttributes(usages, 'secret'),
+        ...secretAttributes(params, idFromHex(params.id) ?? randomBytes(8)),
+      ])
+      return this.#cryptoKey(handle, params, usages)
+    }
+    const jwk = key.export({ format: 'jwk' }) as JsonWebKey
+    const id = idFromHex(params.id) ?? publicId(jwk)
+    const publicJwk = toPublicJwk(jwk)
+    await this.#token.createObject([
+      ...publicTemplate(publicJwk, params),
+      ...usageAttributes(usages, 'public'),
+      ...publicAttributes(params, id),
+    ])
+    const handle = await this.#token.createObject([
+      ...privateTemplate(jwk, params),
+      ...usageAttributes(usages, 'private'),
+      ...secretAttributes(params, id),
+    ])
+    return this.#cryptoKey(handle, params, usages, publicJwk)
+  }
+
+  async #generatePair(params: KeyParams, usages: KeyUsage[]): Promise<CryptoKeyPair> {
+    const kty = ASYMMETRIC[params.name]
+    const privateUsages = usages.filter((u) => PRIVATE_USAGES[params.name].includes(u))
+    const publicUsages = usages.filter((u) => PUBLIC_USAGES[params.name].includes(u))
+    const curve = params.namedCurve ? curveNamed(params.namedCurve) : kty === 'OKP' ? curveNamed('Ed25519') : undefined
+    const givenId = idFromHex(params.id)
+    const { publicKey, privateKey } = await this.#token.generateKeyPair(
+      pairMechanism(kty),
+      [...pairPublicTemplate(params, curve), ...usageAttributes(publicUsages, 'public'), ...publicAttributes(params, givenId)],
+      [...usageAttributes(privateUsages, 'private'), ...secretAttributes(params, givenId)],
+    )
+    const publicPart = await readPublicKey(this.#token, publicKey, { kty, curve })
+    if (!publicPart) throw notSupported('the token made a key pair whose public key it does not show')
+    if (!givenId) {
+      // Like OpenSC and p11tool: the id is the SHA-1 of the public key, so it is the same wherever the key goes.
+      const id = [{ type: C.CKA_ID, value: createHash('sha1').update(publicPart.raw).digest() }]
+      await this.#token.setAttributes(publicKey, id)
+      await this.#token.setAttributes(privateKey, id)
+    }
+    return {
+      privateKey: await this.#cryptoKey(privateKey, params, privateUsages, publicPart.jwk),
+      publicKey: await publicCryptoKey(publicPart.jwk, params, publicUsages),
+    }
+  }
+
+  async #generateSecret(params: KeyParams, usages: KeyUsage[]): Promise<CryptoKey> {
+    const bits = params.length!
+    const hmac = params.name === 'HMAC'
+    const handle = await this.#token.generateKey(
+      { mechanism: hmac ? C.CKM_GENERIC_SECRET_KEY_GEN : C.CKM_AES_KEY_GEN },
+      [
+        ...secretKeyTemplate(params),
+        { type: C.CKA_VALUE_LEN, value: bits / 8 },
+        ...usageAttributes(usages, 'secret'),
+        ...secretAttributes(params, idFromHex(params.id) ?? randomBytes(8)),
+      ],
+    )
+    return this.#cryptoKey(handle, params, usages)
+  }
+
+  async #cryptoKey(handle: Buffer, params: KeyParams, usages: KeyUsage[], publicJwk?: JsonWebKey): Promise<CryptoKey> {
+    const description = (await describeKey(this.#token, handle))!
+    return tokenCryptoKey(this.#token, description, params, usages, {
+      publicJwk,
+      exportJwk: description.exportable ? () => exportKeyJwk(this.#token, description) : undefined,
+    })
+  }
+}
+
+function normalizeCommon(algorithm: unknown, extractable: boolean): KeyParams {
+  const input = toDictionary(algorithm) as NormalizedAlgorithm & StorageOptions
+  const name = canonicalName(input.name, NAMES)
+  const params: KeyParams = { name, label: input.label, id: input.id, persistent: input.persistent, extractable }
+  if (input.label !== undefined && typeof input.label !== 'string') throw new TypeError('label must be a string')
+  if (ASYMMETRIC[name] === 'RSA' || name === 'HMAC') params.hash = hashName(input.hash)
+  if (ASYMMETRIC[name] === 'EC') {
+    if (input.namedCurve === undefined) throw new TypeError('namedCurve is required')
+    params.namedCurve = canonicalName(input.namedCurve, NAMED_CURVES)
+  }
+  return params
+}
+
+function normalizeGenerate(algorithm: unknown, extractable: boolean): KeyParams {
+  const params = normalizeCommon(algorithm, extractable)
+  const input = toDictionary(algorithm)
+  if (ASYMMETRIC[params.name] === 'RSA') {
+    const { modulusLength, publicExponent } = input
+    if (typeof modulusLength !== 'number' || !Number.isInteger(modulusLength)) throw new TypeError('modulusLength is required')
+    if (!(publicExponent instanceof Uint8Array)) throw new TypeError('publicExponent must be a Uint8Array')
+    if (modulusLength < 1024 || modulusLength % 8 !== 0) throw new DOMException(`modulusLength ${modulusLength} is not allowed`, 'OperationError')
+    params.modulusLength = modulusLength
+    params.publicExponent = publicExponent
+  } else if (params.name === 'HMAC') {
+    const length = input.length ?? (hashLength(params.hash!) > 32 ? 1024 : 512) // the hash's block size
+    if (typeof length !== 'number' || length <= 0 || length % 8 !== 0) throw new DOMException('HMAC length must be a positive multiple of 8', 'OperationError')
+    params.length = length
+  } else if (SECRET.includes(params.name)) {
+    if (![128, 192, 256].includes(input.length as number)) throw new DOMException('AES length must be 128, 192 or 256', 'OperationError')
+    params.length = input.length as number
+  }
+  return params
+}
+
+function normalizeImport(algorithm: unknown, extractable: boolean): KeyParams {
+  return normalizeCommon(algorithm, extractable)
+}
+
+/** SyntaxError, as the spec says, for usages the algorithm does not have, or none where one is needed. */
+function checkUsages(name: string, usages: unknown, needed?: readonly KeyUsage[]): asserts usages is KeyUsage[] {
+  if (!Array.isArray(usages)) throw new TypeError('keyUsages must be an array')
+  const allowed = [...PRIVATE_USAGES[name], ...PUBLIC_USAGES[name] ?? []]
+  const bad = usages.find((usage) => !allowed.includes(usage))
+  if (bad !== undefined) throw new DOMException(`${String(bad)} is not a usage of ${name} keys`, 'SyntaxError')
+  const privateOnes = needed ?? PRIVATE_USAGES[name]
+  if (!usages.some((usage) => privateOnes.includes(usage))) throw new DOMException(`a ${name} key needs one of the usages ${privateOnes.join(', ')}`, 'SyntaxError')
+}
+
+function parseKeyData(format: KeyFormat, keyData: unknown, name: string): KeyObject {
+  const kty = ASYMMETRIC[name]
+  let key: KeyObject
+  try {
+    if (format === 'jwk') {
+      if (keyData === null || typeof keyData !== 'object') throw new TypeError('a jwk key must be an object')
+      const jwk = keyData as NodeJwk
+      key = jwk.kty === 'oct' ? createSecretKey(Buffer.from(String(jwk.k), 'base64url'))
+        : jwk.d !== undefined ? createPrivateKey({ key: jwk, format: 'jwk' }) : createPublicKey({ key: jwk, format: 'jwk' })
+    } else {
+      const bytes = toBytes(keyData)
+      if (format === 'pkcs8') key = createPrivateKey({ key: bytes, format: 'der', type: 'pkcs8' })
+      else if (format === 'spki') key = createPublicKey({ key: bytes, format: 'der', type: 'spki' })
+      else if (format === 'raw' && !kty) key = createSecretKey(bytes)
+      else throw notSupported(`importing ${name} keys as ${String(format)} into the token is not supported`)
+    }
+  } catch (error) {
+    if (error instanceof DOMException || error instanceof TypeError) throw error
+    throw dataError(`the key data is not a valid ${String(format)} key`)
+  }
+  const actual = key.type === 'secret' ? undefined : key.asymmetricKeyType === 'rsa' ? 'RSA' : key.asymmetricKeyType === 'ec' ? 'EC' : key.asymmetricKeyType === 'ed25519' ? 'OKP' : 'other'
+  if (actual !== kty) throw dataError(`the key data is not a ${name} key`)
+  return key
+}
+
+function toBytes(data: unknown): Buffer {
+  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  if (data instanceof ArrayBuffer) return Buffer.from(data)
+  throw new TypeError('keyData must be a BufferSource')
+}
+
+function pairMechanism(kty: 'RSA' | 'EC' | 'OKP'): Mechanism {
+  return { mechanism: { RSA: C.CKM_RSA_PKCS_KEY_PAIR_GEN, EC: C.CKM_EC_KEY_PAIR_GEN, OKP: C.CKM_EC_EDWARDS_KEY_PAIR_GEN }[kty] }
+}
+
+function pairPublicTemplate(params: KeyParams, curve: Curve | undefined): Template {
+  if (curve) return [{ type: C.CKA_EC_PARAMS, value: curve.params }]
+  return [
+    { type: C.CKA_MODULUS_BITS, value: params.modulusLength! },
+    { type: C.CKA_PUBLIC_EXPONENT, value: Buffer.from(params.publicExponent!) },
+  ]
+}
+
+function secretKeyTemplate(params: KeyParams): Template {
+  return [
+    { type: C.CKA_CLASS, value: C.CKO_SECRET_KEY },
+    { type: C.CKA_KEY_TYPE, value: params.name === 'HMAC' ? C.CKK_GENERIC_SECRET : C.CKK_AES },
+  ]
+}
+
+const b64 = (value: string | undefined) => Buffer.from(value ?? '', 'base64url')
+
+function publicTemplate(jwk: JsonWebKey, params: KeyParams): Template {
+  const common = [{ type: C.CKA_CLASS, value: C.CKO_PUBLIC_KEY }]
+  if (jwk.kty === 'RSA') {
+    return [...common, { type: C.CKA_KEY_TYPE, value: C.CKK_RSA }, { type: C.CKA_MODULUS, value: b64(jwk.n) }, { type: C.CKA_PUBLIC_EXPONENT, value: b64(jwk.e) }]
+  }
+  const curve = curveOf(jwk, params)
+  const point = jwk.kty === 'EC' ? Buffer.concat([Buffer.from([4]), b64(jwk.x), b64(jwk.y)]) : b64(jwk.x)
+  return [
+    ...common,
+    { type: C.CKA_KEY_TYPE, value: jwk.kty === 'EC' ? C.CKK_EC : C.CKK_EC_EDWARDS },
+    { type: C.CKA_EC_PARAMS, value: curve.params },
+    { type: C.CKA_EC_POINT, value: Buffer.concat([Buffer.from([4, point.length]), point]) },
+  ]
+}
+
+function privateTemplate(jwk: JsonWebKey, params: KeyParams): Template {
+  const common = [{ type: C.CKA_CLASS, value: C.CKO_PRIVATE_KEY }]
+  if (jwk.kty === 'RSA') {
+    return [
+      ...common,
+      { type: C.CKA_KEY_TYPE, value: C.CKK_RSA },
+      { type: C.CKA_MODULUS, value: b64(jwk.n) },
+      { type: C.CKA_PUBLIC_EXPONENT, value: b64(jwk.e) },
+      { type: C.CKA_PRIVATE_EXPONENT, value: b64(jwk.d) },
+      { type: C.CKA_PRIME_1, value: b64(jwk.p) },
+      { type: C.CKA_PRIME_2, value: b64(jwk.q) },
+      { type: C.CKA_EXPONENT_1, value: b64(jwk.dp) },
+      { type: C.CKA_EXPONENT_2, value: b64(jwk.dq) },
+      { type: C.CKA_COEFFICIENT, value: b64(jwk.qi) },
+    ]
+  }
+  return [
+    ...common,
+    { type: C.CKA_KEY_TYPE, value: jwk.kty === 'EC' ? C.CKK_EC : C.CKK_EC_EDWARDS },
+    { type: C.CKA_EC_PARAMS, value: curveOf(jwk, params).params },
+    { type: C.CKA_VALUE, value: b64(jwk.d) },
+  ]
+}
+
+function curveOf(jwk: JsonWebKey, params: KeyParams): Curve {
+  const curve = curveNamed(String(jwk.crv))
+  if (!curve || (params.namedCurve && params.namedCurve !== curve.name)) throw dataError(`the key is on ${jwk.crv}, not ${params.namedCurve ?? params.name}`)
+  return curve
+}
+
+function toPublicJwk(jwk: JsonWebKey): JsonWebKey {
+  const { kty, n, e, crv, x, y } = jwk
+  return kty === 'RSA' ? { kty, n, e } : kty === 'EC' ? { kty, crv, x, y } : { kty, crv, x }
+}
+
+/** SHA-1 of the public key value (RSA modulus, EC point), the id common tools give a key. */
+function publicId(jwk: JsonWebKey): Buffer {
+  const raw = jwk.kty === 'RSA' ? b64(jwk.n) : jwk.kty === 'EC' ? Buffer.concat([Buffer.from([4]), b64(jwk.x), b64(jwk.y)]) : b64(jwk.x)
+  return createHash('sha1').update(raw).digest()
+}
