@@ -203,6 +203,37 @@ describe('pkcs11-jwt', () => {
     assert.match(cli(['--help']).stdout, /Exit status/)
   })
 
+  test('keygen: a sensitive, non-extractable key pair with a certificate, usable at once', () => {
+    for (const [alg, label] of [['ES384', 'gen-es384'], ['PS256', 'gen-ps256'], ['EdDSA', 'gen-ed']]) {
+      const made = JSON.parse(ok(['keygen', '--alg', alg, '--label', label, '--subject', `CN=${label}, O=Test`, '--days', '30', '--json']))
+      assert.equal(made.label, label)
+      assert.equal(made.certificate, `CN=${label}, O=Test`)
+      assert.equal(made.jwk.alg, alg)
+      const listed = JSON.parse(ok(['keys', '--json'])).find((k) => k.label === label)
+      assert.equal(listed.certificate, true)
+      assert.ok(listed.algorithms.includes(alg))
+      const objects = softhsm.pkcs11Tool(['--login', '--pin', PIN, '-O', '--label', label])
+      assert.match(objects, /Private Key Object[\s\S]*Access:\s+sensitive, always sensitive, never extractable, local/)
+      assert.match(objects, /Certificate Object/)
+      const jwt = ok(['sign', '--key', label, '--alg', alg, '--sub', 'gen']).trim()
+      assert.equal(decodeProtectedHeader(jwt).alg, alg)
+      assert.equal(JSON.parse(ok(['verify', '--key', label, jwt])).payload.sub, 'gen')
+    }
+    assert.match(fails(['keygen', '--alg', 'XX1', '--label', 'x', ...TOKEN], 2), /unknown algorithm "XX1"/)
+    assert.match(fails(['keygen', '--alg', 'ES256', ...TOKEN], 2), /--label/)
+  })
+
+  test('bench: ops/s and latency percentiles as JSON, no errors', () => {
+    const result = JSON.parse(ok(['bench', '--alg', 'ES256', '--key', 'p256', '--concurrency', '4', '--duration', '1', '--json']))
+    assert.equal(result.alg, 'ES256')
+    assert.equal(result.concurrency, 4)
+    assert.equal(result.errors, 0)
+    assert.ok(result.signatures > 0 && result.opsPerSecond > 0)
+    assert.ok(result.latencyMs.p50 > 0 && result.latencyMs.p99 >= result.latencyMs.p50)
+    const table = ok(['bench', '--alg', 'EdDSA', '--duration', '1'])
+    assert.match(table, /^ALG\s+KEY\s+CONCURRENCY\s+OPS\/S\s+P50 MS\s+P99 MS\s+ERRORS\s+LOOP P99 MS\nEdDSA\s+/)
+  })
+
   test('built-in development token: made on first use, announced, with keys', () => {
     const home = mkdtempSync(join(tmpdir(), 'p11wc-dev-'))
     try {
@@ -224,7 +255,13 @@ describe('pkcs11-jwt', () => {
       // reused, not made again
       const again = cli(['keys', '--json'], { env })
       assert.equal(JSON.parse(again.stdout).length, 3)
+      assert.ok(JSON.parse(again.stdout).every((k) => k.certificate))
       assert.equal(readFileSync(pinFile, 'utf8').trim(), pin)
+      // the demo: a JWT for each key, verified against the token's JWKS
+      const demo = cli(['demo'], { env })
+      assert.equal(demo.status, 0, demo.stderr)
+      for (const alg of ['RS256', 'ES256', 'EdDSA']) assert.match(demo.stdout, new RegExp(`^${alg} with "dev-\\w+" \\(certificate CN=dev-\\w+, O=pkcs11-webcrypto development token\\): verified, sub=alice$`, 'm'))
+      assert.equal(JSON.parse(demo.stdout.slice(demo.stdout.indexOf('\n{') + 1)).keys.length, 3)
     } finally {
       rmSync(home, { recursive: true, force: true })
     }

@@ -1,9 +1,9 @@
 /**
  * The built-in development token: with no token configured (no option, no PKCS11_MODULE /
  * PKCS11_TOKEN / PKCS11_PIN), commands use a SoftHSM token that is created on first use in the
- * tool's own data folder, with its own softhsm2.conf, a random PIN in a 0600 file and three key
- * pairs generated on the token by OpenSC's pkcs11-tool (dev-rs256, dev-es256, dev-eddsa).
- * It is a software token, for development only.
+ * tool's own data folder, with its own softhsm2.conf and a random PIN in a 0600 file. Its keys
+ * (dev-rs256, dev-es256, dev-eddsa, each with a self-signed certificate) are made on the token
+ * when missing. It is a software token, for development only.
  */
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import type { OpenOptions } from '../config/options.js'
 import { ConfigurationError } from '../errors.js'
 import { rememberSecret } from './errors.js'
+import type { Pkcs11Crypto } from '../pkcs11-crypto.js'
 
 export const DEV_TOKEN_LABEL = 'dev'
 
@@ -24,12 +25,21 @@ const SOFTHSM_MODULES = [
   '/opt/homebrew/lib/softhsm/libsofthsm2.so',
 ]
 
-/** The keys made on a new development token: label, pkcs11-tool key type, CKA_ID. */
-export const DEV_KEYS: ReadonlyArray<{ label: string, keyType: string, id: string }> = [
-  { label: 'dev-rs256', keyType: 'rsa:2048', id: 'a1' },
-  { label: 'dev-es256', keyType: 'EC:prime256v1', id: 'a2' },
-  { label: 'dev-eddsa', keyType: 'EC:edwards25519', id: 'a3' },
+/** The keys of the development token: label and JOSE algorithm. */
+export const DEV_KEYS: ReadonlyArray<{ label: string, alg: string }> = [
+  { label: 'dev-rs256', alg: 'RS256' },
+  { label: 'dev-es256', alg: 'ES256' },
+  { label: 'dev-eddsa', alg: 'EdDSA' },
 ]
+
+/** Makes the development keys that are missing, each with a self-signed certificate. */
+export async function ensureDevKeys(hsm: Pkcs11Crypto): Promise<void> {
+  const present = new Set((await hsm.keys.list()).map((key) => key.label))
+  for (const { label, alg } of DEV_KEYS) {
+    if (present.has(label)) continue
+    await hsm.keys.generate({ algorithm: alg, label, certificate: { subject: `CN=${label}, O=pkcs11-webcrypto development token` } })
+  }
+}
 
 /** True when nothing in the environment names a token, so the development token applies. */
 export function environmentNamesNoToken(env: NodeJS.ProcessEnv = process.env): boolean {
@@ -55,7 +65,7 @@ export function devTokenOptions(env: NodeJS.ProcessEnv = process.env): OpenOptio
   const conf = join(home, 'softhsm2.conf')
   const pinFile = join(home, 'user-pin')
   process.env.SOFTHSM2_CONF = conf
-  if (!existsSync(pinFile)) create(module, home, conf, pinFile)
+  if (!existsSync(pinFile)) create(home, conf, pinFile)
   const pin = readFileSync(pinFile, 'utf8').trim()
   rememberSecret(pin)
   process.stderr.write(`pkcs11-jwt: using the built-in development token (SoftHSM, software only) in ${home}\n`)
@@ -63,7 +73,7 @@ export function devTokenOptions(env: NodeJS.ProcessEnv = process.env): OpenOptio
 }
 
 /** Makes the token store, the token and its keys; the PIN file is written last, as the mark of a complete token. */
-function create(module: string, home: string, conf: string, pinFile: string): void {
+function create(home: string, conf: string, pinFile: string): void {
   const tokens = join(home, 'tokens')
   try {
     rmSync(tokens, { recursive: true, force: true }) // what an interrupted creation left behind
@@ -76,14 +86,6 @@ function create(module: string, home: string, conf: string, pinFile: string): vo
     const childEnv = { ...process.env, SOFTHSM2_CONF: conf }
     const run = (command: string, args: string[]) => execFileSync(command, args, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
     run('softhsm2-util', ['--init-token', '--free', '--label', DEV_TOKEN_LABEL, '--pin', pin, '--so-pin', soPin])
-    try {
-      for (const { label, keyType, id } of DEV_KEYS) {
-        run('pkcs11-tool', ['--module', module, '--login', '--pin', pin, '--keypairgen', '--key-type', keyType, '--label', label, '--id', id])
-      }
-    } catch (cause) {
-      if ((cause as NodeJS.ErrnoException).code !== 'ENOENT') throw cause
-      process.stderr.write('pkcs11-jwt: pkcs11-tool (OpenSC) is not installed; the development token was made without keys\n')
-    }
     writeFileSync(pinFile, `${pin}\n`, { mode: 0o600 })
     chmodSync(pinFile, 0o600)
   } catch (cause) {

@@ -7,7 +7,7 @@ import { InvalidArgumentError, type Command } from 'commander'
 import type { OpenOptions } from '../config/options.js'
 import { Pkcs11Crypto } from '../pkcs11-crypto.js'
 import type { TokenSelector } from '../pkcs11/slots.js'
-import { devTokenOptions, environmentNamesNoToken } from './dev-token.js'
+import { devTokenOptions, ensureDevKeys, environmentNamesNoToken } from './dev-token.js'
 import { UsageError, rememberSecret } from './errors.js'
 
 /** The shared options as commander parses them. */
@@ -21,6 +21,9 @@ export interface TokenFlags {
   pin?: string
   pinFile?: string
 }
+
+/** The options of the development token, when this run uses it. */
+let devOptions: OpenOptions | undefined
 
 /** Parses a non-negative integer option value. */
 export function parseIndex(value: string): number {
@@ -79,7 +82,7 @@ export function openOptions(flags: TokenFlags): OpenOptions {
   const selectors = [flags.token, flags.serial, flags.slotIndex].filter((v) => v !== undefined)
   if (selectors.length > 1) throw new UsageError('give at most one of --token, --serial and --slot-index')
   if (flags.pin !== undefined && flags.pinFile !== undefined) throw new UsageError('give --pin or --pin-file, not both')
-  if (!flagsNameToken(flags) && environmentNamesNoToken()) return devTokenOptions()
+  if (!flagsNameToken(flags) && environmentNamesNoToken()) return (devOptions = devTokenOptions())
   let token: TokenSelector | undefined
   if (flags.token !== undefined) token = { label: flags.token }
   else if (flags.serial !== undefined) token = { serial: flags.serial }
@@ -89,8 +92,10 @@ export function openOptions(flags: TokenFlags): OpenOptions {
 
 /** Opens the token of the flags, runs `use`, and closes it again. */
 export async function withToken<T>(flags: TokenFlags, use: (hsm: Pkcs11Crypto) => Promise<T>): Promise<T> {
-  const hsm = await Pkcs11Crypto.open(openOptions(flags))
+  const options = openOptions(flags)
+  const hsm = await Pkcs11Crypto.open(options)
   try {
+    if (options === devOptions) await ensureDevKeys(hsm)
     return await use(hsm)
   } finally {
     await hsm.close()
