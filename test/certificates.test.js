@@ -205,13 +205,26 @@ describe('CKA_ALWAYS_AUTHENTICATE keys (pkcs11-tool --always-auth)', () => {
     await assert.rejects(hsm.subtle.sign(ecdsa, plain.privateKey, data), (e) => e.name === 'OperationError' && e.cause?.code === 'ERR_PKCS11_KEY_PIN_REQUIRED')
   })
 
-  test('a wrong key PIN: OperationError caused by CKR_PIN_INCORRECT; signing works again afterwards', { timeout: 20_000 }, async () => {
+  test('a wrong key PIN (per call, or given to keys.get): OperationError caused by CKR_PIN_INCORRECT', { timeout: 20_000 }, async () => {
+    // Each on an instance of its own, so that the next test sees what one failure leaves behind.
+    for (const how of ['per call', 'keys.get']) {
+      const other = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: TOKEN }, pin: PIN })
+      try {
+        const key = await other.keys.get({ label: 'aa' }, how === 'keys.get' ? { keyPin: '9999' } : {})
+        const algorithm = how === 'per call' ? { ...ecdsa, keyPin: '0000' } : ecdsa
+        await assert.rejects(other.subtle.sign(algorithm, key.privateKey, data),
+          (e) => e.name === 'OperationError' && e.cause?.code === 'CKR_PIN_INCORRECT' && !/0000|9999/.test(String(e.message + e.cause.message)))
+      } finally {
+        await other.close()
+      }
+    }
+  })
+
+  test('after a wrong key PIN the session is usable again: no sign operation is left active', { timeout: 20_000 }, async () => {
     const plain = await hsm.keys.get({ label: 'aa' })
-    await assert.rejects(hsm.subtle.sign({ ...ecdsa, keyPin: '0000' }, plain.privateKey, data),
-      (e) => e.name === 'OperationError' && e.cause?.code === 'CKR_PIN_INCORRECT' && !String(e.message + e.cause.message).includes('0000'))
-    const wrong = await hsm.keys.get({ label: 'aa' }, { keyPin: '9999' })
-    await assert.rejects(hsm.subtle.sign(ecdsa, wrong.privateKey, data), (e) => e.name === 'OperationError' && e.cause?.code === 'CKR_PIN_INCORRECT')
-    // The failed context login must not leave a sign operation active on a pooled session.
+    await assert.rejects(hsm.subtle.sign({ ...ecdsa, keyPin: '0000' }, plain.privateKey, data), (e) => e.cause?.code === 'CKR_PIN_INCORRECT')
+    // A second wrong PIN must fail the same way, not with CKR_OPERATION_ACTIVE.
+    await assert.rejects(hsm.subtle.sign({ ...ecdsa, keyPin: '0000' }, plain.privateKey, data), (e) => e.cause?.code === 'CKR_PIN_INCORRECT')
     const good = await hsm.keys.get({ label: 'aa' }, { keyPin: PIN })
     for (let i = 0; i < 3; i++) assert.equal(await verify(good.publicKey, await hsm.subtle.sign(ecdsa, good.privateKey, data)), true)
     const many = await Promise.all(Array.from({ length: 10 }, () => hsm.subtle.sign(ecdsa, good.privateKey, data)))

@@ -101,6 +101,9 @@ describe('hsm.subtle.generateKey on the token', () => {
       assert.ok(priv, 'a private-key object with the label is on the token')
       assert.ok(pub, 'a public-key object with the label is on the token')
       assert.equal(objects.length, 2)
+      const keyType = c.algorithm.name.startsWith('RSA') ? 'RSA' : c.algorithm.name === 'Ed25519' ? 'EC_EDWARDS' : 'EC'
+      assert.equal(priv.keyType, keyType)
+      assert.equal(pub.keyType, keyType)
       assert.equal(priv.token, true)
       assert.equal(priv.private, true)
       assert.equal(priv.sensitive, true, 'CKA_SENSITIVE')
