@@ -1,5 +1,6 @@
-// npm run bench [-- --alg RS256,ES256] [--concurrency 1,4,16,64] [--duration 2] [--quick]
-//                  [--contenders ours-jose,raw-sync,..] [--json FILE] [--compare OLD.json]
+// npm run bench [-- --alg RS256,ES256] [--concurrency 1,4,16,64] [--duration 2] [--warmup 0.5]
+//   [--quick] [--contenders ours-jose,raw-sync,..] [--json FILE] [--compare OLD.json]
+// (BENCH_DEBUG=1 prints the whole stderr of a contender that failed.)
 //
 // Signs on one fresh SoftHSM token with this project and its peers, side by side. Every contender
 // runs in a child process of its own, one after another (never two at once), for each alg; each
@@ -42,7 +43,7 @@ const { values: flags } = parseArgs({
   },
 })
 if (flags.help) {
-  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(0, 3).join('\n').replaceAll('// ', ''))
+  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(0, 3).join('\n').replaceAll(/^\/\/ ?/gm, ''))
   process.exit(0)
 }
 const list = (value, fallback) => (value ? value.split(',').map((s) => s.trim()).filter(Boolean) : fallback)
@@ -231,7 +232,8 @@ const meta = {
 console.log(`\nSigning on SoftHSM ${meta.softhsm}, ${N} cores (${meta.cpu}), Node ${meta.node}, ${duration} s per cell; load average ${loadAtStart.toFixed(1)} at the start, ${meta.loadAverage.end.toFixed(1)} at the end.`)
 console.log('÷dev: as a ratio to the device limit (raw pkcs11js, sync, one process per core).')
 console.log(`÷peer: as a ratio to the best peer (most ops/s of raw async, node-webcrypto-p11, Java) at that concurrency (Java: 1 thread at 1, ${N} threads above).`)
-console.log('conc: calls in flight in one process; loop p99: event-loop delay while signing (in-process Node contenders).\n')
+console.log('conc: calls in flight in one process; loop p99: event-loop delay while signing (in-process Node contenders).')
+console.log('Latency ratios to a fixed-parallelism row (device limit, Java) compare queueing at conc with its 1-2 calls in flight.\n')
 printTable(rows)
 
 mkdirSync(dirname(jsonFile), { recursive: true })

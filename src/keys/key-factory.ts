@@ -188,10 +188,12 @@ function checkUsages(name: string, usages: unknown, needed?: readonly KeyUsage[]
 
 function parseKeyData(format: KeyFormat, keyData: unknown, name: string): KeyObject {
   const kty = ASYMMETRIC[name]
+  if (format === 'jwk' && (keyData === null || typeof keyData !== 'object' || ArrayBuffer.isView(keyData))) throw new TypeError('a jwk key must be an object')
+  if (format !== 'jwk' && !ArrayBuffer.isView(keyData) && !(keyData instanceof ArrayBuffer)) throw new TypeError('keyData must be a BufferSource')
+  if (!['jwk', 'pkcs8', 'spki', 'raw'].includes(format)) throw new TypeError(`unknown key format "${String(format)}"`)
   let key: KeyObject
   try {
     if (format === 'jwk') {
-      if (keyData === null || typeof keyData !== 'object') throw new TypeError('a jwk key must be an object')
       const jwk = keyData as NodeJwk
       key = jwk.kty === 'oct' ? createSecretKey(Buffer.from(String(jwk.k), 'base64url'))
         : jwk.d !== undefined ? createPrivateKey({ key: jwk, format: 'jwk' }) : createPublicKey({ key: jwk, format: 'jwk' })
@@ -203,7 +205,8 @@ function parseKeyData(format: KeyFormat, keyData: unknown, name: string): KeyObj
       else throw notSupported(`importing ${name} keys as ${String(format)} into the token is not supported`)
     }
   } catch (error) {
-    if (error instanceof DOMException || error instanceof TypeError) throw error
+    if (error instanceof DOMException) throw error
+    // Whatever Node's parser says of the bytes, to WebCrypto they are bad key data.
     throw dataError(`the key data is not a valid ${String(format)} key`)
   }
   const actual = key.type === 'secret' ? undefined : key.asymmetricKeyType === 'rsa' ? 'RSA' : key.asymmetricKeyType === 'ec' ? 'EC' : key.asymmetricKeyType === 'ed25519' ? 'OKP' : 'other'

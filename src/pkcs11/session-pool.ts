@@ -9,6 +9,22 @@ import { C, callSync, isTokenError, type Handle, type PKCS11 } from './binding.j
 /** Errors after which a session is no use any more: it is closed instead of going back to the pool. */
 const SESSION_LOST = ['CKR_SESSION_HANDLE_INVALID', 'CKR_SESSION_CLOSED', 'CKR_DEVICE_REMOVED', 'CKR_DEVICE_ERROR', 'CKR_TOKEN_NOT_PRESENT']
 
+/** Errors that left their session in a state no other caller may inherit (an operation still active). */
+const spoiling = new WeakSet<object>()
+
+/**
+ * Marks `error` as one that spoils its session, which is then closed rather than reused, e.g. a
+ * failure between C_SignInit and C_Sign that leaves the operation active.
+ */
+export function spoilsSession<E>(error: E): E {
+  if (error !== null && typeof error === 'object') spoiling.add(error)
+  return error
+}
+
+function sessionUnusableAfter(error: unknown): boolean {
+  return isTokenError(error, ...SESSION_LOST) || (error !== null && typeof error === 'object' && spoiling.has(error))
+}
+
 export class SessionPool {
   readonly #native: PKCS11
   readonly #slot: Handle
@@ -46,7 +62,7 @@ export class SessionPool {
     try {
       return await use(session)
     } catch (error) {
-      reusable = !isTokenError(error, ...SESSION_LOST)
+      reusable = !sessionUnusableAfter(error)
       throw error
     } finally {
       this.#giveBack(session, reusable)
@@ -65,7 +81,7 @@ export class SessionPool {
     try {
       return use(session)
     } catch (error) {
-      reusable = !isTokenError(error, ...SESSION_LOST)
+      reusable = !sessionUnusableAfter(error)
       throw error
     } finally {
       if (pooled || this.#open <= this.#size) this.#giveBack(session, reusable)
@@ -99,10 +115,13 @@ export class SessionPool {
   }
 
   #giveBack(session: Handle, reusable: boolean): void {
-    if (this.#closed || !reusable) {
+    if (this.#closed) return this.#closeSession(session)
+    if (!reusable) {
+      // PKCS#11 logs the user out with the application's last session: open its successor first.
+      const successor = this.#open === 1 ? this.#tryOpenSession() : undefined
       this.#closeSession(session)
-      if (!this.#closed) this.#openForNextWaiter()
-      return
+      if (!successor) return this.#openForNextWaiter()
+      session = successor
     }
     const waiter = this.#waiting.shift()
     if (waiter) waiter.resolve(session)
@@ -117,6 +136,14 @@ export class SessionPool {
       waiter.resolve(this.#openSession())
     } catch (error) {
       waiter.reject(error as Error)
+    }
+  }
+
+  #tryOpenSession(): Handle | undefined {
+    try {
+      return this.#openSession()
+    } catch {
+      return undefined
     }
   }
 

@@ -6,7 +6,7 @@ import { ConfigurationError } from '../errors.js'
 import { C, callAsync, callSync, isTokenError, type Handle, type Mechanism, type Template } from './binding.js'
 import { Pkcs11Module } from './module.js'
 import { ObjectCache } from './object-cache.js'
-import { SessionPool } from './session-pool.js'
+import { SessionPool, spoilsSession } from './session-pool.js'
 import { selectSlot, type SlotDescription, type TokenSelector } from './slots.js'
 
 export interface TokenOptions {
@@ -86,7 +86,14 @@ export class Token {
     return this.#pool.withSession((session) => {
       const native = this.#module.native
       callSync('C_SignInit', () => native.C_SignInit(session, mechanism, key))
-      if (keyPin !== undefined) this.#contextLogin(session, keyPin)
+      if (keyPin !== undefined) {
+        try {
+          this.#contextLogin(session, keyPin)
+        } catch (error) {
+          // The sign operation stays active after a failed key login: this session must not be reused.
+          throw spoilsSession(error)
+        }
+      }
       const signature = Buffer.allocUnsafe(maxLength)
       return callAsync('C_Sign', [data, signature], () => native.C_SignAsync(session, data, signature))
     })
