@@ -9,22 +9,6 @@ import { C, callSync, isTokenError, type Handle, type PKCS11 } from './binding.j
 /** Errors after which a session is no use any more: it is closed instead of going back to the pool. */
 const SESSION_LOST = ['CKR_SESSION_HANDLE_INVALID', 'CKR_SESSION_CLOSED', 'CKR_DEVICE_REMOVED', 'CKR_DEVICE_ERROR', 'CKR_TOKEN_NOT_PRESENT']
 
-/** Errors that left their session in a state no other caller may inherit (an operation still active). */
-const spoiling = new WeakSet<object>()
-
-/**
- * Marks `error` as one that spoils its session, which is then closed rather than reused, e.g. a
- * failure between C_SignInit and C_Sign that leaves the operation active.
- */
-export function spoilsSession<E>(error: E): E {
-  if (error !== null && typeof error === 'object') spoiling.add(error)
-  return error
-}
-
-function sessionUnusableAfter(error: unknown): boolean {
-  return isTokenError(error, ...SESSION_LOST) || (error !== null && typeof error === 'object' && spoiling.has(error))
-}
-
 export class SessionPool {
   readonly #native: PKCS11
   readonly #slot: Handle
@@ -51,9 +35,9 @@ export class SessionPool {
    * Runs `use` with a session of its own, then returns the session to the pool.
    *
    * @example
-   * const signature = await pool.withSession(async (session) => {
-   *   native.C_SignInit(session, mechanism, key)
-   *   return native.C_SignAsync(session, data, Buffer.alloc(256))
+   * const key = await pool.withSession((session) => {
+   *   native.C_FindObjectsInit(session, template)
+   *   try { return native.C_FindObjects(session) } finally { native.C_FindObjectsFinal(session) }
    * })
    */
   async withSession<T>(use: (session: Handle) => Promise<T> | T): Promise<T> {
@@ -62,7 +46,7 @@ export class SessionPool {
     try {
       return await use(session)
     } catch (error) {
-      reusable = !sessionUnusableAfter(error)
+      reusable = !isTokenError(error, ...SESSION_LOST)
       throw error
     } finally {
       this.#giveBack(session, reusable)
@@ -81,7 +65,7 @@ export class SessionPool {
     try {
       return use(session)
     } catch (error) {
-      reusable = !sessionUnusableAfter(error)
+      reusable = !isTokenError(error, ...SESSION_LOST)
       throw error
     } finally {
       if (pooled || this.#open <= this.#size) this.#giveBack(session, reusable)

@@ -6,7 +6,9 @@ import { ConfigurationError } from '../errors.js'
 import { C, callAsync, callSync, isTokenError, type Handle, type Mechanism, type Template } from './binding.js'
 import { Pkcs11Module } from './module.js'
 import { ObjectCache } from './object-cache.js'
-import { SessionPool, spoilsSession } from './session-pool.js'
+import { SessionPool } from './session-pool.js'
+import { WorkerPool } from './dispatch/worker-pool.js'
+import { availableParallelism } from 'node:os'
 import { selectSlot, type SlotDescription, type TokenSelector } from './slots.js'
 
 export interface TokenOptions {
@@ -16,7 +18,10 @@ export interface TokenOptions {
   token?: TokenSelector
   /** The user PIN; used for one C_Login and not kept. */
   pin?: string
-  /** Upper bound on concurrent sessions (default 8; never above the token's own limit). */
+  /**
+   * Upper bound on the sessions opened (default 8; never above the token's own limit): one for
+   * lookups, the others for signing workers, which grow past the number of cores only for a slow device.
+   */
   maxSessions?: number
 }
 
@@ -31,14 +36,18 @@ export class Token {
   /** The mechanisms (CKM_ numbers) the token lists; read once. */
   readonly mechanisms: ReadonlySet<number>
   readonly #module: Pkcs11Module
+  /** Sessions for lookups, object changes and key generation. */
   readonly #pool: SessionPool
+  /** Sessions, on their own threads, for signing and verifying. */
+  readonly #workers: WorkerPool
   readonly #objects = new ObjectCache()
   #closed = false
 
-  private constructor(module: Pkcs11Module, slot: SlotDescription, pool: SessionPool) {
+  private constructor(module: Pkcs11Module, slot: SlotDescription, pool: SessionPool, workers: WorkerPool) {
     this.#module = module
     this.slot = slot
     this.#pool = pool
+    this.#workers = workers
     this.mechanisms = new Set(callSync('C_GetMechanismList', () => module.native.C_GetMechanismList(slot.slot)))
   }
 
@@ -54,8 +63,11 @@ export class Token {
     let pool: SessionPool | undefined
     try {
       const slot = selectSlot(module.native, options.token)
-      pool = new SessionPool(module.native, slot.slot, sessionLimit(slot, options.maxSessions))
-      const token = new Token(module, slot, pool)
+      // One session serves lookups and changes (rare, after start-up); the rest sign, on workers.
+      const limit = sessionLimit(slot, options.maxSessions)
+      pool = new SessionPool(module.native, slot.slot, 1)
+      const workers = new WorkerPool({ library: module.path, slot: slot.slot, minWorkers: availableParallelism(), maxWorkers: Math.max(1, limit - 1) })
+      const token = new Token(module, slot, pool, workers)
       token.#login(options.pin)
       return token
     } catch (error) {
@@ -69,9 +81,9 @@ export class Token {
     return this.#closed
   }
 
-  /** Sessions open now; for tests and diagnostics. */
+  /** Sessions open now (the pool's and the signing workers'); for tests and diagnostics. */
   get openSessions(): number {
-    return this.#pool.openSessions
+    return this.#pool.openSessions + this.#workers.openSessions
   }
 
   hasMechanism(mechanism: number): boolean {
@@ -79,38 +91,17 @@ export class Token {
   }
 
   /**
-   * Signs `data` with the key `key` on the token, on a worker thread. `keyPin` is sent with a
+   * Signs `data` with the key `key` on the token, on a signing worker. `keyPin` is sent with a
    * CKU_CONTEXT_SPECIFIC login right after C_SignInit, for CKA_ALWAYS_AUTHENTICATE keys.
    */
-  sign(key: Handle, mechanism: Mechanism, data: Buffer, maxLength: number, keyPin?: string): Promise<Buffer> {
-    return this.#pool.withSession((session) => {
-      const native = this.#module.native
-      callSync('C_SignInit', () => native.C_SignInit(session, mechanism, key))
-      if (keyPin !== undefined) {
-        try {
-          this.#contextLogin(session, keyPin)
-        } catch (error) {
-          // The sign operation stays active after a failed key login: this session must not be reused.
-          throw spoilsSession(error)
-        }
-      }
-      const signature = Buffer.allocUnsafe(maxLength)
-      return callAsync('C_Sign', [data, signature], () => native.C_SignAsync(session, data, signature))
-    })
+  async sign(key: Handle, mechanism: Mechanism, data: Buffer, maxLength: number, keyPin?: string): Promise<Buffer> {
+    const signature = await this.#workers.run({ op: 'sign', key, mechanism, data, outputLength: maxLength, keyPin })
+    return Buffer.from(signature as Uint8Array)
   }
 
   /** Verifies `signature` on the token; false for a wrong signature, an error for anything else. */
-  verify(key: Handle, mechanism: Mechanism, data: Buffer, signature: Buffer): Promise<boolean> {
-    return this.#pool.withSession(async (session) => {
-      const native = this.#module.native
-      callSync('C_VerifyInit', () => native.C_VerifyInit(session, mechanism, key))
-      try {
-        return await callAsync('C_Verify', [data, signature], () => native.C_VerifyAsync(session, data, signature))
-      } catch (error) {
-        if (isTokenError(error, 'CKR_SIGNATURE_INVALID', 'CKR_SIGNATURE_LEN_RANGE')) return false
-        throw error
-      }
-    })
+  async verify(key: Handle, mechanism: Mechanism, data: Buffer, signature: Buffer): Promise<boolean> {
+    return await this.#workers.run({ op: 'verify', key, mechanism, data, signature }) as boolean
   }
 
   /** Generates a key pair on the token (thread pool); returns the two handles. */
@@ -209,6 +200,7 @@ export class Token {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    await this.#workers.close()
     await this.#pool.close()
     this.#module.release()
   }
@@ -220,10 +212,6 @@ export class Token {
     } finally {
       this.#objects.forgetSearches()
     }
-  }
-
-  #contextLogin(session: Handle, keyPin: string): void {
-    callSync('C_Login', () => this.#module.native.C_Login(session, C.CKU_CONTEXT_SPECIFIC, keyPin))
   }
 
   #login(pin: string | undefined): void {

@@ -1,0 +1,151 @@
+/**
+ * Sends signatures to signing workers: threads with a session each that make synchronous PKCS#11
+ * calls. Requests queue in arrival order and leave in batches sized to the device's speed, so a fast
+ * token (SoftHSM ECDSA: ~0.07 ms a signature) pays one message per dozens of signatures, and a slow
+ * one (a network HSM: 100 ms) gets one request per batch and more workers, up to the session limit,
+ * with no request stuck behind a long batch.
+ */
+import { Worker } from 'node:worker_threads'
+import { ClosedError, TokenError } from '../../errors.js'
+import { ckrName, type Handle } from '../binding.js'
+import type { FromWorker, Operation, Request, Result, WorkerSetup } from './protocol.js'
+
+/** A batch should keep a worker busy about this long: long enough to amortize a message, short enough for fairness. */
+const BATCH_MS = 2
+const MAX_BATCH = 64
+/** Below this service time a device is fast: more workers than cores would only compete for the CPU. */
+const SLOW_MS = 5
+/** Batches a worker may hold at once: one running, one waiting, so it never idles on the main thread. */
+const PIPELINE = 2
+
+interface Pending {
+  request: Request
+  resolve: (value: Uint8Array | boolean) => void
+  reject: (error: Error) => void
+}
+
+interface SigningWorker {
+  thread: Worker
+  batches: Pending[][]
+  sessions: number
+}
+
+export interface WorkerPoolOptions {
+  library: string
+  slot: Handle
+  /** Workers started at the first request (default: the cores, within maxWorkers). */
+  minWorkers: number
+  /** The most workers (and so sessions) the pool may use; reached only for slow devices. */
+  maxWorkers: number
+}
+
+export class WorkerPool {
+  readonly #setup: WorkerSetup
+  readonly #minWorkers: number
+  readonly #maxWorkers: number
+  readonly #workers: SigningWorker[] = []
+  readonly #queue: Pending[] = []
+  #nextId = 0
+  /** Moving average of one operation's time on the device, in ms. */
+  #serviceMs = 1
+  #closed = false
+  #flushScheduled = false
+
+  constructor(options: WorkerPoolOptions) {
+    this.#setup = { library: options.library, slot: new Uint8Array(options.slot) }
+    this.#maxWorkers = Math.max(1, options.maxWorkers)
+    this.#minWorkers = Math.max(1, Math.min(options.minWorkers, this.#maxWorkers))
+  }
+
+  /** Sessions the workers hold now. */
+  get openSessions(): number {
+    return this.#workers.reduce((sum, w) => sum + w.sessions, 0)
+  }
+
+  /** Runs one operation on a worker; resolves with the signature (or the verification result). */
+  run(operation: Operation): Promise<Uint8Array | boolean> {
+    if (this.#closed) return Promise.reject(new ClosedError())
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ request: { ...operation, id: this.#nextId++ }, resolve, reject })
+      // Requests made in the same tick leave together.
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true
+        queueMicrotask(() => this.#flush())
+      }
+    })
+  }
+
+  /** Waits for the work under way, then stops the workers (closing their sessions). */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    for (const pending of this.#queue.splice(0)) pending.reject(new ClosedError())
+    await Promise.all(this.#workers.map(async (worker) => {
+      worker.thread.ref() // an idle worker is unref'd; closing must still be waited for
+      while (worker.batches.length > 0) await new Promise((resolve) => worker.thread.once('message', resolve))
+      worker.thread.postMessage({ type: 'close' })
+      await new Promise((resolve) => worker.thread.once('message', resolve))
+      await worker.thread.terminate()
+    }))
+    this.#workers.length = 0
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false
+    while (this.#queue.length > 0) {
+      const worker = this.#freeWorker()
+      if (!worker) return
+      const size = Math.max(1, Math.min(MAX_BATCH, Math.floor(BATCH_MS / this.#serviceMs)))
+      const batch = this.#queue.splice(0, size)
+      worker.batches.push(batch)
+      worker.thread.ref()
+      worker.thread.postMessage({ type: 'batch', requests: batch.map((p) => p.request) })
+    }
+  }
+
+  /** The least busy worker with room in its pipeline; a new one while below the minimum or the device is slow. */
+  #freeWorker(): SigningWorker | undefined {
+    const idle = this.#workers.find((w) => w.batches.length === 0)
+    if (idle) return idle
+    const canGrow = this.#workers.length < this.#minWorkers || (this.#serviceMs >= SLOW_MS && this.#workers.length < this.#maxWorkers)
+    if (canGrow) return this.#startWorker()
+    const slowDevice = this.#serviceMs >= SLOW_MS
+    // A slow device gets one batch per worker at a time: a second would wait behind the first.
+    return slowDevice ? undefined : this.#workers.find((w) => w.batches.length < PIPELINE)
+  }
+
+  #startWorker(): SigningWorker {
+    const thread = new Worker(new URL('./signing-worker.js', import.meta.url), { workerData: this.#setup })
+    const worker: SigningWorker = { thread, batches: [], sessions: 0 }
+    thread.on('message', (message: FromWorker) => {
+      if (message.type === 'results') this.#settle(worker, message)
+    })
+    thread.on('error', (error) => this.#fail(worker, error))
+    this.#workers.push(worker)
+    return worker
+  }
+
+  #settle(worker: SigningWorker, message: Extract<FromWorker, { type: 'results' }>): void {
+    const batch = worker.batches.shift() ?? []
+    worker.sessions = message.sessions
+    // An idle worker must not keep the process alive (an instance not closed must not hang the exit).
+    if (worker.batches.length === 0 && !this.#closed) worker.thread.unref()
+    const perOperation = message.busyMs / Math.max(1, message.results.length)
+    this.#serviceMs = 0.8 * this.#serviceMs + 0.2 * perOperation
+    message.results.forEach((result, i) => settle(batch[i], result))
+    this.#flush()
+  }
+
+  /** A worker died (it could not load the module, say): its requests fail, the others go on. */
+  #fail(worker: SigningWorker, error: Error): void {
+    this.#workers.splice(this.#workers.indexOf(worker), 1)
+    for (const pending of worker.batches.flat()) pending.reject(error)
+    worker.batches.length = 0
+    this.#flush()
+  }
+}
+
+function settle(pending: Pending, result: Result): void {
+  if (result.ok) return pending.resolve(result.value)
+  pending.reject(result.code === undefined ? new Error(`${result.fn} failed: ${result.message}`) : new TokenError(ckrName(result.code), result.code, result.fn))
+}
