@@ -5,14 +5,14 @@
  * buffer while the token works on ours. Anything else is a TypeError.
  */
 export function copyBytes(data: unknown, what = 'data'): Buffer {
-  if (ArrayBuffer.isView(data)) return Buffer.from(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
-  if (data instanceof ArrayBuffer) return Buffer.from(new Uint8Array(data))
+  // A buffer of its own (not Node's shared pool): it may travel to a worker thread.
+  if (ArrayBuffer.isView(data)) return Buffer.from(new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice().buffer)
+  if (data instanceof ArrayBuffer) return Buffer.from(data.slice(0))
   throw new TypeError(`${what} must be an ArrayBuffer or an ArrayBuffer view`)
 }
 
-/** An ArrayBuffer holding exactly `bytes`, as WebCrypto returns results. */
-export function toArrayBuffer(bytes: Buffer): ArrayBuffer {
-  const out = new ArrayBuffer(bytes.length)
-  new Uint8Array(out).set(bytes)
-  return out
+/** An ArrayBuffer holding exactly `bytes`, as WebCrypto returns results (no copy when it is one already). */
+export function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) return bytes.buffer
+  return bytes.slice().buffer as ArrayBuffer
 }

@@ -94,9 +94,8 @@ export class Token {
    * Signs `data` with the key `key` on the token, on a signing worker. `keyPin` is sent with a
    * CKU_CONTEXT_SPECIFIC login right after C_SignInit, for CKA_ALWAYS_AUTHENTICATE keys.
    */
-  async sign(key: Handle, mechanism: Mechanism, data: Buffer, maxLength: number, keyPin?: string): Promise<Buffer> {
-    const signature = await this.#workers.run({ op: 'sign', key, mechanism, data, outputLength: maxLength, keyPin })
-    return Buffer.from(signature as Uint8Array)
+  async sign(key: Handle, mechanism: Mechanism, data: Uint8Array, maxLength: number, keyPin?: string): Promise<Uint8Array> {
+    return await this.#workers.run({ op: 'sign', key, mechanism, data, outputLength: maxLength, keyPin }) as Uint8Array
   }
 
   /** Verifies `signature` on the token; false for a wrong signature, an error for anything else. */

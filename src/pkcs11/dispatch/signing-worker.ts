@@ -56,13 +56,16 @@ function run(request: Request): Result {
         }
       }
       fn = 'C_Sign'
-      return { id: request.id, ok: true, value: native.C_Sign(s, Buffer.from(request.data), Buffer.allocUnsafe(request.outputLength)) }
+      // Buffer.alloc, not allocUnsafe: a pooled buffer would carry its whole 8 KiB slab back to the main thread.
+      const signature = native.C_Sign(s, Buffer.from(request.data.buffer, request.data.byteOffset, request.data.byteLength), Buffer.alloc(request.outputLength))
+      return { id: request.id, ok: true, value: signature.length === request.outputLength ? signature : signature.subarray(0, signature.length).slice() }
     }
     fn = 'C_VerifyInit'
     native.C_VerifyInit(s, request.mechanism, key)
     fn = 'C_Verify'
     try {
-      return { id: request.id, ok: true, value: native.C_Verify(s, Buffer.from(request.data), Buffer.from(request.signature)) }
+      const { data, signature } = request
+      return { id: request.id, ok: true, value: native.C_Verify(s, Buffer.from(data.buffer, data.byteOffset, data.byteLength), Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength)) }
     } catch (error) {
       const { code } = error as { code?: number }
       if (code === C.CKR_SIGNATURE_INVALID || code === C.CKR_SIGNATURE_LEN_RANGE) return { id: request.id, ok: true, value: false }

@@ -66,7 +66,8 @@ export class WorkerPool {
   run(operation: Operation): Promise<Uint8Array | boolean> {
     if (this.#closed) return Promise.reject(new ClosedError())
     return new Promise((resolve, reject) => {
-      this.#queue.push({ request: { ...operation, id: this.#nextId++ }, resolve, reject })
+      const request = { ...operation, key: own(operation.key), data: own(operation.data), id: this.#nextId++ } as Request
+      this.#queue.push({ request, resolve, reject })
       // Requests made in the same tick leave together.
       if (!this.#flushScheduled) {
         this.#flushScheduled = true
@@ -143,6 +144,14 @@ export class WorkerPool {
     worker.batches.length = 0
     this.#flush()
   }
+}
+
+/**
+ * `bytes` in an ArrayBuffer of their own: structured cloning copies a view's whole buffer, and a
+ * Buffer from Node's pool would bring its 8 KiB slab along with each request.
+ */
+function own(bytes: Uint8Array): Uint8Array {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice()
 }
 
 function settle(pending: Pending, result: Result): void {
