@@ -23,10 +23,27 @@ export class Pkcs11WebCryptoError extends Error {
 export class TokenError extends Pkcs11WebCryptoError {
   readonly returnValue: number
   readonly function: string
-  constructor(code: string, returnValue: number, fn: string) {
-    super(code, `${fn} failed: ${code}`)
+  constructor(code: string, returnValue: number, fn: string, detail?: string) {
+    super(code, `${fn} failed: ${code}${detail ? ` (${detail})` : ''}`)
     this.returnValue = returnValue
     this.function = fn
+  }
+}
+
+/**
+ * A call waited longer than its deadline (the `timeout` option, or an aborted signal's reason
+ * when one is given), in the queue for a session or for the token to come back.
+ */
+export class TimeoutError extends Pkcs11WebCryptoError {
+  constructor(ms: number) {
+    super('ERR_PKCS11_TIMEOUT', `no answer from the token within ${ms} ms`)
+  }
+}
+
+/** More calls wait for the token than the queue holds (the `maxQueue` option): shed load. */
+export class QueueFullError extends Pkcs11WebCryptoError {
+  constructor(size: number) {
+    super('ERR_PKCS11_QUEUE_FULL', `${size} calls are already waiting for the token`)
   }
 }
 

@@ -145,7 +145,7 @@ describe('our library through the fault module', () => {
   before(async () => {
     control.reset()
     control.zero()
-    hsm = await Pkcs11Crypto.open({ library: faultModule, token: { label: LABEL }, pin: PIN })
+    hsm = await Pkcs11Crypto.open({ library: faultModule, token: { label: LABEL }, pin: PIN, timeout: 1000 })
     ;({ privateKey } = await hsm.keys.get({ label: 'p256' }))
   })
   after(async () => {
@@ -165,20 +165,29 @@ describe('our library through the fault module', () => {
     assert.ok(now.C_Login >= 1)
   })
 
-  test('fail C_Sign CKR_DEVICE_ERROR count 1: exactly one sign fails, as an OperationError', async () => {
-    // (The case of a pool with a single session is the last test of this file.)
+  test('fail C_Sign CKR_DEVICE_ERROR count 1: the sign is tried once more, and succeeds', async () => {
     const before = await control.counts()
     control.fail('C_Sign', 'CKR_DEVICE_ERROR', { count: 1 })
-    await assert.rejects(hsm.subtle.sign(params, privateKey, data), (error) => {
-      assert.ok(error instanceof DOMException)
-      assert.equal(error.name, 'OperationError')
-      assert.equal(error.cause?.code, 'CKR_DEVICE_ERROR')
-      return true
-    })
     assert.equal(verifies(await hsm.subtle.sign(params, privateKey, data)), true)
     const now = await control.counts()
     assert.equal(now.C_Sign - before.C_Sign, 2)
     assert.equal(now.injected - before.injected, 1)
+  })
+
+  test('fail C_Sign CKR_DEVICE_ERROR count 2: tried twice, then an OperationError naming the code', async () => {
+    const before = await control.counts()
+    control.fail('C_Sign', 'CKR_DEVICE_ERROR', { count: 2 })
+    await assert.rejects(hsm.subtle.sign(params, privateKey, data), (error) => {
+      assert.ok(error instanceof DOMException)
+      assert.equal(error.name, 'OperationError')
+      assert.equal(error.cause?.code, 'CKR_DEVICE_ERROR')
+      assert.match(error.message, /C_Sign failed: CKR_DEVICE_ERROR/)
+      return true
+    })
+    assert.equal(verifies(await hsm.subtle.sign(params, privateKey, data)), true)
+    const now = await control.counts()
+    assert.equal(now.C_Sign - before.C_Sign, 3)
+    assert.equal(now.injected - before.injected, 2)
   })
 
   test('latency 50 ms on C_Sign: a sign takes at least 50 ms', async () => {
@@ -205,13 +214,17 @@ describe('our library through the fault module', () => {
     assert.ok(elapsed < 350, `4 signs with 100 ms each took ${elapsed} ms: not in parallel`)
   })
 
-  test('removed 1: signs fail with CKR_DEVICE_REMOVED', async () => {
+  test('removed 1: signs wait for the deadline (1 s here), then fail naming CKR_DEVICE_REMOVED', async () => {
     control.removed(true)
+    const started = performance.now()
     await assert.rejects(hsm.subtle.sign(params, privateKey, data), (error) => {
       assert.equal(error.name, 'OperationError')
       assert.equal(error.cause?.code, 'CKR_DEVICE_REMOVED')
+      assert.match(error.message, /did not come back within 1000 ms/)
       return true
     })
+    const waited = performance.now() - started
+    assert.ok(waited >= 900 && waited < 3000, `waited ${waited} ms`)
     assert.equal((await control.counts()).sessionsOpen, 0)
     control.removed(false)
   })
@@ -230,12 +243,13 @@ describe('our library through the fault module', () => {
 // CKR_OBJECT_HANDLE_INVALID). The pool now opens the successor before it closes the last session.
 describe('our library after a dropped last session', () => {
   test('the next sign succeeds: the login outlives the dropped session', async () => {
-    const hsm = await Pkcs11Crypto.open({ library: faultModule, token: { label: LABEL }, pin: PIN })
+    // Two sessions in all: one for lookups, one signing worker, whose session is dropped twice.
+    const hsm = await Pkcs11Crypto.open({ library: faultModule, token: { label: LABEL }, pin: PIN, maxSessions: 2 })
     try {
       const { privateKey } = await hsm.keys.get({ label: 'p256' })
       const params = { name: 'ECDSA', hash: 'SHA-256' }
       await hsm.subtle.sign(params, privateKey, data)
-      control.fail('C_Sign', 'CKR_DEVICE_ERROR', { count: 1 })
+      control.fail('C_Sign', 'CKR_DEVICE_ERROR', { count: 2 })
       await assert.rejects(hsm.subtle.sign(params, privateKey, data), { name: 'OperationError' })
       assert.equal(verifies(await hsm.subtle.sign(params, privateKey, data)), true)
     } finally {

@@ -25,8 +25,15 @@ export interface OpenOptions {
   config?: string
   /** An RFC 7512 URI: `pkcs11:token=demo?module-path=...&pin-value=...`. */
   uri?: string
-  /** Upper bound on concurrent sessions (default 8). */
+  /** Upper bound on the sessions opened (default 8): one for lookups, the others sign on worker threads. */
   maxSessions?: number
+  /**
+   * How long a call may wait, in ms, for a session or for the token to come back from a removal or
+   * error (default 30,000); then it fails with an error that names the CKR_ code that stopped it.
+   */
+  timeout?: number
+  /** Calls that may wait for a session at once; more fail at once with QueueFullError (default 10,000). */
+  maxQueue?: number
   /** Environment to read defaults from (default: process.env). */
   env?: Record<string, string | undefined>
 }
@@ -57,6 +64,8 @@ export function resolveOptions(options: OpenOptions = {}): TokenOptions {
     token: options.token ?? tokenFromUri(uri) ?? tokenFromJava(java) ?? (env.PKCS11_TOKEN ? { label: env.PKCS11_TOKEN } : undefined),
     pin,
     maxSessions: options.maxSessions,
+    timeout: options.timeout,
+    maxQueue: options.maxQueue,
   }
 }
 

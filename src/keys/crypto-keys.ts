@@ -4,6 +4,7 @@
  * exporting it need no device.
  */
 import { webcrypto } from 'node:crypto'
+import { C, type Template } from '../pkcs11/binding.js'
 import type { Token } from '../pkcs11/token.js'
 import { hashLength, type HashName } from '../webcrypto/algorithm.js'
 import { TokenCryptoKey } from '../webcrypto/crypto-key.js'
@@ -58,7 +59,7 @@ export function tokenCryptoKey(token: Token, key: KeyDescription, algorithm: Key
   return new TokenCryptoKey(
     {
       token,
-      handle: key.handle,
+      key: token.keyRef(key.handle, findAgain(key)),
       outputLength: outputLength(key, algorithm),
       alwaysAuthenticate: key.alwaysAuthenticate,
       keyPin: options.keyPin,
@@ -75,6 +76,14 @@ export function tokenCryptoKey(token: Token, key: KeyDescription, algorithm: Key
 export function publicCryptoKey(jwk: JsonWebKey, algorithm: KeyAlgorithmChoice, usages?: KeyUsage[]): Promise<CryptoKey> {
   const { name, hash, namedCurve } = algorithm
   return webcrypto.subtle.importKey('jwk', jwk, { name, hash, namedCurve } as Algorithm, true, usages ?? [...PUBLIC_USAGES[name] ?? []])
+}
+
+/** The attributes that find the key again after its token came back: its class and CKA_ID (or label). */
+function findAgain(key: KeyDescription): Template {
+  return [
+    { type: C.CKA_CLASS, value: key.type === 'secret' ? C.CKO_SECRET_KEY : C.CKO_PRIVATE_KEY },
+    key.id.length > 0 ? { type: C.CKA_ID, value: key.id } : { type: C.CKA_LABEL, value: key.label },
+  ]
 }
 
 function keyAlgorithm(key: KeyDescription, { name, hash, namedCurve }: KeyAlgorithmChoice, publicJwk?: JsonWebKey): KeyAlgorithm {

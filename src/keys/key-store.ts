@@ -97,8 +97,8 @@ export class KeyStore {
     const storage = { label: options.label, id: options.id, persistent: options.persistent ?? true }
     const usages = [...PRIVATE_USAGES[params.name] ?? [], ...PUBLIC_USAGES[params.name] ?? []]
     const made = await this.#factory.generateKey({ ...params, ...storage }, false, usages)
-    const { handle } = TokenCryptoKey.objectOf('privateKey' in made ? made.privateKey : made)!
-    const keyId = (await this.#token.getAttributes(handle, [C.CKA_ID])).get(C.CKA_ID)!.toString('hex')
+    const { key } = TokenCryptoKey.objectOf('privateKey' in made ? made.privateKey : made)!
+    const keyId = (await this.#token.getAttributes(key.handle, [C.CKA_ID])).get(C.CKA_ID)!.toString('hex')
     if (options.certificate) await this.certificates.createSelfSigned({ id: keyId }, options.certificate)
     return this.get({ id: keyId }, { algorithm: typeof options.algorithm === 'string' ? options.algorithm : undefined })
   }

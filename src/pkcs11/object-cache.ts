@@ -31,6 +31,12 @@ export class ObjectCache {
     return values
   }
 
+  /** The token came back: handles may mean other objects now. */
+  clear(): void {
+    this.#searches.clear()
+    this.#attributes.clear()
+  }
+
   /** Objects were created or destroyed: searches may find something else now. */
   forgetSearches(): void {
     this.#searches.clear()

@@ -11,7 +11,7 @@ const SESSION_LOST = ['CKR_SESSION_HANDLE_INVALID', 'CKR_SESSION_CLOSED', 'CKR_D
 
 export class SessionPool {
   readonly #native: PKCS11
-  readonly #slot: Handle
+  #slot: Handle
   readonly #size: number
   readonly #idle: Handle[] = []
   readonly #waiting: Array<{ resolve: (session: Handle) => void, reject: (error: Error) => void }> = []
@@ -71,6 +71,15 @@ export class SessionPool {
       if (pooled || this.#open <= this.#size) this.#giveBack(session, reusable)
       else this.#closeSession(session)
     }
+  }
+
+  /**
+   * Forgets the idle sessions (the token went away with them) and opens the next ones in `slot`,
+   * where the token is now. Borrowed sessions are dropped when they fail on their return.
+   */
+  reset(slot: Handle): void {
+    this.#slot = slot
+    for (const session of this.#idle.splice(0)) this.#closeSession(session)
   }
 
   /**

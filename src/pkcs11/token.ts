@@ -2,37 +2,72 @@
  * One token, opened and logged in: the token layer's face to the rest of the library. It speaks
  * PKCS#11 (handles, mechanisms, attributes) and hides modules, sessions and login.
  */
-import { ConfigurationError } from '../errors.js'
+import { availableParallelism } from 'node:os'
+import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { ConfigurationError, KeyNotFoundError, TokenError } from '../errors.js'
 import { C, callAsync, callSync, isTokenError, type Handle, type Mechanism, type Template } from './binding.js'
+import type { Operation } from './dispatch/protocol.js'
+import { WorkerPool } from './dispatch/worker-pool.js'
+import { backoff, remedyFor } from './failures.js'
 import { Pkcs11Module } from './module.js'
 import { ObjectCache } from './object-cache.js'
 import { SessionPool } from './session-pool.js'
-import { WorkerPool } from './dispatch/worker-pool.js'
-import { availableParallelism } from 'node:os'
-import { selectSlot, type SlotDescription, type TokenSelector } from './slots.js'
+import { describeSlots, selectSlot, type SlotDescription, type TokenSelector } from './slots.js'
 
 export interface TokenOptions {
   /** Path of the PKCS#11 library. */
   library: string
   /** Which token; when absent, the only token present. */
   token?: TokenSelector
-  /** The user PIN; used for one C_Login and not kept. */
+  /**
+   * The user PIN: one C_Login at open; kept (never shown) only to log in again after the token
+   * lost the login or came back from a removal, and dropped at once if the token refuses it.
+   */
   pin?: string
   /**
    * Upper bound on the sessions opened (default 8; never above the token's own limit): one for
    * lookups, the others for signing workers, which grow past the number of cores only for a slow device.
    */
   maxSessions?: number
+  /** How long a call may wait, in ms, for a session or for the token to come back (default 30 s). */
+  timeout?: number
+  /** Calls that may wait for a session at once; more fail at once with QueueFullError (default 10,000). */
+  maxQueue?: number
+}
+
+/** Per call: a key PIN, a signal to give up, a deadline of its own. */
+export interface CallOptions {
+  keyPin?: string
+  signal?: AbortSignal
+  timeout?: number
+}
+
+/**
+ * A key object on the token, found again by its attributes when the token came back (handles
+ * need not survive a removal).
+ */
+export class KeyRef {
+  readonly template: Template
+  handle: Handle
+  generation: number
+
+  constructor(template: Template, handle: Handle, generation: number) {
+    this.template = template
+    this.handle = handle
+    this.generation = generation
+  }
 }
 
 const DEFAULT_MAX_SESSIONS = 8
+const DEFAULT_TIMEOUT_MS = 30_000
+const DEFAULT_MAX_QUEUE = 10_000
 const CKF_LOGIN_REQUIRED = 0x4
 const CK_EFFECTIVELY_INFINITE = 0
 /** The largest CK_ULONG means "unavailable information". */
 const UNAVAILABLE = [0xffffffff, Number.MAX_SAFE_INTEGER, 2 ** 64 - 1]
 
 export class Token {
-  readonly slot: SlotDescription
   /** The mechanisms (CKM_ numbers) the token lists; read once. */
   readonly mechanisms: ReadonlySet<number>
   readonly #module: Pkcs11Module
@@ -41,13 +76,27 @@ export class Token {
   /** Sessions, on their own threads, for signing and verifying. */
   readonly #workers: WorkerPool
   readonly #objects = new ObjectCache()
+  readonly #timeoutMs: number
+  #slot: SlotDescription
+  #pin: string | undefined
+  /** Counts reconnections: a KeyRef found in an older generation is looked up again. */
+  #generation = 0
+  #reconnecting: Promise<void> | undefined
+  /** Callers waiting for the token to come back: the search goes on (and keeps the process alive) while there are any. */
+  #waiting = 0
+  /** What made the token go away, for the error of a caller who waited in vain. */
+  #lastFailure: TokenError | undefined
+  /** The token refused the PIN on a new login: every call fails with this, and no login is tried again. */
+  #refused: Error | undefined
   #closed = false
 
-  private constructor(module: Pkcs11Module, slot: SlotDescription, pool: SessionPool, workers: WorkerPool) {
+  private constructor(module: Pkcs11Module, slot: SlotDescription, pool: SessionPool, workers: WorkerPool, options: TokenOptions) {
     this.#module = module
-    this.slot = slot
+    this.#slot = slot
     this.#pool = pool
     this.#workers = workers
+    this.#pin = options.pin
+    this.#timeoutMs = options.timeout ?? DEFAULT_TIMEOUT_MS
     this.mechanisms = new Set(callSync('C_GetMechanismList', () => module.native.C_GetMechanismList(slot.slot)))
   }
 
@@ -66,9 +115,11 @@ export class Token {
       // One session serves lookups and changes (rare, after start-up); the rest sign, on workers.
       const limit = sessionLimit(slot, options.maxSessions)
       pool = new SessionPool(module.native, slot.slot, 1)
-      const workers = new WorkerPool({ library: module.path, slot: slot.slot, minWorkers: availableParallelism(), maxWorkers: Math.max(1, limit - 1) })
-      const token = new Token(module, slot, pool, workers)
-      token.#login(options.pin)
+      const workers = new WorkerPool({
+        library: module.path, slot: slot.slot, minWorkers: availableParallelism(), maxWorkers: Math.max(1, limit - 1), maxQueue: options.maxQueue ?? DEFAULT_MAX_QUEUE,
+      })
+      const token = new Token(module, slot, pool, workers, options)
+      token.#login(true)
       return token
     } catch (error) {
       void pool?.close()
@@ -81,6 +132,16 @@ export class Token {
     return this.#closed
   }
 
+  /** The slot and token, as found at open (or when the token came back). */
+  get slot(): SlotDescription {
+    return this.#slot
+  }
+
+  /** A reference to the key object `handle`, which `template` finds again after a reconnection. */
+  keyRef(handle: Handle, template: Template): KeyRef {
+    return new KeyRef(template, handle, this.#generation)
+  }
+
   /** Sessions open now (the pool's and the signing workers'); for tests and diagnostics. */
   get openSessions(): number {
     return this.#pool.openSessions + this.#workers.openSessions
@@ -91,16 +152,106 @@ export class Token {
   }
 
   /**
-   * Signs `data` with the key `key` on the token, on a signing worker. `keyPin` is sent with a
+   * Signs `data` with the key on the token, on a signing worker. `keyPin` is sent with a
    * CKU_CONTEXT_SPECIFIC login right after C_SignInit, for CKA_ALWAYS_AUTHENTICATE keys.
    */
-  async sign(key: Handle, mechanism: Mechanism, data: Uint8Array, maxLength: number, keyPin?: string): Promise<Uint8Array> {
-    return await this.#workers.run({ op: 'sign', key, mechanism, data, outputLength: maxLength, keyPin }) as Uint8Array
+  async sign(key: KeyRef, mechanism: Mechanism, data: Uint8Array, maxLength: number, options: CallOptions = {}): Promise<Uint8Array> {
+    return await this.#run(key, { op: 'sign', mechanism, data, outputLength: maxLength, keyPin: options.keyPin }, options) as Uint8Array
   }
 
   /** Verifies `signature` on the token; false for a wrong signature, an error for anything else. */
-  async verify(key: Handle, mechanism: Mechanism, data: Buffer, signature: Buffer): Promise<boolean> {
-    return await this.#workers.run({ op: 'verify', key, mechanism, data, signature }) as boolean
+  async verify(key: KeyRef, mechanism: Mechanism, data: Uint8Array, signature: Uint8Array, options: CallOptions = {}): Promise<boolean> {
+    return await this.#run(key, { op: 'verify', mechanism, data, signature }, options) as boolean
+  }
+
+  /**
+   * Runs an operation that is safe to repeat: a failure that a new session, a new login or the
+   * token's return can cure is cured and the operation tried once more, all within the deadline.
+   */
+  async #run(key: KeyRef, operation: DistributiveOmit<Operation, 'key'>, options: CallOptions): Promise<Uint8Array | boolean> {
+    const timeoutMs = options.timeout ?? this.#timeoutMs
+    const deadline = performance.now() + timeoutMs
+    for (let attempt = 0; ; attempt++) {
+      if (this.#refused) throw this.#refused
+      if (this.#reconnecting) await this.#awaitReconnection(deadline, timeoutMs, options.signal)
+      try {
+        const handle = await this.#handleOf(key)
+        return await this.#workers.run({ ...operation, key: handle } as Operation, { deadline, timeoutMs, signal: options.signal })
+      } catch (error) {
+        const remedy = remedyFor(error)
+        if (!remedy || attempt > 0 || this.#closed) throw error
+        if (remedy === 'login') this.#relogin(error as TokenError)
+        if (remedy === 'reconnect') this.#startReconnecting(error as TokenError)
+      }
+    }
+  }
+
+  async #handleOf(key: KeyRef): Promise<Handle> {
+    if (key.generation === this.#generation) return key.handle
+    const generation = this.#generation
+    const [handle] = await this.findObjects(key.template)
+    if (!handle) throw new KeyNotFoundError(`the key is no longer on token "${this.#slot.token!.label}"`)
+    key.handle = handle
+    key.generation = generation
+    return handle
+  }
+
+  /** Waits for the token to come back, until the caller's deadline or signal. */
+  #awaitReconnection(deadline: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+    const expiry = AbortSignal.timeout(Math.max(1, Math.ceil(deadline - performance.now())))
+    const stop = signal ? AbortSignal.any([signal, expiry]) : expiry
+    this.#waiting++
+    return new Promise<void>((resolve, reject) => {
+      const giveUp = () => reject(signal?.aborted ? signal.reason : this.#notBack(timeoutMs))
+      if (stop.aborted) return giveUp()
+      stop.addEventListener('abort', giveUp, { once: true })
+      this.#reconnecting!.then(resolve, resolve).finally(() => stop.removeEventListener('abort', giveUp))
+    }).finally(() => { this.#waiting-- })
+  }
+
+  /** The error of a caller whose deadline passed while the token was away: it names what made it go. */
+  #notBack(timeoutMs: number): TokenError {
+    const { code = 'CKR_DEVICE_REMOVED', returnValue = C.CKR_DEVICE_REMOVED, function: fn = 'C_Sign' } = this.#lastFailure ?? {}
+    return new TokenError(code, returnValue, fn, `the token did not come back within ${timeoutMs} ms`)
+  }
+
+  #startReconnecting(failure: TokenError): void {
+    this.#lastFailure = failure
+    this.#reconnecting ??= this.#reconnect().finally(() => { this.#reconnecting = undefined })
+  }
+
+  /**
+   * Finds the token again (same serial and label, in whatever slot), opens fresh sessions and logs in
+   * again, with growing pauses; handles are looked up anew afterwards.
+   */
+  async #reconnect(): Promise<void> {
+    const { serial, label } = this.#slot.token!
+    // The caller who saw the failure starts waiting right after this begins: give it a turn.
+    await sleep(0)
+    for (let attempt = 0; !this.#closed && !this.#refused && this.#waiting > 0; attempt++) {
+      await sleep(backoff(attempt))
+      try {
+        const slot = describeSlots(this.#module.native).find((s) => s.token?.serial === serial && s.token.label === label)
+        if (!slot) continue
+        this.#pool.reset(slot.slot)
+        this.#workers.retarget(slot.slot)
+        this.#slot = slot
+        this.#login(false)
+        this.#objects.clear()
+        this.#generation++
+        return
+      } catch (error) {
+        if (this.#refused) return
+        // Not back yet (or half back): try again after the pause.
+        void error
+      }
+    }
+  }
+
+  /** The token says the user is not logged in (it lost the login): log in again, once, now. */
+  #relogin(failure: TokenError): void {
+    if (this.#pin === undefined) throw failure
+    this.#login(false)
   }
 
   /** Generates a key pair on the token (thread pool); returns the two handles. */
@@ -199,6 +350,7 @@ export class Token {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    this.#pin = undefined
     await this.#workers.close()
     await this.#pool.close()
     this.#module.release()
@@ -213,10 +365,15 @@ export class Token {
     }
   }
 
-  #login(pin: string | undefined): void {
-    const required = (this.slot.token!.flags & CKF_LOGIN_REQUIRED) !== 0
+  /**
+   * One C_Login with the user PIN. A PIN the token refuses is dropped at once and never tried
+   * again: devices lock after a few wrong tries.
+   */
+  #login(first: boolean): void {
+    const pin = this.#pin
     if (pin === undefined) {
-      if (required) throw new ConfigurationError(`token "${this.slot.token!.label}" requires a PIN (pin, pinFile, PKCS11_PIN or PKCS11_PIN_FILE)`)
+      const required = (this.#slot.token!.flags & CKF_LOGIN_REQUIRED) !== 0
+      if (required && first) throw new ConfigurationError(`token "${this.#slot.token!.label}" requires a PIN (pin, pinFile, PKCS11_PIN or PKCS11_PIN_FILE)`)
       return
     }
     this.#pool.withSessionSync((session) => {
@@ -224,11 +381,19 @@ export class Token {
         callSync('C_Login', () => this.#module.native.C_Login(session, C.CKU_USER, pin))
       } catch (error) {
         // Another user of this token in the process logged in already: the login state is shared.
-        if (!isTokenError(error, 'CKR_USER_ALREADY_LOGGED_IN')) throw error
+        if (isTokenError(error, 'CKR_USER_ALREADY_LOGGED_IN')) return
+        if (isTokenError(error, 'CKR_PIN_INCORRECT', 'CKR_PIN_LOCKED', 'CKR_PIN_EXPIRED', 'CKR_PIN_INVALID', 'CKR_PIN_LEN_RANGE')) {
+          this.#pin = undefined
+          if (!first) this.#refused = error as Error
+        }
+        throw error
       }
     })
   }
 }
+
+/** Omit over each member of a union (the built-in Omit merges the members). */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 
 function sessionLimit(slot: SlotDescription, requested = DEFAULT_MAX_SESSIONS): number {
   const tokenLimit = slot.token!.maxSessionCount

@@ -2,13 +2,12 @@
  * CryptoKey objects whose key material stays on the token. They carry the WebCrypto description
  * (type, algorithm, usages) that jose and other libraries inspect, and privately the token object.
  */
-import type { Handle } from '../pkcs11/binding.js'
-import type { Token } from '../pkcs11/token.js'
+import type { KeyRef, Token } from '../pkcs11/token.js'
 
-/** Where a key lives: the token, the object handle, and the size of its results in bytes. */
+/** Where a key lives: the token, the key object, and the size of its results in bytes. */
 export interface TokenObject {
   readonly token: Token
-  readonly handle: Handle
+  readonly key: KeyRef
   /** Bytes of a signature made with the key (RSA: modulus length; EC: 2 x coordinate size). */
   readonly outputLength: number
   /** CKA_ALWAYS_AUTHENTICATE: every operation needs the key PIN. */

@@ -23,6 +23,8 @@ export type Result =
 
 export type ToWorker =
   | { type: 'batch', requests: Request[] }
+  /** The token is in another slot now (it came back after a removal). */
+  | { type: 'slot', slot: Uint8Array }
   | { type: 'close' }
 
 export type FromWorker =

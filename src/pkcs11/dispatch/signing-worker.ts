@@ -8,7 +8,8 @@ import { parentPort, workerData } from 'node:worker_threads'
 import pkcs11js from 'pkcs11js'
 import type { FromWorker, Request, Result, ToWorker, WorkerSetup } from './protocol.js'
 
-const { library, slot } = workerData as WorkerSetup
+const { library } = workerData as WorkerSetup
+let { slot } = workerData as WorkerSetup
 const C = pkcs11js as unknown as Record<string, number>
 const native = new pkcs11js.PKCS11()
 native.load(library)
@@ -79,6 +80,11 @@ function run(request: Request): Result {
 }
 
 parentPort!.on('message', (message: ToWorker) => {
+  if (message.type === 'slot') {
+    dropSession()
+    slot = message.slot
+    return
+  }
   if (message.type === 'close') {
     dropSession()
     parentPort!.postMessage({ type: 'closed' } satisfies FromWorker)

@@ -1,14 +1,15 @@
 /**
  * Sends signatures to signing workers: threads with a session each that make synchronous PKCS#11
- * calls. Requests queue in arrival order and leave in batches sized to the device's speed, so a fast
- * token (SoftHSM ECDSA: ~0.07 ms a signature) pays one message per dozens of signatures, and a slow
- * one (a network HSM: 100 ms) gets one request per batch and more workers, up to the session limit,
- * with no request stuck behind a long batch.
+ * calls. Requests queue in arrival order (a bounded queue) and leave in batches sized to the
+ * device's speed, so a fast token (SoftHSM ECDSA: ~0.07 ms a signature) pays one message per dozens
+ * of signatures, and a slow one (a network HSM: 100 ms) gets one request per batch and more
+ * workers, up to the session limit, with no request stuck behind a long batch. A request that
+ * outlives its deadline, or whose signal aborts, is answered at once and its late result dropped.
  */
 import { Worker } from 'node:worker_threads'
-import { ClosedError, TokenError } from '../../errors.js'
+import { ClosedError, QueueFullError, TimeoutError, TokenError } from '../../errors.js'
 import { ckrName, type Handle } from '../binding.js'
-import type { FromWorker, Operation, Request, Result, WorkerSetup } from './protocol.js'
+import type { FromWorker, Operation, Request, Result } from './protocol.js'
 
 /** A batch should keep a worker busy about this long: long enough to amortize a message, short enough for fairness. */
 const BATCH_MS = 2
@@ -17,11 +18,23 @@ const MAX_BATCH = 64
 const SLOW_MS = 5
 /** Batches a worker may hold at once: one running, one waiting, so it never idles on the main thread. */
 const PIPELINE = 2
+/** How often deadlines are checked. */
+const SWEEP_MS = 50
 
-interface Pending {
+/** When a request must be answered by, and who may cancel it. */
+export interface RunOptions {
+  /** performance.now() time after which the caller gets a TimeoutError. */
+  deadline: number
+  /** The whole time the caller allowed, for the TimeoutError's message. */
+  timeoutMs: number
+  signal?: AbortSignal
+}
+
+interface Pending extends RunOptions {
   request: Request
   resolve: (value: Uint8Array | boolean) => void
   reject: (error: Error) => void
+  settled: boolean
 }
 
 interface SigningWorker {
@@ -37,12 +50,16 @@ export interface WorkerPoolOptions {
   minWorkers: number
   /** The most workers (and so sessions) the pool may use; reached only for slow devices. */
   maxWorkers: number
+  /** The most requests that may wait for a worker. */
+  maxQueue: number
 }
 
 export class WorkerPool {
-  readonly #setup: WorkerSetup
+  readonly #library: string
+  #slot: Uint8Array
   readonly #minWorkers: number
   readonly #maxWorkers: number
+  readonly #maxQueue: number
   readonly #workers: SigningWorker[] = []
   readonly #queue: Pending[] = []
   #nextId = 0
@@ -50,11 +67,14 @@ export class WorkerPool {
   #serviceMs = 1
   #closed = false
   #flushScheduled = false
+  #sweeper?: NodeJS.Timeout
 
   constructor(options: WorkerPoolOptions) {
-    this.#setup = { library: options.library, slot: new Uint8Array(options.slot) }
+    this.#library = options.library
+    this.#slot = new Uint8Array(options.slot)
     this.#maxWorkers = Math.max(1, options.maxWorkers)
     this.#minWorkers = Math.max(1, Math.min(options.minWorkers, this.#maxWorkers))
+    this.#maxQueue = options.maxQueue
   }
 
   /** Sessions the workers hold now. */
@@ -63,11 +83,14 @@ export class WorkerPool {
   }
 
   /** Runs one operation on a worker; resolves with the signature (or the verification result). */
-  run(operation: Operation): Promise<Uint8Array | boolean> {
+  run(operation: Operation, options: RunOptions): Promise<Uint8Array | boolean> {
     if (this.#closed) return Promise.reject(new ClosedError())
+    if (this.#queue.length >= this.#maxQueue) return Promise.reject(new QueueFullError(this.#queue.length))
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason)
     return new Promise((resolve, reject) => {
       const request = { ...operation, key: own(operation.key), data: own(operation.data), id: this.#nextId++ } as Request
-      this.#queue.push({ request, resolve, reject })
+      this.#queue.push({ ...options, request, resolve, reject, settled: false })
+      this.#sweeper ??= setInterval(() => this.#sweep(), SWEEP_MS).unref()
       // Requests made in the same tick leave together.
       if (!this.#flushScheduled) {
         this.#flushScheduled = true
@@ -76,11 +99,18 @@ export class WorkerPool {
     })
   }
 
+  /** The token came back in another slot: workers reopen their sessions there. */
+  retarget(slot: Handle): void {
+    this.#slot = new Uint8Array(slot)
+    for (const worker of this.#workers) worker.thread.postMessage({ type: 'slot', slot: this.#slot })
+  }
+
   /** Waits for the work under way, then stops the workers (closing their sessions). */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    for (const pending of this.#queue.splice(0)) pending.reject(new ClosedError())
+    clearInterval(this.#sweeper)
+    for (const pending of this.#queue.splice(0)) answer(pending, new ClosedError())
     await Promise.all(this.#workers.map(async (worker) => {
       worker.thread.ref() // an idle worker is unref'd; closing must still be waited for
       while (worker.batches.length > 0) await new Promise((resolve) => worker.thread.once('message', resolve))
@@ -97,10 +127,25 @@ export class WorkerPool {
       const worker = this.#freeWorker()
       if (!worker) return
       const size = Math.max(1, Math.min(MAX_BATCH, Math.floor(BATCH_MS / this.#serviceMs)))
-      const batch = this.#queue.splice(0, size)
+      const batch = this.#queue.splice(0, size).filter((pending) => !pending.settled)
+      if (batch.length === 0) continue
       worker.batches.push(batch)
       worker.thread.ref()
       worker.thread.postMessage({ type: 'batch', requests: batch.map((p) => p.request) })
+    }
+  }
+
+  /** Answers the requests whose deadline passed or whose signal aborted; they leave the queue. */
+  #sweep(): void {
+    const now = performance.now()
+    for (const pending of [...this.#queue, ...this.#workers.flatMap((w) => w.batches.flat())]) {
+      if (pending.settled || (now < pending.deadline && !pending.signal?.aborted)) continue
+      answer(pending, pending.signal?.aborted ? pending.signal.reason : new TimeoutError(pending.timeoutMs))
+    }
+    for (let i = this.#queue.length - 1; i >= 0; i--) if (this.#queue[i].settled) this.#queue.splice(i, 1)
+    if (this.#queue.length === 0 && this.#workers.every((w) => w.batches.length === 0)) {
+      clearInterval(this.#sweeper)
+      this.#sweeper = undefined
     }
   }
 
@@ -108,15 +153,14 @@ export class WorkerPool {
   #freeWorker(): SigningWorker | undefined {
     const idle = this.#workers.find((w) => w.batches.length === 0)
     if (idle) return idle
-    const canGrow = this.#workers.length < this.#minWorkers || (this.#serviceMs >= SLOW_MS && this.#workers.length < this.#maxWorkers)
-    if (canGrow) return this.#startWorker()
-    const slowDevice = this.#serviceMs >= SLOW_MS
+    const slow = this.#serviceMs >= SLOW_MS
+    if (this.#workers.length < this.#minWorkers || (slow && this.#workers.length < this.#maxWorkers)) return this.#startWorker()
     // A slow device gets one batch per worker at a time: a second would wait behind the first.
-    return slowDevice ? undefined : this.#workers.find((w) => w.batches.length < PIPELINE)
+    return slow ? undefined : this.#workers.find((w) => w.batches.length < PIPELINE)
   }
 
   #startWorker(): SigningWorker {
-    const thread = new Worker(new URL('./signing-worker.js', import.meta.url), { workerData: this.#setup })
+    const thread = new Worker(new URL('./signing-worker.js', import.meta.url), { workerData: { library: this.#library, slot: this.#slot } })
     const worker: SigningWorker = { thread, batches: [], sessions: 0 }
     thread.on('message', (message: FromWorker) => {
       if (message.type === 'results') this.#settle(worker, message)
@@ -133,17 +177,26 @@ export class WorkerPool {
     if (worker.batches.length === 0 && !this.#closed) worker.thread.unref()
     const perOperation = message.busyMs / Math.max(1, message.results.length)
     this.#serviceMs = 0.8 * this.#serviceMs + 0.2 * perOperation
-    message.results.forEach((result, i) => settle(batch[i], result))
+    message.results.forEach((result, i) => answer(batch[i], result))
     this.#flush()
   }
 
   /** A worker died (it could not load the module, say): its requests fail, the others go on. */
   #fail(worker: SigningWorker, error: Error): void {
     this.#workers.splice(this.#workers.indexOf(worker), 1)
-    for (const pending of worker.batches.flat()) pending.reject(error)
+    for (const pending of worker.batches.flat()) answer(pending, error)
     worker.batches.length = 0
     this.#flush()
   }
+}
+
+/** Settles a request once: with a result from a worker, or an error. */
+function answer(pending: Pending, outcome: Result | Error): void {
+  if (pending.settled) return
+  pending.settled = true
+  if (outcome instanceof Error) return pending.reject(outcome)
+  if (outcome.ok) return pending.resolve(outcome.value)
+  pending.reject(outcome.code === undefined ? new Error(`${outcome.fn} failed: ${outcome.message}`) : new TokenError(ckrName(outcome.code), outcome.code, outcome.fn))
 }
 
 /**
@@ -152,9 +205,4 @@ export class WorkerPool {
  */
 function own(bytes: Uint8Array): Uint8Array {
   return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice()
-}
-
-function settle(pending: Pending, result: Result): void {
-  if (result.ok) return pending.resolve(result.value)
-  pending.reject(result.code === undefined ? new Error(`${result.fn} failed: ${result.message}`) : new TokenError(ckrName(result.code), result.code, result.fn))
 }

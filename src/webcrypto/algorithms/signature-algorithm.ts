@@ -43,9 +43,9 @@ export abstract class SignatureAlgorithm {
     const keyPin = typeof algorithm.keyPin === 'string' ? algorithm.keyPin : object.keyPin
     if (object.alwaysAuthenticate && keyPin === undefined) throw operationError(new KeyPinRequiredError())
     try {
-      return toArrayBuffer(await object.token.sign(object.handle, mechanism, input, object.outputLength, object.alwaysAuthenticate ? keyPin : undefined))
+      return toArrayBuffer(await object.token.sign(object.key, mechanism, input, object.outputLength, { ...callOptions(algorithm), keyPin: object.alwaysAuthenticate ? keyPin : undefined }))
     } catch (error) {
-      throw operationError(error)
+      throw failure(error)
     }
   }
 
@@ -55,9 +55,9 @@ export abstract class SignatureAlgorithm {
     const object = this.#check(algorithm, key, 'verify')
     const { mechanism, input } = this.step(algorithm, key, bytes, object.token)
     try {
-      return await object.token.verify(object.handle, mechanism, input, sig)
+      return await object.token.verify(object.key, mechanism, input, sig, callOptions(algorithm))
     } catch (error) {
-      throw operationError(error)
+      throw failure(error)
     }
   }
 
@@ -68,6 +68,23 @@ export abstract class SignatureAlgorithm {
     if (!key.usages.includes(usage)) throw invalidAccess(`the key's usages do not include "${usage}"`)
     return TokenCryptoKey.objectOf(key)!
   }
+}
+
+/**
+ * The caller's `signal` (an AbortSignal) and `timeout` (ms), extra members of the algorithm
+ * dictionary, which WebCrypto ignores.
+ */
+function callOptions(algorithm: NormalizedAlgorithm): { signal?: AbortSignal, timeout?: number } {
+  const { signal, timeout } = algorithm
+  return {
+    signal: signal instanceof AbortSignal ? signal : undefined,
+    timeout: typeof timeout === 'number' && timeout > 0 ? timeout : undefined,
+  }
+}
+
+/** An aborted call rejects with its signal's reason, as fetch does; every other failure is an OperationError. */
+function failure(error: unknown): unknown {
+  return error instanceof DOMException && (error.name === 'AbortError' || error.name === 'TimeoutError') ? error : operationError(error)
 }
 
 /** Hashes in software, for tokens that sign only a precomputed digest (CKM_ECDSA, CKM_RSA_PKCS). */

@@ -1,0 +1,38 @@
+/**
+ * What a PKCS#11 failure means for the library: which ones a fresh session, a new login or a
+ * reconnection can cure, and so which calls are worth one more try.
+ */
+import { TokenError } from '../errors.js'
+
+export type Remedy =
+  /** The session is gone (the worker or pool already dropped it): just try again. */
+  | 'new-session'
+  /** The login state was lost: log in again, then try again. */
+  | 'login'
+  /** The token is gone or unwell: wait until it answers again (handles may have changed). */
+  | 'reconnect'
+
+const REMEDIES: Record<string, Remedy> = {
+  CKR_SESSION_HANDLE_INVALID: 'new-session',
+  CKR_SESSION_CLOSED: 'new-session',
+  CKR_FUNCTION_FAILED: 'new-session',
+  CKR_USER_NOT_LOGGED_IN: 'login',
+  CKR_DEVICE_REMOVED: 'reconnect',
+  CKR_DEVICE_ERROR: 'reconnect',
+  CKR_TOKEN_NOT_PRESENT: 'reconnect',
+  CKR_TOKEN_NOT_RECOGNIZED: 'reconnect',
+  CKR_GENERAL_ERROR: 'reconnect',
+  CKR_CRYPTOKI_NOT_INITIALIZED: 'reconnect',
+  CKR_OBJECT_HANDLE_INVALID: 'reconnect',
+  CKR_KEY_HANDLE_INVALID: 'reconnect',
+}
+
+/** The remedy for `error`, or undefined when trying again would fail the same way (a bad input, a wrong PIN). */
+export function remedyFor(error: unknown): Remedy | undefined {
+  return error instanceof TokenError ? REMEDIES[error.code] : undefined
+}
+
+/** Waits between reconnection attempts: 50 ms, doubling, at most 2 s. */
+export function backoff(attempt: number): number {
+  return Math.min(2000, 50 * 2 ** attempt)
+}
