@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto'
 import { inspect } from 'node:util'
 import { resolveOptions, type OpenOptions } from './config/options.js'
-import { ClosedError } from './errors.js'
+import { ClosedError, ConfigurationError } from './errors.js'
 import { KeyStore } from './keys/key-store.js'
 import type { CertificateStore } from './keys/certificate-store.js'
 import { Token } from './pkcs11/token.js'
@@ -26,12 +26,14 @@ export class Pkcs11Crypto implements Crypto {
   /** The certificates on the token: self-signed, CSRs, imported chains. */
   readonly certificates: CertificateStore
   readonly #token: Token
+  readonly #replicas: Token[]
 
-  private constructor(token: Token) {
+  private constructor(token: Token, replicas: Token[] = []) {
     this.#token = token
+    this.#replicas = replicas
     const factory = new TokenKeyFactory(token)
     this.subtle = new RoutingSubtleCrypto(factory) as unknown as SubtleCrypto
-    this.keys = new KeyStore(token, factory, this)
+    this.keys = new KeyStore(token, factory, this, replicas)
     this.certificates = this.keys.certificates
   }
 
@@ -45,6 +47,30 @@ export class Pkcs11Crypto implements Crypto {
    */
   static async open(options: OpenOptions = {}): Promise<Pkcs11Crypto> {
     return new Pkcs11Crypto(Token.open(resolveOptions(options)))
+  }
+
+  /**
+   * Several tokens (or HSMs) that hold the same keys, used as one: each signature goes to the
+   * token with the fewest under way; a token that fails or is unplugged is stepped around and used
+   * again when it is back. Keys are found on the first token, and on the others by the same CKA_ID
+   * (or label); keys, certificates and random numbers are made on the first.
+   *
+   * @example
+   * const hsm = await Pkcs11Crypto.openGroup([
+   *   { library: '/usr/lib/vendor/libhsm.so', token: { serial: 'A1' }, pinFile: '/run/secrets/pin' },
+   *   { library: '/usr/lib/vendor/libhsm.so', token: { serial: 'B2' }, pinFile: '/run/secrets/pin' },
+   * ])
+   */
+  static async openGroup(members: OpenOptions[]): Promise<Pkcs11Crypto> {
+    if (members.length === 0) throw new ConfigurationError('a group needs at least one token')
+    const tokens: Token[] = []
+    try {
+      for (const member of members) tokens.push(Token.open(resolveOptions(member)))
+    } catch (error) {
+      await Promise.all(tokens.map((token) => token.close()))
+      throw error
+    }
+    return new Pkcs11Crypto(tokens[0], tokens.slice(1))
   }
 
   /** The token's label, serial and slot. */
@@ -98,14 +124,14 @@ export class Pkcs11Crypto implements Crypto {
     return randomUUID()
   }
 
-  /** Sessions open on the token now. */
+  /** Sessions open on the token (and its group) now. */
   get openSessions(): number {
-    return this.#token.openSessions
+    return [this.#token, ...this.#replicas].reduce((sum, token) => sum + token.openSessions, 0)
   }
 
-  /** Closes every session; the module is finalized when no other instance uses it. */
+  /** Closes every session (once the calls under way are done); the module is finalized when no other instance uses it. */
   async close(): Promise<void> {
-    await this.#token.close()
+    await Promise.all([this.#token, ...this.#replicas].map((token) => token.close()))
   }
 
   get [Symbol.toStringTag](): string {

@@ -5,6 +5,7 @@
  */
 import { webcrypto } from 'node:crypto'
 import { C, type Template } from '../pkcs11/binding.js'
+import type { Signer } from '../pkcs11/signer.js'
 import type { Token } from '../pkcs11/token.js'
 import { hashLength, type HashName } from '../webcrypto/algorithm.js'
 import { TokenCryptoKey } from '../webcrypto/crypto-key.js'
@@ -55,11 +56,10 @@ export function usagesAllowedBy(key: KeyDescription, algorithm: string): KeyUsag
  * `keyPin` (CKA_ALWAYS_AUTHENTICATE keys) is kept inside the key, never shown.
  */
 export function tokenCryptoKey(token: Token, key: KeyDescription, algorithm: KeyAlgorithmChoice, usages: KeyUsage[],
-  options: { publicJwk?: JsonWebKey, keyPin?: string, exportJwk?: () => Promise<JsonWebKey> } = {}): TokenCryptoKey {
+  options: { publicJwk?: JsonWebKey, keyPin?: string, exportJwk?: () => Promise<JsonWebKey>, signer?: Signer } = {}): TokenCryptoKey {
   return new TokenCryptoKey(
     {
-      token,
-      key: token.keyRef(key.handle, findAgain(key)),
+      signer: options.signer ?? keySigner(token, key),
       outputLength: outputLength(key, algorithm),
       alwaysAuthenticate: key.alwaysAuthenticate,
       keyPin: options.keyPin,
@@ -78,8 +78,13 @@ export function publicCryptoKey(jwk: JsonWebKey, algorithm: KeyAlgorithmChoice, 
   return webcrypto.subtle.importKey('jwk', jwk, { name, hash, namedCurve } as Algorithm, true, usages ?? [...PUBLIC_USAGES[name] ?? []])
 }
 
-/** The attributes that find the key again after its token came back: its class and CKA_ID (or label). */
-function findAgain(key: KeyDescription): Template {
+/** What signs with `key` on `token`. */
+export function keySigner(token: Token, key: KeyDescription): Signer {
+  return token.signer(token.keyRef(key.handle, findAgain(key)))
+}
+
+/** The attributes that find the key again (after its token came back, or on another token): its class and CKA_ID (or label). */
+export function findAgain(key: Pick<KeyDescription, 'type' | 'id' | 'label'>): Template {
   return [
     { type: C.CKA_CLASS, value: key.type === 'secret' ? C.CKO_SECRET_KEY : C.CKO_PRIVATE_KEY },
     key.id.length > 0 ? { type: C.CKA_ID, value: key.id } : { type: C.CKA_LABEL, value: key.label },

@@ -42,9 +42,16 @@ export class TokenKeyFactory implements KeyFactory {
    *   { name: 'ECDSA', namedCurve: 'P-256', label: 'signer', persistent: true }, false, ['sign', 'verify'])
    */
   async generateKey(algorithm: unknown, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey | CryptoKeyPair> {
+    return (await this.generate(algorithm, extractable, usages)).keys
+  }
+
+  /** As generateKey, and says the new key's CKA_ID. */
+  async generate(algorithm: unknown, extractable: boolean, usages: KeyUsage[]): Promise<{ keys: CryptoKey | CryptoKeyPair, id: Buffer }> {
     const params = normalizeGenerate(algorithm, extractable)
     checkUsages(params.name, usages)
-    return ASYMMETRIC[params.name] ? this.#generatePair(params, usages) : this.#generateSecret(params, usages)
+    const handle = ASYMMETRIC[params.name] ? await this.#generatePair(params, usages) : await this.#generateSecret(params, usages)
+    const id = (await this.#token.getAttributes(handle.private, [C.CKA_ID])).get(C.CKA_ID) ?? Buffer.alloc(0)
+    return { keys: handle.keys, id }
   }
 
   /**
@@ -89,7 +96,7 @@ export class TokenKeyFactory implements KeyFactory {
     return this.#cryptoKey(handle, params, usages, publicJwk)
   }
 
-  async #generatePair(params: KeyParams, usages: KeyUsage[]): Promise<CryptoKeyPair> {
+  async #generatePair(params: KeyParams, usages: KeyUsage[]): Promise<{ keys: CryptoKeyPair, private: Buffer }> {
     const kty = ASYMMETRIC[params.name]
     const privateUsages = usages.filter((u) => PRIVATE_USAGES[params.name].includes(u))
     const publicUsages = usages.filter((u) => PUBLIC_USAGES[params.name].includes(u))
@@ -109,12 +116,15 @@ export class TokenKeyFactory implements KeyFactory {
       await this.#token.setAttributes(privateKey, id)
     }
     return {
-      privateKey: await this.#cryptoKey(privateKey, params, privateUsages, publicPart.jwk),
-      publicKey: await publicCryptoKey(publicPart.jwk, params, publicUsages),
+      keys: {
+        privateKey: await this.#cryptoKey(privateKey, params, privateUsages, publicPart.jwk),
+        publicKey: await publicCryptoKey(publicPart.jwk, params, publicUsages),
+      },
+      private: privateKey,
     }
   }
 
-  async #generateSecret(params: KeyParams, usages: KeyUsage[]): Promise<CryptoKey> {
+  async #generateSecret(params: KeyParams, usages: KeyUsage[]): Promise<{ keys: CryptoKey, private: Buffer }> {
     const bits = params.length!
     const hmac = params.name === 'HMAC'
     const handle = await this.#token.generateKey(
@@ -126,7 +136,7 @@ export class TokenKeyFactory implements KeyFactory {
         ...secretAttributes(params, idFromHex(params.id) ?? randomBytes(8)),
       ],
     )
-    return this.#cryptoKey(handle, params, usages)
+    return { keys: await this.#cryptoKey(handle, params, usages), private: handle }
   }
 
   async #cryptoKey(handle: Buffer, params: KeyParams, usages: KeyUsage[], publicJwk?: JsonWebKey): Promise<CryptoKey> {

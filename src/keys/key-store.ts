@@ -8,14 +8,14 @@ import { C, type Handle, type Template } from '../pkcs11/binding.js'
 import type { Token } from '../pkcs11/token.js'
 import type { HashName } from '../webcrypto/algorithm.js'
 import { SIGNATURE_ALGORITHMS } from '../webcrypto/algorithms/index.js'
-import { PRIVATE_USAGES, PUBLIC_USAGES, publicCryptoKey, tokenCryptoKey, usagesAllowedBy } from './crypto-keys.js'
+import { PRIVATE_USAGES, PUBLIC_USAGES, findAgain, keySigner, publicCryptoKey, tokenCryptoKey, usagesAllowedBy } from './crypto-keys.js'
+import { ReplicaSet, type Signer } from '../pkcs11/signer.js'
 import { invalidAccess } from '../webcrypto/errors.js'
 import { JOSE_ALGORITHMS } from './jose-algorithms.js'
 import { chooseAlgorithm, describe } from './key-algorithm.js'
 import { describeKey, type KeyDescription } from './key-description.js'
 import { CertificateStore, type CertificateOptions } from './certificate-store.js'
 import type { TokenKeyFactory } from './key-factory.js'
-import { TokenCryptoKey } from '../webcrypto/crypto-key.js'
 import { notSupported } from '../webcrypto/errors.js'
 import { findCertificate, findPublicPart } from './public-key.js'
 import { selectorTemplate, type KeySelector } from './selector.js'
@@ -72,11 +72,14 @@ export class KeyStore {
   /** Certificates beside the keys. */
   readonly certificates: CertificateStore
   readonly #token: Token
+  /** Other tokens holding the same keys (a replica set): signing spreads over all of them. */
+  readonly #replicas: Token[]
   readonly #factory: TokenKeyFactory
   readonly #resolved = new Map<string, Promise<TokenKey>>()
 
-  constructor(token: Token, factory: TokenKeyFactory, crypto: Crypto) {
+  constructor(token: Token, factory: TokenKeyFactory, crypto: Crypto, replicas: Token[] = []) {
     this.#token = token
+    this.#replicas = replicas
     this.#factory = factory
     this.certificates = new CertificateStore(token, this, crypto)
   }
@@ -96,9 +99,8 @@ export class KeyStore {
       : options.algorithm as Algorithm
     const storage = { label: options.label, id: options.id, persistent: options.persistent ?? true }
     const usages = [...PRIVATE_USAGES[params.name] ?? [], ...PUBLIC_USAGES[params.name] ?? []]
-    const made = await this.#factory.generateKey({ ...params, ...storage }, false, usages)
-    const { key } = TokenCryptoKey.objectOf('privateKey' in made ? made.privateKey : made)!
-    const keyId = (await this.#token.getAttributes(key.handle, [C.CKA_ID])).get(C.CKA_ID)!.toString('hex')
+    const { id } = await this.#factory.generate({ ...params, ...storage }, false, usages)
+    const keyId = id.toString('hex')
     if (options.certificate) await this.certificates.createSelfSigned({ id: keyId }, options.certificate)
     return this.get({ id: keyId }, { algorithm: typeof options.algorithm === 'string' ? options.algorithm : undefined })
   }
@@ -184,10 +186,25 @@ export class KeyStore {
     const { jwk, certificate } = await findPublicPart(this.#token, key)
     const usages = usagesAllowedBy(key, choice.name)
     if (usages.length === 0) throw invalidAccess(`${describe(key)} may not be used with ${choice.name} (its CKA_ usage flags forbid it)`)
-    const privateKey = tokenCryptoKey(this.#token, key, choice, usages, { publicJwk: jwk, keyPin: options.keyPin })
+    const privateKey = tokenCryptoKey(this.#token, key, choice, usages, { publicJwk: jwk, keyPin: options.keyPin, signer: await this.#signerOf(key) })
     const publicKey = jwk && key.type === 'private' ? await publicCryptoKey(jwk, choice) : undefined
     const label = key.label || (certificate ? await this.#certificateLabel(key.id) : '')
     return { privateKey, publicKey, certificate, id: key.id.toString('hex'), label }
+  }
+
+  /** With replicas: the key on every token, as one ReplicaSet (the same CKA_ID, or label, on each). */
+  async #signerOf(key: KeyDescription): Promise<Signer | undefined> {
+    if (this.#replicas.length === 0) return undefined
+    const members = [keySigner(this.#token, key)]
+    for (const replica of this.#replicas) {
+      const [handle] = await replica.findObjects(findAgain(key))
+      const copy = handle && await describeKey(replica, handle)
+      if (!copy || copy.kty !== key.kty || copy.bits !== key.bits || copy.curve !== key.curve) {
+        throw new KeyNotFoundError(`token "${replica.slot.token!.label}" has no copy of ${describe(key)} (same CKA_ID, type and size)`)
+      }
+      members.push(keySigner(replica, copy))
+    }
+    return new ReplicaSet(members)
   }
 
   async #find(selector: KeySelector): Promise<KeyDescription> {

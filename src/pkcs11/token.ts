@@ -10,6 +10,7 @@ import { C, callAsync, callSync, isTokenError, type Handle, type Mechanism, type
 import type { Operation } from './dispatch/protocol.js'
 import { WorkerPool } from './dispatch/worker-pool.js'
 import { backoff, remedyFor } from './failures.js'
+import type { CallOptions, Signer } from './signer.js'
 import { Pkcs11Module } from './module.js'
 import { ObjectCache } from './object-cache.js'
 import { SessionPool } from './session-pool.js'
@@ -36,12 +37,6 @@ export interface TokenOptions {
   maxQueue?: number
 }
 
-/** Per call: a key PIN, a signal to give up, a deadline of its own. */
-export interface CallOptions {
-  keyPin?: string
-  signal?: AbortSignal
-  timeout?: number
-}
 
 /**
  * A key object on the token, found again by its attributes when the token came back (handles
@@ -82,8 +77,10 @@ export class Token {
   /** Counts reconnections: a KeyRef found in an older generation is looked up again. */
   #generation = 0
   #reconnecting: Promise<void> | undefined
-  /** Callers waiting for the token to come back: the search goes on (and keeps the process alive) while there are any. */
+  /** Callers waiting for the token to come back: the search keeps the process alive while there are any. */
   #waiting = 0
+  /** A replica set is counting on the token to come back: the search goes on with nobody waiting. */
+  #searchAlways = false
   /** What made the token go away, for the error of a caller who waited in vain. */
   #lastFailure: TokenError | undefined
   /** The token refused the PIN on a new login: every call fails with this, and no login is tried again. */
@@ -142,6 +139,22 @@ export class Token {
     return new KeyRef(template, handle, this.#generation)
   }
 
+  /** False while the token is away (being reconnected), refused the PIN, or is closed. */
+  get available(): boolean {
+    return !this.#reconnecting && !this.#refused && !this.#closed
+  }
+
+  /** The key `key` as a Signer, alone or as a member of a ReplicaSet. */
+  signer(key: KeyRef): Signer {
+    const isAvailable = () => this.available
+    return {
+      get available() { return isAvailable() },
+      hasMechanism: (mechanism) => this.hasMechanism(mechanism),
+      sign: (mechanism, data, outputLength, options) => this.sign(key, mechanism, data, outputLength, options),
+      verify: (mechanism, data, signature, options) => this.verify(key, mechanism, data, signature, options),
+    }
+  }
+
   /** Sessions open now (the pool's and the signing workers'); for tests and diagnostics. */
   get openSessions(): number {
     return this.#pool.openSessions + this.#workers.openSessions
@@ -173,7 +186,10 @@ export class Token {
     const deadline = performance.now() + timeoutMs
     for (let attempt = 0; ; attempt++) {
       if (this.#refused) throw this.#refused
-      if (this.#reconnecting) await this.#awaitReconnection(deadline, timeoutMs, options.signal)
+      if (this.#reconnecting) {
+        if (options.failFast) throw this.#notBack(0)
+        await this.#awaitReconnection(deadline, timeoutMs, options.signal)
+      }
       try {
         const handle = await this.#handleOf(key)
         return await this.#workers.run({ ...operation, key: handle } as Operation, { deadline, timeoutMs, signal: options.signal })
@@ -181,7 +197,13 @@ export class Token {
         const remedy = remedyFor(error)
         if (!remedy || attempt > 0 || this.#closed) throw error
         if (remedy === 'login') this.#relogin(error as TokenError)
-        if (remedy === 'reconnect') this.#startReconnecting(error as TokenError)
+        if (remedy === 'reconnect') {
+          this.#startReconnecting(error as TokenError)
+          if (options.failFast) {
+            this.#searchAlways = true
+            throw error
+          }
+        }
       }
     }
   }
@@ -212,7 +234,7 @@ export class Token {
   /** The error of a caller whose deadline passed while the token was away: it names what made it go. */
   #notBack(timeoutMs: number): TokenError {
     const { code = 'CKR_DEVICE_REMOVED', returnValue = C.CKR_DEVICE_REMOVED, function: fn = 'C_Sign' } = this.#lastFailure ?? {}
-    return new TokenError(code, returnValue, fn, `the token did not come back within ${timeoutMs} ms`)
+    return new TokenError(code, returnValue, fn, timeoutMs > 0 ? `the token did not come back within ${timeoutMs} ms` : 'the token is away')
   }
 
   #startReconnecting(failure: TokenError): void {
@@ -228,8 +250,8 @@ export class Token {
     const { serial, label } = this.#slot.token!
     // The caller who saw the failure starts waiting right after this begins: give it a turn.
     await sleep(0)
-    for (let attempt = 0; !this.#closed && !this.#refused && this.#waiting > 0; attempt++) {
-      await sleep(backoff(attempt))
+    for (let attempt = 0; !this.#closed && !this.#refused && (this.#waiting > 0 || this.#searchAlways); attempt++) {
+      await sleep(backoff(attempt), undefined, { ref: this.#waiting > 0 })
       try {
         const slot = describeSlots(this.#module.native).find((s) => s.token?.serial === serial && s.token.label === label)
         if (!slot) continue

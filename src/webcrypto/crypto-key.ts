@@ -2,12 +2,11 @@
  * CryptoKey objects whose key material stays on the token. They carry the WebCrypto description
  * (type, algorithm, usages) that jose and other libraries inspect, and privately the token object.
  */
-import type { KeyRef, Token } from '../pkcs11/token.js'
+import type { Signer } from '../pkcs11/signer.js'
 
-/** Where a key lives: the token, the key object, and the size of its results in bytes. */
+/** Where a key lives (what signs with it: one token, or a replica set), and the size of its results in bytes. */
 export interface TokenObject {
-  readonly token: Token
-  readonly key: KeyRef
+  readonly signer: Signer
   /** Bytes of a signature made with the key (RSA: modulus length; EC: 2 x coordinate size). */
   readonly outputLength: number
   /** CKA_ALWAYS_AUTHENTICATE: every operation needs the key PIN. */

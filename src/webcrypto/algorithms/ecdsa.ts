@@ -3,7 +3,7 @@
  * have only raw CKM_ECDSA (SoftHSM) get the digest computed in software.
  */
 import { C } from '../../pkcs11/binding.js'
-import type { Token } from '../../pkcs11/token.js'
+import type { Mechanisms } from '../../pkcs11/signer.js'
 import { hashName, type HashName, type NormalizedAlgorithm } from '../algorithm.js'
 import type { TokenCryptoKey } from '../crypto-key.js'
 import { BY_HASH } from './mechanisms.js'
@@ -16,11 +16,11 @@ export class Ecdsa extends SignatureAlgorithm {
     return { ...algorithm, hash: { name: hashName(algorithm.hash) } }
   }
 
-  isSupportedBy(token: Token, hash: HashName): boolean {
+  isSupportedBy(token: Mechanisms, hash: HashName): boolean {
     return token.hasMechanism(BY_HASH[hash].ecdsa) || token.hasMechanism(C.CKM_ECDSA)
   }
 
-  protected step(algorithm: NormalizedAlgorithm, _: TokenCryptoKey, data: Buffer, token: Token): SignatureStep {
+  protected step(algorithm: NormalizedAlgorithm, _: TokenCryptoKey, data: Buffer, token: Mechanisms): SignatureStep {
     const hash = (algorithm.hash as { name: HashName }).name
     const { ecdsa } = BY_HASH[hash]
     if (token.hasMechanism(ecdsa)) return { mechanism: { mechanism: ecdsa }, input: data }

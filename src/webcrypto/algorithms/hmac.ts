@@ -1,5 +1,5 @@
 /** HMAC (JOSE HS256/384/512) with a secret key on the token; the hash comes from the key. */
-import type { Token } from '../../pkcs11/token.js'
+import type { Mechanisms } from '../../pkcs11/signer.js'
 import type { HashName } from '../algorithm.js'
 import type { TokenCryptoKey } from '../crypto-key.js'
 import { BY_HASH } from './mechanisms.js'
@@ -8,7 +8,7 @@ import { SignatureAlgorithm, keyHash, type SignatureStep } from './signature-alg
 export class Hmac extends SignatureAlgorithm {
   readonly name = 'HMAC'
 
-  isSupportedBy(token: Token, hash: HashName): boolean {
+  isSupportedBy(token: Mechanisms, hash: HashName): boolean {
     return token.hasMechanism(BY_HASH[hash].hmac)
   }
 

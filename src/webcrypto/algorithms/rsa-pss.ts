@@ -1,6 +1,6 @@
 /** RSA-PSS (JOSE PS256/384/512): MGF1 with the key's hash, salt length from the call. */
 import { C } from '../../pkcs11/binding.js'
-import type { Token } from '../../pkcs11/token.js'
+import type { Mechanisms } from '../../pkcs11/signer.js'
 import type { HashName, NormalizedAlgorithm } from '../algorithm.js'
 import type { TokenCryptoKey } from '../crypto-key.js'
 import { BY_HASH } from './mechanisms.js'
@@ -17,11 +17,11 @@ export class RsaPss extends SignatureAlgorithm {
     return { ...algorithm, saltLength: salt }
   }
 
-  isSupportedBy(token: Token, hash: HashName): boolean {
+  isSupportedBy(token: Mechanisms, hash: HashName): boolean {
     return token.hasMechanism(BY_HASH[hash].rsaPss) || token.hasMechanism(C.CKM_RSA_PKCS_PSS)
   }
 
-  protected step(algorithm: NormalizedAlgorithm, key: TokenCryptoKey, data: Buffer, token: Token): SignatureStep {
+  protected step(algorithm: NormalizedAlgorithm, key: TokenCryptoKey, data: Buffer, token: Mechanisms): SignatureStep {
     const hash = keyHash(key)
     const { rsaPss, digest: hashAlg, mgf1 } = BY_HASH[hash]
     const parameter = { type: C.CK_PARAMS_RSA_PSS, hashAlg, mgf: mgf1, saltLen: algorithm.saltLength as number }

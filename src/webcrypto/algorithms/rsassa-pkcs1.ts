@@ -1,6 +1,6 @@
 /** RSASSA-PKCS1-v1_5 (JOSE RS256/384/512). The hash comes from the key. */
 import { C } from '../../pkcs11/binding.js'
-import type { Token } from '../../pkcs11/token.js'
+import type { Mechanisms } from '../../pkcs11/signer.js'
 import type { HashName } from '../algorithm.js'
 import type { TokenCryptoKey } from '../crypto-key.js'
 import { BY_HASH } from './mechanisms.js'
@@ -9,11 +9,11 @@ import { SignatureAlgorithm, digest, keyHash, type SignatureStep } from './signa
 export class RsassaPkcs1 extends SignatureAlgorithm {
   readonly name = 'RSASSA-PKCS1-v1_5'
 
-  isSupportedBy(token: Token, hash: HashName): boolean {
+  isSupportedBy(token: Mechanisms, hash: HashName): boolean {
     return token.hasMechanism(BY_HASH[hash].rsaPkcs) || token.hasMechanism(C.CKM_RSA_PKCS)
   }
 
-  protected step(_: unknown, key: TokenCryptoKey, data: Buffer, token: Token): SignatureStep {
+  protected step(_: unknown, key: TokenCryptoKey, data: Buffer, token: Mechanisms): SignatureStep {
     const hash = keyHash(key)
     const { rsaPkcs, digestInfo } = BY_HASH[hash]
     if (token.hasMechanism(rsaPkcs)) return { mechanism: { mechanism: rsaPkcs }, input: data }

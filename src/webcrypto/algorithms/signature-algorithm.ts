@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto'
 import type { Mechanism } from '../../pkcs11/binding.js'
-import type { Token } from '../../pkcs11/token.js'
+import type { Mechanisms } from '../../pkcs11/signer.js'
 import { copyBytes, toArrayBuffer } from '../../lib/buffer.js'
 import type { HashName, NormalizedAlgorithm } from '../algorithm.js'
 import { TokenCryptoKey } from '../crypto-key.js'
@@ -31,19 +31,19 @@ export abstract class SignatureAlgorithm {
   }
 
   /** True when `token` has a mechanism for this algorithm with `hash` (for the key's own hash). */
-  abstract isSupportedBy(token: Token, hash?: HashName): boolean
+  abstract isSupportedBy(token: Mechanisms, hash?: HashName): boolean
 
   /** The mechanism and input that make this algorithm's signature with `key` on `token`. */
-  protected abstract step(algorithm: NormalizedAlgorithm, key: TokenCryptoKey, data: Buffer, token: Token): SignatureStep
+  protected abstract step(algorithm: NormalizedAlgorithm, key: TokenCryptoKey, data: Buffer, token: Mechanisms): SignatureStep
 
   async sign(algorithm: NormalizedAlgorithm, key: TokenCryptoKey, data: BufferSource): Promise<ArrayBuffer> {
     const bytes = copyBytes(data)
     const object = this.#check(algorithm, key, 'sign')
-    const { mechanism, input } = this.step(algorithm, key, bytes, object.token)
+    const { mechanism, input } = this.step(algorithm, key, bytes, object.signer)
     const keyPin = typeof algorithm.keyPin === 'string' ? algorithm.keyPin : object.keyPin
     if (object.alwaysAuthenticate && keyPin === undefined) throw operationError(new KeyPinRequiredError())
     try {
-      return toArrayBuffer(await object.token.sign(object.key, mechanism, input, object.outputLength, { ...callOptions(algorithm), keyPin: object.alwaysAuthenticate ? keyPin : undefined }))
+      return toArrayBuffer(await object.signer.sign(mechanism, input, object.outputLength, { ...callOptions(algorithm), keyPin: object.alwaysAuthenticate ? keyPin : undefined }))
     } catch (error) {
       throw failure(error)
     }
@@ -53,9 +53,9 @@ export abstract class SignatureAlgorithm {
     const sig = copyBytes(signature, 'signature')
     const bytes = copyBytes(data)
     const object = this.#check(algorithm, key, 'verify')
-    const { mechanism, input } = this.step(algorithm, key, bytes, object.token)
+    const { mechanism, input } = this.step(algorithm, key, bytes, object.signer)
     try {
-      return await object.token.verify(object.key, mechanism, input, sig, callOptions(algorithm))
+      return await object.signer.verify(mechanism, input, sig, callOptions(algorithm))
     } catch (error) {
       throw failure(error)
     }
