@@ -8,6 +8,7 @@ import { ClosedError, ConfigurationError } from './errors.js'
 import { KeyStore } from './keys/key-store.js'
 import type { CertificateStore } from './keys/certificate-store.js'
 import { Token } from './pkcs11/token.js'
+import { supportedJoseAlgorithms } from './keys/supported-algorithms.js'
 import { buildJwks, type JwksOptions, type PublishedJwk } from './keys/jwks.js'
 import { installGlobal } from './webcrypto/install-global.js'
 import { RoutingSubtleCrypto } from './webcrypto/subtle.js'
@@ -118,6 +119,17 @@ export class Pkcs11Crypto implements Crypto {
    */
   installGlobal(): () => void {
     return installGlobal()
+  }
+
+  /**
+   * The JOSE algorithms the token's mechanisms support, as the Nimbus guide lists a provider's
+   * services.
+   *
+   * @example
+   * hsm.algorithms() // ['RS256', 'RS384', 'RS512', 'PS256', ..., 'ES256', 'ES384', 'ES512', 'EdDSA', 'HS256', ...]
+   */
+  algorithms(): string[] {
+    return supportedJoseAlgorithms(this.#token)
   }
 
   randomUUID(): `${string}-${string}-${string}-${string}-${string}` {

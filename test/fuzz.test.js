@@ -180,7 +180,7 @@ const extractable = (r) => (r.chance(0.9) ? r.chance(0.5) : r.pick([1, 0, 'yes',
 function algorithm(r, pool, forName) {
   if (r.chance(0.05)) return r.pick([null, undefined, 42, true, [], {}, 'ECDSA', '', 9n])
   const name = forName ?? algorithmName(r)
-  if (r.chance(0.25)) return name
+  if (r.chance(0.2)) return name
   const base = typeof name === 'string' ? name.toUpperCase() : ''
   const a = { name }
   const maybe = (member, value) => { if (r.chance(0.8)) a[member] = value(r) }
@@ -248,7 +248,7 @@ const FOREIGN_USAGE = { rsa: 'deriveKey', ec: 'encrypt', okp: 'decrypt', hmac: '
  * Ways to spoil valid parameters that the library must refuse before the token makes anything
  * (or, for a few, that the token refuses at once): the one member named is wrong.
  */
-function poison(r, params, usageList, kind) {
+function poison(r, params, usageList, kind, forImport = false) {
   const p = { ...params }
   const choices = [
     () => ({ params: r.pick([null, undefined, 42, [], {}, true]), usages: usageList }),
@@ -259,12 +259,12 @@ function poison(r, params, usageList, kind) {
   ]
   if (kind === 'rsa' || kind === 'hmac') choices.push(() => { p.hash = r.pick([undefined, 'MD5', 'SHA3-256', { name: 5 }, null, '', 'SHA256']); return { params: p, usages: usageList } })
   if (kind === 'ec') choices.push(() => { p.namedCurve = r.pick([undefined, 'P-192', 'secp256k1', 5, null, 'Ed25519']); return { params: p, usages: usageList } })
-  if (kind === 'rsa') {
+  if (kind === 'rsa' && !forImport) {
     choices.push(() => { p.modulusLength = r.pick([undefined, '1024', 0, 512, 1023, 1.5, NaN, -1024, 2 ** 31, 16392]); return { params: p, usages: usageList } })
     choices.push(() => { p.publicExponent = r.pick([undefined, [1, 0, 1], 65537, new Uint8Array([]), new Uint8Array([1]), new Uint8Array([2])]); return { params: p, usages: usageList } })
   }
-  if (kind === 'aes') choices.push(() => { p.length = r.pick([undefined, 0, 64, 512, '128', null, 129]); return { params: p, usages: usageList } })
-  if (kind === 'hmac') choices.push(() => { p.length = r.pick([0, -8, 7, '256', null, 2 ** 31, 12.5]); return { params: p, usages: usageList } })
+  if (kind === 'aes' && !forImport) choices.push(() => { p.length = r.pick([undefined, 0, 64, 512, '128', null, 129]); return { params: p, usages: usageList } })
+  if (kind === 'hmac' && !forImport) choices.push(() => { p.length = r.pick([0, -8, 7, '256', null, 2 ** 31, 12.5]); return { params: p, usages: usageList } })
   return { ...r.pick(choices)(), poisoned: true }
 }
 
@@ -303,17 +303,24 @@ function importCall(r, material) {
     if (spoil === 0) fmt = r.pick(['RAW', 'der', 'pem', '', 42, null, undefined])
     else if (spoil === 1) keyData = fmt === 'jwk' ? r.pick([new Uint8Array(8), 'jwk', null, 42, [1]]) : r.pick(['bytes', null, 42, {}, [1, 2]])
     else if (spoil === 2 && fmt !== 'jwk') keyData = m.data.subarray(0, r.int(m.data.length))
-    else if (spoil === 2) keyData = { ...m.data, x: 'AAAA', d: m.data.d === undefined ? undefined : 'AAAA' }
+    else if (spoil === 2) { keyData = { ...m.data }; delete keyData[r.pick({ RSA: ['n', 'e'], EC: ['x', 'crv'], OKP: ['x', 'crv'], oct: ['k'] }[m.data.kty])] }
     else if (spoil === 3) fmt = fmt === 'pkcs8' ? 'spki' : fmt === 'spki' ? 'pkcs8' : fmt === 'raw' ? 'pkcs8' : 'raw'
-    else if (spoil === 4) keyData = fmt === 'jwk' ? { ...m.data, kty: r.pick(['RSA', 'EC', 'OKP', 'oct', 'XX', undefined]) } : r.bytes(r.pick([0, 1, 64]))
+    else if (spoil === 4 && fmt === 'jwk') keyData = { ...m.data, kty: r.pick(['RSA', 'EC', 'OKP', 'oct', 'XX', undefined].filter((k) => k !== m.data.kty)) }
+    else if (spoil === 4) keyData = r.bytes(r.pick([0, 1, 5, 64]))
     else { // key data of another kind of key
       const other = r.pick(material.filter((x) => KIND[x.algorithm.name] !== kind && x.format === fmt))
       if (other) keyData = other.data
       else fmt = 42
     }
+    // Raw secret key bytes stay valid when their length does (an HMAC key of any length but 0).
+    if (fmt === 'raw' && keyData instanceof Uint8Array && m.format === 'raw') {
+      call.poisoned = kind === 'aes' ? ![16, 24, 32].includes(keyData.length) : keyData.length === 0
+    }
   } else {
-    call = poison(r, harmless(r, m.algorithm), m.usages, kind)
+    call = poison(r, harmless(r, m.algorithm), m.usages, kind, true)
   }
+  // A public key may be imported with no usages at all.
+  if (m.format === 'spki' && Array.isArray(call.usages) && call.usages.length === 0) call.poisoned = false
   return { args: [fmt, keyData, call.params, extractable(r), call.usages], poisoned: call.poisoned }
 }
 
@@ -322,9 +329,9 @@ const METHODS = ['sign', 'verify', 'encrypt', 'decrypt', 'digest', 'generateKey'
 /** A matching algorithm for a key, so that calls often get past the first checks. */
 function algorithmFor(r, key, pool) {
   const alg = key && typeof key === 'object' && key.algorithm && typeof key.algorithm === 'object' ? key.algorithm : undefined
-  if (!alg || typeof alg.name !== 'string' || r.chance(0.3)) return algorithm(r, pool)
+  if (!alg || typeof alg.name !== 'string' || r.chance(0.15)) return algorithm(r, pool)
   const a = algorithm(r, pool, alg.name)
-  if (typeof a === 'object' && a !== null && r.chance(0.6)) {
+  if (typeof a === 'object' && a !== null && r.chance(0.8)) {
     const { name } = alg
     if (name === 'ECDSA') a.hash = r.pick(['SHA-256', 'SHA-384', 'SHA-512', 'SHA-1'])
     if (name === 'RSA-PSS') a.saltLength = r.pick([0, 32, 48, 64])
@@ -340,7 +347,12 @@ function algorithmFor(r, key, pool) {
 function makeCall(index, pool, material) {
   const r = generator(mix32(SEED, index))
   const method = r.pick(METHODS)
-  const key = () => r.pick(pool.all)
+  const USAGE_OF = { sign: 'sign', verify: 'verify', encrypt: 'encrypt', decrypt: 'decrypt', deriveBits: 'deriveBits', deriveKey: 'deriveKey', wrapKey: 'wrapKey', unwrapKey: 'unwrapKey' }
+  // Mostly a key that has the usage the method needs, so that calls get past the first checks.
+  const key = (usage = USAGE_OF[method]) => {
+    const fitting = usage && r.chance(0.6) ? pool.all.filter((k) => Array.isArray(k?.usages) && k.usages.includes(usage)) : []
+    return r.pick(fitting.length ? fitting : pool.all)
+  }
   let args
   let poisoned = false
   switch (method) {
@@ -374,11 +386,11 @@ function makeCall(index, pool, material) {
       break
     }
     case 'exportKey':
-      args = [format(r), key()]
+      args = [format(r), key(null)]
       break
     case 'wrapKey': {
       const wrapping = key()
-      args = [format(r), key(), wrapping, algorithmFor(r, wrapping, pool)]
+      args = [format(r), key(null), wrapping, algorithmFor(r, wrapping, pool)]
       break
     }
     case 'unwrapKey': {
@@ -438,7 +450,7 @@ describe(`fuzz: ${CALLS} random calls to hsm.subtle (FUZZ_SEED=${SEED})`, () => 
   const report = { tally: new Map(), failures: [], acceptedInvalid: [], tokenKeysMade: 0, ms: 0 }
 
   before(async () => {
-    console.log(`# fuzz seed ${SEED} (set FUZZ_SEED to change it), ${CALLS} calls, ${CONCURRENCY} at a time`)
+    console.log(`fuzz seed ${SEED} (set FUZZ_SEED to change it), ${CALLS} calls, ${CONCURRENCY} at a time`)
     hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: 'fuzz' }, pin: PIN, maxSessions: MAX_SESSIONS })
     const add = (key, name) => { if (key) pool.all.push(named(key, name)) }
     // Token keys, with several algorithms each, and their (Node) public keys.
@@ -518,7 +530,7 @@ describe(`fuzz: ${CALLS} random calls to hsm.subtle (FUZZ_SEED=${SEED})`, () => 
       while (next < indices.length) {
         const call = makeCall(indices[next++], pool, material)
         const result = await runCall(hsm.subtle, call)
-        if (ONLY) console.log(`# ${call.text}\n#   -> ${result.outcome} ${result.error !== undefined ? describeError(result.error) : show(result.value)}`)
+        if (ONLY) console.log(`${call.text}\n  -> ${result.outcome} ${result.error !== undefined ? describeError(result.error) : show(result.value)}`)
         const count = (name) => report.tally.set(name, (report.tally.get(name) ?? 0) + 1)
         switch (result.outcome) {
           case 'resolved':
@@ -546,17 +558,22 @@ describe(`fuzz: ${CALLS} random calls to hsm.subtle (FUZZ_SEED=${SEED})`, () => 
     report.ms = performance.now() - started
 
     const tally = [...report.tally].sort((a, b) => b[1] - a[1]).map(([name, n]) => `${name}: ${n}`).join(', ')
-    console.log(`# fuzz ${indices.length} calls in ${Math.round(report.ms)} ms (seed ${SEED}); ${report.tokenKeysMade} token keys made`)
-    console.log(`# tally: ${tally}`)
+    console.log(`fuzz ${indices.length} calls in ${Math.round(report.ms)} ms (seed ${SEED}); ${report.tokenKeysMade} token keys made`)
+    console.log(`tally: ${tally}`)
     if (report.acceptedInvalid.length) {
-      console.log(`# ${report.acceptedInvalid.length} generateKey/importKey calls with parameters the spec refuses were accepted, e.g.:`)
-      for (const text of report.acceptedInvalid.slice(0, 10)) console.log(`#   ${text}`)
+      console.log(`${report.acceptedInvalid.length} generateKey/importKey calls with parameters the spec refuses were accepted, e.g.:`)
+      for (const text of report.acceptedInvalid.slice(0, 10)) console.log(`  ${text}`)
     }
     assert.deepEqual(unhandled.exceptions.map(describeError), [], 'uncaught exceptions')
     assert.deepEqual(unhandled.rejections.map(describeError), [], 'unhandled rejections')
     assert.ok(report.failures.length === 0,
       `${report.failures.length} calls broke the rules (replay one with FUZZ_SEED=${SEED} FUZZ_ONLY=<#>):\n  ${report.failures.slice(0, 40).join('\n  ')}`)
   })
+
+  // Library bugs this fuzz found (see the failures above); each makes one of the two tests fail.
+  test.todo('BUG: sign/verify of an empty message with a token HMAC, RSA or Ed25519 key gets CKR_ARGUMENTS_BAD and leaves the signing worker\'s session with an active operation (every later sign there: CKR_OPERATION_ACTIVE)')
+  test.todo('BUG: generateKey on the token with an RSA modulusLength or publicExponent the token refuses, or an HMAC length of 2**31, rejects with a bare TokenError, not an OperationError')
+  test.todo('BUG: exportKey/wrapKey of a non-extractable Node key (HKDF, PBKDF2) passes Node 20\'s DOMException "InvalidAccessException" through unchanged; WebCrypto says InvalidAccessError')
 
   test('afterwards the token still signs correctly (ES256, RS256, checked by Node), within its session bound', async () => {
     const message = new TextEncoder().encode('still alive after the fuzz')

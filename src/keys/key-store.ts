@@ -6,12 +6,11 @@ import type { X509Certificate } from '../lib/x509.js'
 import { KeyNotFoundError } from '../errors.js'
 import { C, type Handle, type Template } from '../pkcs11/binding.js'
 import type { Token } from '../pkcs11/token.js'
-import type { HashName } from '../webcrypto/algorithm.js'
-import { SIGNATURE_ALGORITHMS } from '../webcrypto/algorithms/index.js'
 import { PRIVATE_USAGES, PUBLIC_USAGES, findAgain, keySigner, publicCryptoKey, tokenCryptoKey, usagesAllowedBy } from './crypto-keys.js'
 import { ReplicaSet, type Signer } from '../pkcs11/signer.js'
 import { invalidAccess } from '../webcrypto/errors.js'
 import { JOSE_ALGORITHMS } from './jose-algorithms.js'
+import { supportedJoseAlgorithms } from './supported-algorithms.js'
 import { chooseAlgorithm, describe } from './key-algorithm.js'
 import { describeKey, type KeyDescription } from './key-description.js'
 import { CertificateStore, type CertificateOptions } from './certificate-store.js'
@@ -238,10 +237,7 @@ export class KeyStore {
   #algorithmsOf(key: KeyDescription): string[] {
     // RFC 7518 asks for RSA keys of 2048 bits or more, and jose refuses smaller ones.
     if (!key.can.sign || key.secret === 'aes' || (key.kty === 'RSA' && key.bits! < 2048)) return []
-    return Object.entries(JOSE_ALGORITHMS)
-      .filter(([name, a]) => name !== 'Ed25519' && a.kty === key.kty && (a.kty !== 'EC' || a.namedCurve === key.curve?.name))
-      .filter(([, a]) => key.kty !== 'OKP' || key.curve?.name === 'Ed25519')
-      .filter(([, a]) => SIGNATURE_ALGORITHMS.get(a.name)!.isSupportedBy(this.#token, a.hash as HashName))
-      .map(([name]) => name)
+    return supportedJoseAlgorithms(this.#token, (a) => a.kty === key.kty && (a.kty !== 'EC' || a.namedCurve === key.curve?.name)
+      && (key.kty !== 'OKP' || key.curve?.name === 'Ed25519'))
   }
 }

@@ -89,6 +89,12 @@ export class P11KitServer {
     })
     this.process = child
     servers.add(child)
+    // Should this process die without its exit handlers (SIGKILL), the watchdog's stdin closes and it ends the server.
+    const watchdog = spawn('sh', ['-c', `read _ || kill -TERM ${child.pid} 2>/dev/null`], { stdio: ['pipe', 'ignore', 'ignore'] })
+    watchdog.unref()
+    watchdog.stdin.unref?.()
+    watchdog.stdin._handle?.unref?.()
+    child.once('exit', () => watchdog.kill('SIGKILL'))
     this.starts++
     let stdout = ''
     child.stdout.on('data', (chunk) => { stdout += chunk })

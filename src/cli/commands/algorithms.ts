@@ -1,12 +1,8 @@
 /** `pkcs11-jwt algorithms`: the JOSE algorithms the token's mechanism list supports. */
 import type { Command } from 'commander'
-import { resolveOptions } from '../../config/options.js'
 import { JOSE_ALGORITHMS } from '../../keys/jose-algorithms.js'
-import { Token } from '../../pkcs11/token.js'
-import type { HashName } from '../../webcrypto/algorithm.js'
-import { SIGNATURE_ALGORITHMS } from '../../webcrypto/algorithms/index.js'
 import { printJson, printTable } from '../output.js'
-import { addTokenOptions, openOptions, type TokenFlags } from '../token-options.js'
+import { addTokenOptions, withToken, type TokenFlags } from '../token-options.js'
 
 interface AlgorithmsFlags extends TokenFlags {
   json?: boolean
@@ -18,15 +14,13 @@ export function register(program: Command): void {
     .option('--json', 'print JSON')
     .addHelpText('after', '\nExample:\n  $ pkcs11-jwt algorithms --token demo --pin-file pin.txt\n')
     .action(async (flags: AlgorithmsFlags) => {
-      const token = Token.open(resolveOptions(openOptions(flags)))
-      try {
-        const supported = Object.entries(JOSE_ALGORITHMS)
-          .filter(([, a]) => SIGNATURE_ALGORITHMS.get(a.name)?.isSupportedBy(token, a.hash as HashName | undefined) ?? false)
-          .map(([alg, a]) => ({ alg, kty: a.kty, webcrypto: a.name, hash: a.hash ?? null, curve: a.namedCurve ?? (a.kty === 'OKP' ? 'Ed25519' : null) }))
+      await withToken(flags, async (hsm) => {
+        const supported = hsm.algorithms().map((alg) => {
+          const a = JOSE_ALGORITHMS[alg]
+          return { alg, kty: a.kty, webcrypto: a.name, hash: a.hash ?? null, curve: a.namedCurve ?? (a.kty === 'OKP' ? 'Ed25519' : null) }
+        })
         if (flags.json) return printJson(supported)
         printTable(['ALG', 'KTY', 'WEBCRYPTO', 'HASH', 'CURVE'], supported.map((a) => [a.alg, a.kty, a.webcrypto, a.hash ?? '', a.curve ?? '']))
-      } finally {
-        token.close()
-      }
+      })
     })
 }
