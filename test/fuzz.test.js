@@ -8,7 +8,7 @@
 // FUZZ_SEED=<n> picks another, FUZZ_CALLS=<n> changes the count, FUZZ_ONLY=<i>[,<j>...] replays
 // single calls (their descriptions are printed with every failure).
 import assert from 'node:assert/strict'
-import { verify as nodeVerify, webcrypto } from 'node:crypto'
+import { createHmac, verify as nodeVerify, webcrypto } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import { freshSoftHsm, PIN } from './helpers/softhsm.js'
 import { provisionTestKeys } from './helpers/keys.js'
@@ -570,10 +570,31 @@ describe(`fuzz: ${CALLS} random calls to hsm.subtle (FUZZ_SEED=${SEED})`, () => 
       `${report.failures.length} calls broke the rules (replay one with FUZZ_SEED=${SEED} FUZZ_ONLY=<#>):\n  ${report.failures.slice(0, 40).join('\n  ')}`)
   })
 
-  // Library bugs this fuzz found (see the failures above); each makes one of the two tests fail.
-  test.todo('BUG: sign/verify of an empty message with a token HMAC, RSA or Ed25519 key gets CKR_ARGUMENTS_BAD and leaves the signing worker\'s session with an active operation (every later sign there: CKR_OPERATION_ACTIVE)')
-  test.todo('BUG: generateKey on the token with an RSA modulusLength or publicExponent the token refuses, or an HMAC length of 2**31, rejects with a bare TokenError, not an OperationError')
-  test.todo('BUG: exportKey/wrapKey of a non-extractable Node key (HKDF, PBKDF2) passes Node 20\'s DOMException "InvalidAccessException" through unchanged; WebCrypto says InvalidAccessError')
+  // What this fuzz found once, kept as plain tests.
+  test('an empty message signs (HMAC, RSA, Ed25519); an empty signature is false; the workers go on', async () => {
+    const empty = new Uint8Array(0)
+    const hmac = await hsm.keys.get({ label: 'hmac' })
+    const mac = await hsm.subtle.sign('HMAC', hmac.privateKey, empty)
+    assert.deepEqual(Buffer.from(mac), createHmac('sha256', provisioned.hmac.secret).update(empty).digest())
+    assert.equal(await hsm.subtle.verify('HMAC', hmac.privateKey, empty, empty), false)
+    const rsa = await hsm.keys.get({ label: 'rsa' })
+    assert.ok(await webcrypto.subtle.verify('RSASSA-PKCS1-v1_5', rsa.publicKey, await hsm.subtle.sign('RSASSA-PKCS1-v1_5', rsa.privateKey, empty), empty))
+    const ed = await hsm.keys.get({ label: 'ed25519' })
+    assert.ok(await webcrypto.subtle.verify('Ed25519', ed.publicKey, await hsm.subtle.sign('Ed25519', ed.privateKey, empty), empty))
+    const ec = await hsm.keys.get({ label: 'p256' })
+    await Promise.all(Array.from({ length: 20 }, () => hsm.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, ec.privateKey, empty)))
+  })
+
+  test('a key the token refuses to make: OperationError, not a bare TokenError', async () => {
+    await assert.rejects(hsm.subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', modulusLength: 16392, publicExponent: new Uint8Array([1, 0, 1]) }, false, ['sign']), { name: 'OperationError' })
+    await assert.rejects(hsm.subtle.generateKey({ name: 'HMAC', hash: 'SHA-256', length: 2 ** 31 }, false, ['sign']), { name: 'OperationError' })
+    await assert.rejects(hsm.subtle.generateKey({ name: 'HMAC', hash: 'SHA-512', length: null }, false, ['sign']), { name: 'OperationError' })
+  })
+
+  test('Node 20\'s misspelt "InvalidAccessException" reaches callers as InvalidAccessError', async () => {
+    const hkdf = await webcrypto.subtle.importKey('raw', new Uint8Array(32), 'HKDF', false, ['deriveBits'])
+    await assert.rejects(hsm.subtle.exportKey('raw', hkdf), { name: 'InvalidAccessError' })
+  })
 
   test('afterwards the token still signs correctly (ES256, RS256, checked by Node), within its session bound', async () => {
     const message = new TextEncoder().encode('still alive after the fuzz')

@@ -72,6 +72,8 @@ export class TokenKeyFactory implements KeyFactory {
     checkUsages(params.name, usages, key.type === 'private' ? PRIVATE_USAGES[params.name] : undefined)
     if (key.type === 'secret') {
       const value = key.export()
+      if (params.name !== 'HMAC' && ![16, 24, 32].includes(value.length)) throw dataError(`an AES key has 16, 24 or 32 bytes, not ${value.length}`)
+      if (value.length === 0) throw dataError('an HMAC key cannot be empty')
       const handle = await this.#token.createObject([
         ...secretKeyTemplate(params),
         { type: C.CKA_VALUE, value },
@@ -172,7 +174,8 @@ function normalizeGenerate(algorithm: unknown, extractable: boolean): KeyParams 
     params.modulusLength = modulusLength
     params.publicExponent = publicExponent
   } else if (params.name === 'HMAC') {
-    const length = input.length ?? (hashLength(params.hash!) > 32 ? 1024 : 512) // the hash's block size
+    // Absent: the hash's block size. Present, it is a WebIDL unsigned long: null is 0, which is refused.
+    const length = input.length === undefined ? (hashLength(params.hash!) > 32 ? 1024 : 512) : Number(input.length)
     if (typeof length !== 'number' || length <= 0 || length % 8 !== 0) throw new DOMException('HMAC length must be a positive multiple of 8', 'OperationError')
     params.length = length
   } else if (SECRET.includes(params.name)) {
@@ -205,7 +208,8 @@ function parseKeyData(format: KeyFormat, keyData: unknown, name: string): KeyObj
   try {
     if (format === 'jwk') {
       const jwk = keyData as NodeJwk
-      key = jwk.kty === 'oct' ? createSecretKey(Buffer.from(String(jwk.k), 'base64url'))
+      if (jwk.kty === 'oct' && typeof jwk.k !== 'string') throw dataError('an oct JWK needs k')
+      key = jwk.kty === 'oct' ? createSecretKey(Buffer.from(jwk.k as string, 'base64url'))
         : jwk.d !== undefined ? createPrivateKey({ key: jwk, format: 'jwk' }) : createPublicKey({ key: jwk, format: 'jwk' })
     } else {
       const bytes = toBytes(keyData)

@@ -18,3 +18,20 @@ export function operationError(cause: unknown): DOMException {
   const error = new DOMException(`the token could not complete the operation: ${reason}`, 'OperationError')
   return Object.defineProperty(error, 'cause', { value: cause, configurable: true, writable: true })
 }
+
+const SPEC_NAMES = new Set(['NotSupportedError', 'InvalidAccessError', 'DataError', 'OperationError', 'SyntaxError',
+  'QuotaExceededError', 'AbortError', 'InvalidStateError', 'NotAllowedError', 'TimeoutError'])
+
+/**
+ * `error` as the WebCrypto specification names it: TypeErrors and the spec's DOMExceptions pass;
+ * Node 20's misspelt 'InvalidAccessException' is renamed; anything else (a token failure) becomes
+ * an OperationError whose cause it is.
+ */
+export function asSpecError(error: unknown): unknown {
+  if (error instanceof TypeError) return error
+  if (error instanceof DOMException) {
+    if (SPEC_NAMES.has(error.name)) return error
+    if (error.name === 'InvalidAccessException') return invalidAccess(error.message)
+  }
+  return operationError(error)
+}

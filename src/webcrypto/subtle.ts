@@ -7,7 +7,7 @@ import { canonicalName, toDictionary } from './algorithm.js'
 import { SIGNATURE_ALGORITHMS } from './algorithms/index.js'
 import type { SignatureAlgorithm } from './algorithms/signature-algorithm.js'
 import { TokenCryptoKey } from './crypto-key.js'
-import { invalidAccess, notSupported } from './errors.js'
+import { asSpecError, invalidAccess, notSupported } from './errors.js'
 
 const node = webcrypto.subtle
 const SIGNATURE_NAMES = [...SIGNATURE_ALGORITHMS.keys()]
@@ -25,6 +25,11 @@ function signatureAlgorithm(algorithm: unknown) {
   const normalized = toDictionary(algorithm)
   const provider = SIGNATURE_ALGORITHMS.get(canonicalName(normalized.name, SIGNATURE_NAMES)) as SignatureAlgorithm
   return { provider, normalized: provider.normalize({ ...normalized, name: provider.name }) }
+}
+
+/** Rejects with `error` as the specification names it (see asSpecError). */
+function rethrow(error: unknown): never {
+  throw asSpecError(error)
 }
 
 function notYet(operation: string): never {
@@ -54,19 +59,19 @@ export class RoutingSubtleCrypto {
   }
 
   async sign(algorithm: AlgorithmIdentifier, key: CryptoKey, data: BufferSource): Promise<ArrayBuffer> {
-    if (!isTokenKey(key)) return node.sign(algorithm, key, data)
+    if (!isTokenKey(key)) return node.sign(algorithm, key, data).catch(rethrow)
     const { provider, normalized } = signatureAlgorithm(algorithm)
     return provider.sign(normalized, key, data)
   }
 
   async verify(algorithm: AlgorithmIdentifier, key: CryptoKey, signature: BufferSource, data: BufferSource): Promise<boolean> {
-    if (!isTokenKey(key)) return node.verify(algorithm, key, signature, data)
+    if (!isTokenKey(key)) return node.verify(algorithm, key, signature, data).catch(rethrow)
     const { provider, normalized } = signatureAlgorithm(algorithm)
     return provider.verify(normalized, key, signature, data)
   }
 
   async exportKey(format: KeyFormat, key: CryptoKey): Promise<ArrayBuffer | JsonWebKey> {
-    if (!isTokenKey(key)) return node.exportKey(format as 'raw', key)
+    if (!isTokenKey(key)) return node.exportKey(format as 'raw', key).catch(rethrow)
     if (!['raw', 'pkcs8', 'spki', 'jwk'].includes(format)) throw new TypeError(`unknown key format "${String(format)}"`)
     const { exportJwk } = TokenCryptoKey.objectOf(key)!
     if (!key.extractable || !exportJwk) throw invalidAccess('the key is not extractable: it never leaves the token')
@@ -77,27 +82,27 @@ export class RoutingSubtleCrypto {
   }
 
   async encrypt(algorithm: AlgorithmIdentifier, key: CryptoKey, data: BufferSource): Promise<ArrayBuffer> {
-    if (!isTokenKey(key)) return node.encrypt(algorithm, key, data)
+    if (!isTokenKey(key)) return node.encrypt(algorithm, key, data).catch(rethrow)
     return notYet('encrypt')
   }
 
   async decrypt(algorithm: AlgorithmIdentifier, key: CryptoKey, data: BufferSource): Promise<ArrayBuffer> {
-    if (!isTokenKey(key)) return node.decrypt(algorithm, key, data)
+    if (!isTokenKey(key)) return node.decrypt(algorithm, key, data).catch(rethrow)
     return notYet('decrypt')
   }
 
   async deriveBits(algorithm: AlgorithmIdentifier, baseKey: CryptoKey, length: number): Promise<ArrayBuffer> {
-    if (!isTokenKey(baseKey) && !isTokenKey(publicMember(algorithm))) return node.deriveBits(algorithm, baseKey, length)
+    if (!isTokenKey(baseKey) && !isTokenKey(publicMember(algorithm))) return node.deriveBits(algorithm, baseKey, length).catch(rethrow)
     return notYet('deriveBits')
   }
 
   async deriveKey(algorithm: AlgorithmIdentifier, baseKey: CryptoKey, derivedKeyType: AlgorithmIdentifier, extractable: boolean, keyUsages: KeyUsage[]): Promise<CryptoKey> {
-    if (!isTokenKey(baseKey) && !isTokenKey(publicMember(algorithm))) return node.deriveKey(algorithm, baseKey, derivedKeyType, extractable, keyUsages)
+    if (!isTokenKey(baseKey) && !isTokenKey(publicMember(algorithm))) return node.deriveKey(algorithm, baseKey, derivedKeyType, extractable, keyUsages).catch(rethrow)
     return notYet('deriveKey')
   }
 
   async wrapKey(format: KeyFormat, key: CryptoKey, wrappingKey: CryptoKey, wrapAlgorithm: AlgorithmIdentifier): Promise<ArrayBuffer> {
-    if (!isTokenKey(key) && !isTokenKey(wrappingKey)) return node.wrapKey(format, key, wrappingKey, wrapAlgorithm)
+    if (!isTokenKey(key) && !isTokenKey(wrappingKey)) return node.wrapKey(format, key, wrappingKey, wrapAlgorithm).catch(rethrow)
     if (isTokenKey(key)) throw invalidAccess('the key is not extractable: it never leaves the token')
     return notYet('wrapKey')
   }
@@ -105,23 +110,23 @@ export class RoutingSubtleCrypto {
   async unwrapKey(format: KeyFormat, wrappedKey: BufferSource, unwrappingKey: CryptoKey, unwrapAlgorithm: AlgorithmIdentifier,
     unwrappedKeyAlgorithm: AlgorithmIdentifier, extractable: boolean, keyUsages: KeyUsage[]): Promise<CryptoKey> {
     if (!isTokenKey(unwrappingKey)) {
-      return node.unwrapKey(format, wrappedKey, unwrappingKey, unwrapAlgorithm, unwrappedKeyAlgorithm, extractable, keyUsages)
+      return node.unwrapKey(format, wrappedKey, unwrappingKey, unwrapAlgorithm, unwrappedKeyAlgorithm, extractable, keyUsages).catch(rethrow)
     }
     return notYet('unwrapKey')
   }
 
   digest(algorithm: AlgorithmIdentifier, data: BufferSource): Promise<ArrayBuffer> {
-    return node.digest(algorithm, data)
+    return node.digest(algorithm, data).catch(rethrow)
   }
 
   async generateKey(algorithm: AlgorithmIdentifier, extractable: boolean, keyUsages: KeyUsage[]): Promise<CryptoKey | CryptoKeyPair> {
-    if (this.#factory) return this.#factory.generateKey(algorithm, extractable, keyUsages)
-    return node.generateKey(algorithm, extractable, keyUsages)
+    if (this.#factory) return this.#factory.generateKey(algorithm, extractable, keyUsages).catch(rethrow)
+    return node.generateKey(algorithm, extractable, keyUsages).catch(rethrow)
   }
 
   async importKey(format: KeyFormat, keyData: BufferSource | JsonWebKey, algorithm: AlgorithmIdentifier, extractable: boolean, keyUsages: KeyUsage[]): Promise<CryptoKey> {
-    if (this.#factory) return this.#factory.importKey(format, keyData, algorithm, extractable, keyUsages)
-    return node.importKey(format as 'raw', keyData as BufferSource, algorithm, extractable, keyUsages)
+    if (this.#factory) return this.#factory.importKey(format, keyData, algorithm, extractable, keyUsages).catch(rethrow)
+    return node.importKey(format as 'raw', keyData as BufferSource, algorithm, extractable, keyUsages).catch(rethrow)
   }
 
   get [Symbol.toStringTag](): string {

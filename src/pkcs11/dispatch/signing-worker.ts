@@ -39,34 +39,42 @@ function dropSession(): void {
   session = undefined
 }
 
+/**
+ * The bytes as a Buffer for pkcs11js. An empty one is a zero-length view into a real buffer: pkcs11js
+ * passes a NULL pointer for an empty Buffer, which SoftHSM refuses (CKR_ARGUMENTS_BAD), while an
+ * empty message is a valid thing to sign.
+ */
+function bytes(data: Uint8Array): Buffer {
+  return data.byteLength === 0 ? Buffer.alloc(1).subarray(0, 0) : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+}
+
 function run(request: Request): Result {
   let fn = 'C_OpenSession'
+  let begun = false
   try {
     const s = openSession()
     const key = Buffer.from(request.key)
     if (request.op === 'sign') {
       fn = 'C_SignInit'
       native.C_SignInit(s, request.mechanism, key)
+      begun = true
       if (request.keyPin !== undefined) {
         fn = 'C_Login'
-        try {
-          native.C_Login(s, C.CKU_CONTEXT_SPECIFIC, request.keyPin)
-        } catch (error) {
-          dropSession() // the sign operation is still active on it
-          throw error
-        }
+        native.C_Login(s, C.CKU_CONTEXT_SPECIFIC, request.keyPin)
       }
       fn = 'C_Sign'
       // Buffer.alloc, not allocUnsafe: a pooled buffer would carry its whole 8 KiB slab back to the main thread.
-      const signature = native.C_Sign(s, Buffer.from(request.data.buffer, request.data.byteOffset, request.data.byteLength), Buffer.alloc(request.outputLength))
-      return { id: request.id, ok: true, value: signature.length === request.outputLength ? signature : signature.subarray(0, signature.length).slice() }
+      const signature = native.C_Sign(s, bytes(request.data), Buffer.alloc(request.outputLength))
+      return { id: request.id, ok: true, value: signature.length === request.outputLength ? signature : signature.slice() }
     }
+    // No signature is empty: answer without asking the token (which would refuse the empty buffer).
+    if (request.signature.byteLength === 0) return { id: request.id, ok: true, value: false }
     fn = 'C_VerifyInit'
     native.C_VerifyInit(s, request.mechanism, key)
+    begun = true
     fn = 'C_Verify'
     try {
-      const { data, signature } = request
-      return { id: request.id, ok: true, value: native.C_Verify(s, Buffer.from(data.buffer, data.byteOffset, data.byteLength), Buffer.from(signature.buffer, signature.byteOffset, signature.byteLength)) }
+      return { id: request.id, ok: true, value: native.C_Verify(s, bytes(request.data), bytes(request.signature)) }
     } catch (error) {
       const { code } = error as { code?: number }
       if (code === C.CKR_SIGNATURE_INVALID || code === C.CKR_SIGNATURE_LEN_RANGE) return { id: request.id, ok: true, value: false }
@@ -74,7 +82,9 @@ function run(request: Request): Result {
     }
   } catch (error) {
     const { code, message } = error as { code?: number, message?: string }
-    if (code !== undefined && SESSION_LOST.has(code)) dropSession()
+    // A failure after the *Init may leave the operation active (SoftHSM does, for one): that session
+    // must not serve the next request. A lost session is dropped too.
+    if (begun || (code !== undefined && SESSION_LOST.has(code))) dropSession()
     return { id: request.id, ok: false, fn, code: code || undefined, message: String(message ?? error) }
   }
 }
