@@ -47,7 +47,7 @@ export class Pkcs11Crypto implements Crypto {
    * const hsm3 = await Pkcs11Crypto.open({ uri: 'pkcs11:token=demo?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-value=123456' })
    */
   static async open(options: OpenOptions = {}): Promise<Pkcs11Crypto> {
-    return new Pkcs11Crypto(Token.open(resolveOptions(options)))
+    return new Pkcs11Crypto(await Token.open(resolveOptions(options)))
   }
 
   /**
@@ -66,7 +66,7 @@ export class Pkcs11Crypto implements Crypto {
     if (members.length === 0) throw new ConfigurationError('a group needs at least one token')
     const tokens: Token[] = []
     try {
-      for (const member of members) tokens.push(Token.open(resolveOptions(member)))
+      for (const member of members) tokens.push(await Token.open(resolveOptions(member)))
     } catch (error) {
       await Promise.all(tokens.map((token) => token.close()))
       throw error

@@ -11,6 +11,8 @@ export type Remedy =
   | 'login'
   /** The token is gone or unwell: wait until it answers again (handles may have changed). */
   | 'reconnect'
+  /** The key's handle means nothing now: look the key up again by its attributes. */
+  | 'refind'
 
 const REMEDIES: Record<string, Remedy> = {
   CKR_SESSION_HANDLE_INVALID: 'new-session',
@@ -23,8 +25,8 @@ const REMEDIES: Record<string, Remedy> = {
   CKR_TOKEN_NOT_RECOGNIZED: 'reconnect',
   CKR_GENERAL_ERROR: 'reconnect',
   CKR_CRYPTOKI_NOT_INITIALIZED: 'reconnect',
-  CKR_OBJECT_HANDLE_INVALID: 'reconnect',
-  CKR_KEY_HANDLE_INVALID: 'reconnect',
+  CKR_OBJECT_HANDLE_INVALID: 'refind',
+  CKR_KEY_HANDLE_INVALID: 'refind',
 }
 
 /** The remedy for `error`, or undefined when trying again would fail the same way (a bad input, a wrong PIN). */

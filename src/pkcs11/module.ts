@@ -14,6 +14,7 @@ export class Pkcs11Module {
   /** False when someone else in the process initialized the library: then they finalize it. */
   readonly #initializedHere: boolean
   #users = 0
+  #generation = 0
 
   private constructor(path: string, native: PKCS11, initializedHere: boolean) {
     this.path = path
@@ -40,6 +41,31 @@ export class Pkcs11Module {
     }
     module.#users++
     return module
+  }
+
+  /** Counts reinitializations, so that several tokens of the module that saw one failure reinitialize once. */
+  get generation(): number {
+    return this.#generation
+  }
+
+  /**
+   * C_Finalize and C_Initialize again, unless someone did since `seen`: some modules (p11-kit's
+   * client, after its server went away) answer CKR_DEVICE_ERROR to everything until then. Every
+   * session of the module is gone afterwards.
+   */
+  reinitialize(seen: number): void {
+    if (seen !== this.#generation) return
+    this.#generation++
+    try {
+      this.native.C_Finalize()
+    } catch {
+      // already finalized, or the connection is gone: initializing again is what matters
+    }
+    try {
+      callSync('C_Initialize', () => this.native.C_Initialize({ flags: C.CKF_OS_LOCKING_OK }))
+    } catch (error) {
+      if (!isTokenError(error, 'CKR_CRYPTOKI_ALREADY_INITIALIZED')) throw error
+    }
   }
 
   /** Gives back one use; the last one finalizes and unloads the library. */

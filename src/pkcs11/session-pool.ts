@@ -40,17 +40,23 @@ export class SessionPool {
    *   try { return native.C_FindObjects(session) } finally { native.C_FindObjectsFinal(session) }
    * })
    */
-  async withSession<T>(use: (session: Handle) => Promise<T> | T): Promise<T> {
+  async withSession<T>(use: (session: Handle, spoil: () => void) => Promise<T> | T): Promise<T> {
     const session = await this.#acquire()
+    // `spoil()` says the session is left in a state no one may inherit (an operation still active).
     let reusable = true
     try {
-      return await use(session)
+      return await use(session, () => { reusable = false })
     } catch (error) {
-      reusable = !isTokenError(error, ...SESSION_LOST)
+      if (isTokenError(error, ...SESSION_LOST)) reusable = false
       throw error
     } finally {
       this.#giveBack(session, reusable)
     }
+  }
+
+  /** Callers waiting for a session now. */
+  get waiting(): number {
+    return this.#waiting.length
   }
 
   /**
@@ -71,6 +77,18 @@ export class SessionPool {
       if (pooled || this.#open <= this.#size) this.#giveBack(session, reusable)
       else this.#closeSession(session)
     }
+  }
+
+  /** False when an idle session no longer answers (the token went away with it). */
+  stillValid(): boolean {
+    return this.#idle.every((session) => {
+      try {
+        this.#native.C_GetSessionInfo(session)
+        return true
+      } catch {
+        return false
+      }
+    })
   }
 
   /**

@@ -8,6 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { ConfigurationError, KeyNotFoundError, TokenError } from '../errors.js'
 import { C, callAsync, callSync, isTokenError, type Handle, type Mechanism, type Template } from './binding.js'
 import type { Operation } from './dispatch/protocol.js'
+import type { Dispatcher } from './dispatch/dispatcher.js'
+import { ThreadPoolDispatcher } from './dispatch/thread-pool.js'
 import { WorkerPool } from './dispatch/worker-pool.js'
 import { backoff, remedyFor } from './failures.js'
 import type { CallOptions, Signer } from './signer.js'
@@ -68,8 +70,8 @@ export class Token {
   readonly #module: Pkcs11Module
   /** Sessions for lookups, object changes and key generation. */
   readonly #pool: SessionPool
-  /** Sessions, on their own threads, for signing and verifying. */
-  readonly #workers: WorkerPool
+  /** Signing and verifying: on worker threads, or (modules that cannot share a login across threads) the libuv pool. */
+  #workers!: Dispatcher
   readonly #objects = new ObjectCache()
   readonly #timeoutMs: number
   #slot: SlotDescription
@@ -87,11 +89,10 @@ export class Token {
   #refused: Error | undefined
   #closed = false
 
-  private constructor(module: Pkcs11Module, slot: SlotDescription, pool: SessionPool, workers: WorkerPool, options: TokenOptions) {
+  private constructor(module: Pkcs11Module, slot: SlotDescription, pool: SessionPool, options: TokenOptions) {
     this.#module = module
     this.#slot = slot
     this.#pool = pool
-    this.#workers = workers
     this.#pin = options.pin
     this.#timeoutMs = options.timeout ?? DEFAULT_TIMEOUT_MS
     this.mechanisms = new Set(callSync('C_GetMechanismList', () => module.native.C_GetMechanismList(slot.slot)))
@@ -102,21 +103,21 @@ export class Token {
    * A wrong PIN fails at once with CKR_PIN_INCORRECT and is never retried.
    *
    * @example
-   * const token = Token.open({ library: '/usr/lib/softhsm/libsofthsm2.so', token: { label: 'demo' }, pin: '1234' })
+   * const token = await Token.open({ library: '/usr/lib/softhsm/libsofthsm2.so', token: { label: 'demo' }, pin: '1234' })
    */
-  static open(options: TokenOptions): Token {
+  static async open(options: TokenOptions): Promise<Token> {
     const module = Pkcs11Module.acquire(options.library)
     let pool: SessionPool | undefined
     try {
       const slot = selectSlot(module.native, options.token)
-      // One session serves lookups and changes (rare, after start-up); the rest sign, on workers.
+      // One session serves lookups and changes (rare, after start-up); the rest sign.
       const limit = sessionLimit(slot, options.maxSessions)
+      const maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE
       pool = new SessionPool(module.native, slot.slot, 1)
-      const workers = new WorkerPool({
-        library: module.path, slot: slot.slot, minWorkers: availableParallelism(), maxWorkers: Math.max(1, limit - 1), maxQueue: options.maxQueue ?? DEFAULT_MAX_QUEUE,
-      })
-      const token = new Token(module, slot, pool, workers, options)
+      const token = new Token(module, slot, pool, options)
       token.#login(true)
+      token.#workers = await WorkerPool.start({ library: module.path, slot: slot.slot, minWorkers: availableParallelism(), maxWorkers: Math.max(1, limit - 1), maxQueue })
+        ?? new ThreadPoolDispatcher(module.native, slot.slot, Math.max(1, limit - 1), maxQueue)
       return token
     } catch (error) {
       void pool?.close()
@@ -197,6 +198,10 @@ export class Token {
         const remedy = remedyFor(error)
         if (!remedy || attempt > 0 || this.#closed) throw error
         if (remedy === 'login') this.#relogin(error as TokenError)
+        if (remedy === 'refind') {
+          key.generation = -1
+          this.#objects.clear()
+        }
         if (remedy === 'reconnect') {
           this.#startReconnecting(error as TokenError)
           if (options.failFast) {
@@ -220,14 +225,17 @@ export class Token {
 
   /** Waits for the token to come back, until the caller's deadline or signal. */
   #awaitReconnection(deadline: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
-    const expiry = AbortSignal.timeout(Math.max(1, Math.ceil(deadline - performance.now())))
-    const stop = signal ? AbortSignal.any([signal, expiry]) : expiry
     this.#waiting++
     return new Promise<void>((resolve, reject) => {
-      const giveUp = () => reject(signal?.aborted ? signal.reason : this.#notBack(timeoutMs))
-      if (stop.aborted) return giveUp()
-      stop.addEventListener('abort', giveUp, { once: true })
-      this.#reconnecting!.then(resolve, resolve).finally(() => stop.removeEventListener('abort', giveUp))
+      if (signal?.aborted) return reject(signal.reason)
+      // A ref'd timer: a caller who waits keeps the process alive, as any pending I/O does.
+      const expiry = setTimeout(() => reject(this.#notBack(timeoutMs)), Math.max(0, deadline - performance.now()))
+      const onAbort = () => reject(signal!.reason)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.#reconnecting!.then(resolve, resolve).finally(() => {
+        clearTimeout(expiry)
+        signal?.removeEventListener('abort', onAbort)
+      })
     }).finally(() => { this.#waiting-- })
   }
 
@@ -242,6 +250,27 @@ export class Token {
     this.#reconnecting ??= this.#reconnect().finally(() => { this.#reconnecting = undefined })
   }
 
+  /** Runs `use` on the lookup session; a failure that says the token went away starts the search for it. */
+  async #lookup<T>(use: (session: Handle) => Promise<T> | T): Promise<T> {
+    try {
+      return await this.#pool.withSession(use)
+    } catch (error) {
+      throw this.#noticed(error)
+    }
+  }
+
+  /**
+   * `error`, after starting the search for the token when it says the token went away: a call that
+   * cannot wait (a lookup, getRandomValues) fails, and the token is found again for the next one.
+   */
+  #noticed(error: unknown): unknown {
+    if (remedyFor(error) === 'reconnect' && !this.#closed) {
+      this.#searchAlways = true
+      this.#startReconnecting(error as TokenError)
+    }
+    return error
+  }
+
   /**
    * Finds the token again (same serial and label, in whatever slot), opens fresh sessions and logs in
    * again, with growing pauses; handles are looked up anew afterwards.
@@ -252,11 +281,20 @@ export class Token {
     await sleep(0)
     for (let attempt = 0; !this.#closed && !this.#refused && (this.#waiting > 0 || this.#searchAlways); attempt++) {
       await sleep(backoff(attempt), undefined, { ref: this.#waiting > 0 })
+      if (this.#closed) return
+      const seen = this.#module.generation
       try {
-        const slot = describeSlots(this.#module.native).find((s) => s.token?.serial === serial && s.token.label === label)
+        const slots = describeSlots(this.#module.native)
+        // No slot at all: a module that connects once, at C_Initialize (p11-kit's client), and did so
+        // while its server was away. Initialize it again; a device's own module keeps its slots.
+        if (slots.length === 0) this.#module.reinitialize(seen)
+        const slot = slots.find((s) => s.token?.serial === serial && s.token.label === label)
         if (!slot) continue
-        this.#pool.reset(slot.slot)
-        this.#workers.retarget(slot.slot)
+        // A token that was only unwell for a moment keeps its sessions (and the session objects they made).
+        if (slot.slotId !== this.#slot.slotId || !this.#pool.stillValid()) {
+          this.#pool.reset(slot.slot)
+          this.#workers.retarget(slot.slot)
+        }
         this.#slot = slot
         this.#login(false)
         this.#objects.clear()
@@ -264,8 +302,16 @@ export class Token {
         return
       } catch (error) {
         if (this.#refused) return
-        // Not back yet (or half back): try again after the pause.
-        void error
+        // Not back yet (or half back): try again after the pause, remembering what the token said.
+        if (error instanceof TokenError) this.#lastFailure = error
+        // A module that lost its device (or its server) may need initializing again to see it back.
+        if (isTokenError(error, 'CKR_DEVICE_ERROR', 'CKR_CRYPTOKI_NOT_INITIALIZED', 'CKR_GENERAL_ERROR')) {
+          try {
+            this.#module.reinitialize(seen)
+          } catch (failure) {
+            if (failure instanceof TokenError) this.#lastFailure = failure
+          }
+        }
       }
     }
   }
@@ -307,16 +353,20 @@ export class Token {
 
   /** Fills `target` from the token's random number generator (synchronous, as WebCrypto's is). */
   generateRandom(target: Buffer): void {
-    this.#pool.withSessionSync((session) => {
-      callSync('C_GenerateRandom', () => this.#module.native.C_GenerateRandom(session, target))
-    })
+    try {
+      this.#pool.withSessionSync((session) => {
+        callSync('C_GenerateRandom', () => this.#module.native.C_GenerateRandom(session, target))
+      })
+    } catch (error) {
+      throw this.#noticed(error)
+    }
   }
 
   /** Handles of the objects matching `template`; cached until objects are created or destroyed. */
   findObjects(template: Template): Promise<Handle[]> {
     const cached = this.#objects.found(template)
     if (cached) return Promise.resolve(cached)
-    return this.#pool.withSession((session) => {
+    return this.#lookup((session) => {
       const native = this.#module.native
       callSync('C_FindObjectsInit', () => native.C_FindObjectsInit(session, template))
       try {
@@ -342,7 +392,7 @@ export class Token {
 
   /** Like getAttributes, never cached: for values that change or must not linger (key material). */
   readAttributes(handle: Handle, types: number[]): Promise<Map<number, Buffer | undefined>> {
-    return this.#pool.withSession((session) => {
+    return this.#lookup((session) => {
       const native = this.#module.native
       const read = (wanted: number[]) => callSync('C_GetAttributeValue', () =>
         native.C_GetAttributeValue(session, handle, wanted.map((type) => ({ type }))))
@@ -381,7 +431,7 @@ export class Token {
   /** Runs a change of the token's objects; searches are forgotten after it, whatever happened. */
   async #changeObjects<T>(change: (session: Handle, native: Pkcs11Module['native']) => Promise<T> | T): Promise<T> {
     try {
-      return await this.#pool.withSession((session) => change(session, this.#module.native))
+      return await this.#lookup((session) => change(session, this.#module.native))
     } finally {
       this.#objects.forgetSearches()
     }

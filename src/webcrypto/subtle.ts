@@ -76,7 +76,7 @@ export class RoutingSubtleCrypto {
     const { exportJwk } = TokenCryptoKey.objectOf(key)!
     if (!key.extractable || !exportJwk) throw invalidAccess('the key is not extractable: it never leaves the token')
     // An extractable token key: read it, then let Node write the format the caller asked for.
-    const jwk = await exportJwk()
+    const jwk = await exportJwk().catch(rethrow)
     const copy = await node.importKey('jwk', jwk, key.algorithm as Algorithm, true, key.usages)
     return format === 'jwk' ? { ...await node.exportKey('jwk', copy), key_ops: key.usages, ext: true } : node.exportKey(format as 'raw', copy)
   }

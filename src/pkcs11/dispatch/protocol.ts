@@ -28,6 +28,8 @@ export type ToWorker =
   | { type: 'close' }
 
 export type FromWorker =
+  /** Whether this load of the module shares the main thread's instance (its login and handles). */
+  | { type: 'ready', shared: boolean }
   /** `busyMs`: time spent in PKCS#11 calls for the batch; `sessions`: sessions the worker holds now. */
   | { type: 'results', results: Result[], busyMs: number, sessions: number }
   | { type: 'closed' }

@@ -6,6 +6,7 @@
 import { performance } from 'node:perf_hooks'
 import { parentPort, workerData } from 'node:worker_threads'
 import pkcs11js from 'pkcs11js'
+import { bytes } from './bytes.js'
 import type { FromWorker, Request, Result, ToWorker, WorkerSetup } from './protocol.js'
 
 const { library } = workerData as WorkerSetup
@@ -13,12 +14,21 @@ let { slot } = workerData as WorkerSetup
 const C = pkcs11js as unknown as Record<string, number>
 const native = new pkcs11js.PKCS11()
 native.load(library)
+/**
+ * The main thread initialized the library for the process, so C_Initialize here should answer
+ * ALREADY_INITIALIZED: this load shares the main thread's login and handles. A module that
+ * initializes again (p11-kit-client.so: each load is its own connection) does not share them: this
+ * worker is no use, and says so.
+ */
+let shared = false
 try {
-  // The main thread initialized the library for the process; this only binds our function list.
   native.C_Initialize({ flags: C.CKF_OS_LOCKING_OK })
+  native.C_Finalize()
 } catch (error) {
   if ((error as { code?: number }).code !== C.CKR_CRYPTOKI_ALREADY_INITIALIZED) throw error
+  shared = true
 }
+parentPort!.postMessage({ type: 'ready', shared } satisfies FromWorker)
 
 /** After these the session is gone or holds an unfinished operation: open a new one. */
 const SESSION_LOST = new Set([C.CKR_SESSION_HANDLE_INVALID, C.CKR_SESSION_CLOSED, C.CKR_DEVICE_REMOVED, C.CKR_DEVICE_ERROR, C.CKR_TOKEN_NOT_PRESENT])
@@ -37,15 +47,6 @@ function dropSession(): void {
     // already gone with the device
   }
   session = undefined
-}
-
-/**
- * The bytes as a Buffer for pkcs11js. An empty one is a zero-length view into a real buffer: pkcs11js
- * passes a NULL pointer for an empty Buffer, which SoftHSM refuses (CKR_ARGUMENTS_BAD), while an
- * empty message is a valid thing to sign.
- */
-function bytes(data: Uint8Array): Buffer {
-  return data.byteLength === 0 ? Buffer.alloc(1).subarray(0, 0) : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
 }
 
 function run(request: Request): Result {

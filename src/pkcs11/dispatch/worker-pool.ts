@@ -9,6 +9,7 @@
 import { Worker } from 'node:worker_threads'
 import { ClosedError, QueueFullError, TimeoutError, TokenError } from '../../errors.js'
 import { ckrName, type Handle } from '../binding.js'
+import type { Dispatcher, RunOptions } from './dispatcher.js'
 import type { FromWorker, Operation, Request, Result } from './protocol.js'
 
 /** A batch should keep a worker busy about this long: long enough to amortize a message, short enough for fairness. */
@@ -20,15 +21,6 @@ const SLOW_MS = 5
 const PIPELINE = 2
 /** How often deadlines are checked. */
 const SWEEP_MS = 50
-
-/** When a request must be answered by, and who may cancel it. */
-export interface RunOptions {
-  /** performance.now() time after which the caller gets a TimeoutError. */
-  deadline: number
-  /** The whole time the caller allowed, for the TimeoutError's message. */
-  timeoutMs: number
-  signal?: AbortSignal
-}
 
 interface Pending extends RunOptions {
   request: Request
@@ -54,7 +46,7 @@ export interface WorkerPoolOptions {
   maxQueue: number
 }
 
-export class WorkerPool {
+export class WorkerPool implements Dispatcher {
   readonly #library: string
   #slot: Uint8Array
   readonly #minWorkers: number
@@ -69,12 +61,29 @@ export class WorkerPool {
   #flushScheduled = false
   #sweeper?: NodeJS.Timeout
 
-  constructor(options: WorkerPoolOptions) {
+  private constructor(options: WorkerPoolOptions) {
     this.#library = options.library
     this.#slot = new Uint8Array(options.slot)
     this.#maxWorkers = Math.max(1, options.maxWorkers)
     this.#minWorkers = Math.max(1, Math.min(options.minWorkers, this.#maxWorkers))
     this.#maxQueue = options.maxQueue
+  }
+
+  /**
+   * A pool with its first worker started, or undefined when the module cannot serve workers: its
+   * loads on other threads are separate instances that do not share the main thread's login.
+   */
+  static async start(options: WorkerPoolOptions): Promise<WorkerPool | undefined> {
+    const pool = new WorkerPool(options)
+    const worker = pool.#startWorker()
+    const shared = await new Promise<boolean>((resolve, reject) => {
+      worker.thread.once('message', (message: FromWorker) => resolve(message.type === 'ready' && message.shared))
+      worker.thread.once('error', reject)
+    })
+    worker.thread.unref()
+    if (shared) return pool
+    await worker.thread.terminate()
+    return undefined
   }
 
   /** Sessions the workers hold now. */

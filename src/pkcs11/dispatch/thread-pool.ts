@@ -1,0 +1,80 @@
+/**
+ * The fallback dispatch: sessions of the main thread's module instance, C_Sign on libuv's thread
+ * pool. For modules whose every load is a separate instance (p11-kit-client.so: each load is its
+ * own connection, with its own login and handles), where signing workers cannot share the login.
+ */
+import { ClosedError, QueueFullError, TimeoutError } from '../../errors.js'
+import { C, callAsync, callSync, isTokenError, type Handle, type PKCS11 } from '../binding.js'
+import { SessionPool } from '../session-pool.js'
+import { bytes } from './bytes.js'
+import type { Dispatcher, RunOptions } from './dispatcher.js'
+import type { Operation } from './protocol.js'
+
+export class ThreadPoolDispatcher implements Dispatcher {
+  readonly #native: PKCS11
+  readonly #pool: SessionPool
+  readonly #maxQueue: number
+  #closed = false
+
+  constructor(native: PKCS11, slot: Handle, sessions: number, maxQueue: number) {
+    this.#native = native
+    this.#pool = new SessionPool(native, slot, sessions)
+    this.#maxQueue = maxQueue
+  }
+
+  get openSessions(): number {
+    return this.#pool.openSessions
+  }
+
+  run(operation: Operation, options: RunOptions): Promise<Uint8Array | boolean> {
+    if (this.#closed) return Promise.reject(new ClosedError())
+    if (this.#pool.waiting >= this.#maxQueue) return Promise.reject(new QueueFullError(this.#pool.waiting))
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason)
+    return withDeadline(this.#pool.withSession((session, spoil) => this.#call(session, spoil, operation)), options)
+  }
+
+  retarget(slot: Handle): void {
+    this.#pool.reset(slot)
+  }
+
+  close(): Promise<void> {
+    this.#closed = true
+    return this.#pool.close()
+  }
+
+  async #call(session: Handle, spoil: () => void, operation: Operation): Promise<Uint8Array | boolean> {
+    const native = this.#native
+    const key = Buffer.from(operation.key)
+    const data = bytes(operation.data)
+    try {
+      if (operation.op === 'sign') {
+        callSync('C_SignInit', () => native.C_SignInit(session, operation.mechanism, key))
+        if (operation.keyPin !== undefined) callSync('C_Login', () => native.C_Login(session, C.CKU_CONTEXT_SPECIFIC, operation.keyPin))
+        const signature = Buffer.alloc(operation.outputLength)
+        return await callAsync('C_Sign', [data, signature], () => native.C_SignAsync(session, data, signature))
+      }
+      if (operation.signature.byteLength === 0) return false
+      callSync('C_VerifyInit', () => native.C_VerifyInit(session, operation.mechanism, key))
+      const signature = bytes(operation.signature)
+      return await callAsync('C_Verify', [data, signature], () => native.C_VerifyAsync(session, data, signature))
+    } catch (error) {
+      if (operation.op === 'verify' && isTokenError(error, 'CKR_SIGNATURE_INVALID', 'CKR_SIGNATURE_LEN_RANGE')) return false
+      // The operation may still be active after a failure (SoftHSM leaves it so): nobody inherits this session.
+      spoil()
+      throw error
+    }
+  }
+}
+
+/** `work`, or a TimeoutError at the deadline, or the signal's reason when it aborts; a late result is dropped. */
+function withDeadline<T>(work: Promise<T>, { deadline, timeoutMs, signal }: RunOptions): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new TimeoutError(timeoutMs)), Math.max(0, deadline - performance.now()))
+    const onAbort = () => reject(signal!.reason)
+    signal?.addEventListener('abort', onAbort, { once: true })
+    work.then(resolve, reject).finally(() => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+    })
+  })
+}
