@@ -4,7 +4,7 @@
 # p11tool, and a C compiler for the native binding. Run as root; otherwise it prints the command.
 set -euo pipefail
 
-packages=(softhsm2 opensc p11-kit libengine-pkcs11-openssl gnutls-bin openssl build-essential python3)
+packages=(softhsm2 opensc opensc-pkcs11 p11-kit p11-kit-modules libengine-pkcs11-openssl gnutls-bin openssl build-essential python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
