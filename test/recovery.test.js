@@ -174,6 +174,7 @@ describe('slow and busy devices', () => {
     const rate = done / ((performance.now() - t0) / 1000)
     control.latency('C_Sign', 0)
     await hsm.close()
+    console.log(`slow device: ${rate.toFixed(1)} signatures/s, event loop p99 ${(loop.percentile(99) / 1e6).toFixed(1)} ms`)
     assert.ok(rate >= 60, `${rate.toFixed(1)} signatures/s`)
     assert.ok(loop.percentile(99) / 1e6 < 50, `event loop p99 ${loop.percentile(99) / 1e6} ms`)
   })
