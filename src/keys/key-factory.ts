@@ -62,7 +62,7 @@ export class TokenKeyFactory implements KeyFactory {
    * const key = await hsm.subtle.importKey('pkcs8', der, { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', label: 'imported', persistent: true }, false, ['sign'])
    */
   async importKey(format: KeyFormat, keyData: unknown, algorithm: unknown, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey> {
-    const params = normalizeImport(algorithm, extractable)
+    const params = normalizeCommon(algorithm, extractable)
     const key = parseKeyData(format, keyData, params.name)
     if (key.type === 'public') {
       const jwk = key.export({ format: 'jwk' }) as JsonWebKey
@@ -183,10 +183,6 @@ function normalizeGenerate(algorithm: unknown, extractable: boolean): KeyParams 
     params.length = input.length as number
   }
   return params
-}
-
-function normalizeImport(algorithm: unknown, extractable: boolean): KeyParams {
-  return normalizeCommon(algorithm, extractable)
 }
 
 /** SyntaxError, as the spec says, for usages the algorithm does not have, or none where one is needed. */

@@ -29,6 +29,9 @@ const REMEDIES: Record<string, Remedy> = {
   CKR_KEY_HANDLE_INVALID: 'refind',
 }
 
+/** After these a session is gone (or its device is): it is closed, never handed to another caller. */
+export const SESSION_LOST = ['CKR_SESSION_HANDLE_INVALID', 'CKR_SESSION_CLOSED', 'CKR_DEVICE_REMOVED', 'CKR_DEVICE_ERROR', 'CKR_TOKEN_NOT_PRESENT']
+
 /** The remedy for `error`, or undefined when trying again would fail the same way (a bad input, a wrong PIN). */
 export function remedyFor(error: unknown): Remedy | undefined {
   return error instanceof TokenError ? REMEDIES[error.code] : undefined

@@ -1,13 +1,11 @@
 /**
- * The only place that knows about sessions. One PKCS#11 session runs one operation at a time, so
- * every operation borrows its own session (`withSession`) and gives it back; callers beyond the
- * pool's size wait in arrival order.
+ * Sessions of the main thread's module instance (the signing workers hold their own). One
+ * PKCS#11 session runs one operation at a time, so every operation borrows its own session
+ * (`withSession`) and gives it back; callers beyond the pool's size wait in arrival order.
  */
 import { ClosedError } from '../errors.js'
 import { C, callSync, isTokenError, type Handle, type PKCS11 } from './binding.js'
-
-/** Errors after which a session is no use any more: it is closed instead of going back to the pool. */
-const SESSION_LOST = ['CKR_SESSION_HANDLE_INVALID', 'CKR_SESSION_CLOSED', 'CKR_DEVICE_REMOVED', 'CKR_DEVICE_ERROR', 'CKR_TOKEN_NOT_PRESENT']
+import { SESSION_LOST } from './failures.js'
 
 export class SessionPool {
   readonly #native: PKCS11

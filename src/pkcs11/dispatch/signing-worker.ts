@@ -6,6 +6,7 @@
 import { performance } from 'node:perf_hooks'
 import { parentPort, workerData } from 'node:worker_threads'
 import pkcs11js from 'pkcs11js'
+import { SESSION_LOST as SESSION_LOST_NAMES } from '../failures.js'
 import { bytes } from './bytes.js'
 import type { FromWorker, Request, Result, ToWorker, WorkerSetup } from './protocol.js'
 
@@ -30,8 +31,8 @@ try {
 }
 parentPort!.postMessage({ type: 'ready', shared } satisfies FromWorker)
 
-/** After these the session is gone or holds an unfinished operation: open a new one. */
-const SESSION_LOST = new Set([C.CKR_SESSION_HANDLE_INVALID, C.CKR_SESSION_CLOSED, C.CKR_DEVICE_REMOVED, C.CKR_DEVICE_ERROR, C.CKR_TOKEN_NOT_PRESENT])
+/** After these the session is gone: open a new one. */
+const SESSION_LOST = new Set(SESSION_LOST_NAMES.map((name) => C[name]))
 let session: Buffer | undefined
 
 function openSession(): Buffer {
