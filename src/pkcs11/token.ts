@@ -1,6 +1,7 @@
 /**
  * One token, opened and logged in: the token layer's face to the rest of the library. It speaks
- * PKCS#11 (handles, mechanisms, attributes) and hides modules, sessions and login.
+ * PKCS#11 (handles, mechanisms, attributes) and hides modules, sessions, login, the signing
+ * dispatch, and recovery when the token fails or goes away.
  */
 import { availableParallelism } from 'node:os'
 import { performance } from 'node:perf_hooks'
@@ -38,7 +39,6 @@ export interface TokenOptions {
   /** Calls that may wait for a session at once; more fail at once with QueueFullError (default 10,000). */
   maxQueue?: number
 }
-
 
 /**
  * A key object on the token, found again by its attributes when the token came back (handles
