@@ -165,6 +165,13 @@ describe('our library through the fault module', () => {
     assert.ok(now.C_Login >= 1)
   })
 
+  test('getRandomValues is the token\'s C_GenerateRandom, one call per fill', async () => {
+    const before = await control.counts()
+    const random = hsm.getRandomValues(new Uint8Array(64))
+    assert.notDeepEqual(Buffer.from(random), Buffer.alloc(64))
+    assert.equal((await control.counts()).C_GenerateRandom - before.C_GenerateRandom, 1)
+  })
+
   test('fail C_Sign CKR_DEVICE_ERROR count 1: the sign is tried once more, and succeeds', async () => {
     const before = await control.counts()
     control.fail('C_Sign', 'CKR_DEVICE_ERROR', { count: 1 })

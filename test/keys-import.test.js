@@ -25,6 +25,7 @@ const rsa2 = generateKeyPairSync('rsa', { modulusLength: 2048 })
 const ed = generateKeyPairSync('ed25519')
 const p256 = generateKeyPairSync('ec', { namedCurve: 'P-256' })
 const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' })
+const p521 = generateKeyPairSync('ec', { namedCurve: 'P-521' })
 const pkcs8 = (pair) => pair.privateKey.export({ format: 'der', type: 'pkcs8' })
 const jwkOf = (pair) => pair.privateKey.export({ format: 'jwk' })
 
@@ -94,6 +95,15 @@ describe('hsm.subtle.importKey into the token', () => {
     const x = Buffer.from(ed.publicKey.export({ format: 'jwk' }).x, 'base64url')
     const objects = assertStoredPrivate('imp-ed', { id: sha1(x) })
     assert.equal(byClass(objects, 'private')[0].keyType, 'EC_EDWARDS')
+  })
+
+  test('ECDSA pkcs8 (P-521): its 133-byte public point is stored whole (DER long form) and found again', async () => {
+    await hsm.subtle.importKey('pkcs8', pkcs8(p521), { name: 'ECDSA', namedCurve: 'P-521', label: 'imp-p521', persistent: true }, false, ['sign'])
+    const { privateKey, publicKey } = await hsm.keys.get({ label: 'imp-p521' })
+    assert.deepEqual(await webcrypto.subtle.exportKey('jwk', publicKey).then(({ x, y }) => ({ x, y })),
+      (({ x, y }) => ({ x, y }))(p521.publicKey.export({ format: 'jwk' })))
+    const signature = Buffer.from(await hsm.subtle.sign({ name: 'ECDSA', hash: 'SHA-512' }, privateKey, data))
+    assert.equal(nodeVerify('sha512', data, { key: p521.publicKey, dsaEncoding: 'ieee-p1363' }, signature), true)
   })
 
   test('ECDSA pkcs8 (P-384) and jwk (P-256): signatures verify with Node', async () => {

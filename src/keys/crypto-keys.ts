@@ -9,13 +9,20 @@ import type { Signer } from '../pkcs11/signer.js'
 import type { Token } from '../pkcs11/token.js'
 import { hashLength, type HashName } from '../webcrypto/algorithm.js'
 import { TokenCryptoKey } from '../webcrypto/crypto-key.js'
-import type { KeyDescription } from './key-description.js'
+import { objectsOf, type KeyDescription } from './key-description.js'
+import type { KeyKind } from './jose-algorithms.js'
 
 /** A WebCrypto algorithm fitted to one key. */
 export interface KeyAlgorithmChoice {
   name: string
   hash?: HashName
   namedCurve?: string
+}
+
+/** The kind of key each WebCrypto algorithm this library knows takes. */
+export const KEY_KINDS: Readonly<Record<string, KeyKind>> = {
+  'RSASSA-PKCS1-v1_5': 'RSA', 'RSA-PSS': 'RSA', 'RSA-OAEP': 'RSA', ECDSA: 'EC', ECDH: 'EC', Ed25519: 'OKP',
+  HMAC: 'oct', 'AES-GCM': 'oct', 'AES-CBC': 'oct', 'AES-CTR': 'oct', 'AES-KW': 'oct',
 }
 
 /** Usages a private (or secret) key may have, by WebCrypto algorithm; the public key gets the rest. */
@@ -83,12 +90,9 @@ export function keySigner(token: Token, key: KeyDescription): Signer {
   return token.signer(token.keyRef(key.handle, findAgain(key)))
 }
 
-/** The attributes that find the key again (after its token came back, or on another token): its class and CKA_ID (or label). */
+/** The attributes that find the key again (after its token came back, or on another token). */
 export function findAgain(key: Pick<KeyDescription, 'type' | 'id' | 'label'>): Template {
-  return [
-    { type: C.CKA_CLASS, value: key.type === 'secret' ? C.CKO_SECRET_KEY : C.CKO_PRIVATE_KEY },
-    key.id.length > 0 ? { type: C.CKA_ID, value: key.id } : { type: C.CKA_LABEL, value: key.label },
-  ]
+  return objectsOf(key.type === 'secret' ? C.CKO_SECRET_KEY : C.CKO_PRIVATE_KEY, key)
 }
 
 function keyAlgorithm(key: KeyDescription, { name, hash, namedCurve }: KeyAlgorithmChoice, publicJwk?: JsonWebKey): KeyAlgorithm {

@@ -38,6 +38,15 @@ export function curveNamed(name: string): Curve | undefined {
 }
 
 /**
+ * A point as CKA_EC_POINT holds it: a DER OCTET STRING. A P-521 point (133 bytes) needs the long
+ * length form.
+ */
+export function wrapPoint(point: Buffer): Buffer {
+  const length = point.length < 0x80 ? Buffer.from([point.length]) : Buffer.from([0x81, point.length])
+  return Buffer.concat([Buffer.from([0x04]), length, point])
+}
+
+/**
  * The point of CKA_EC_POINT without its DER OCTET STRING wrapping (PKCS#11 asks for the wrapping;
  * some modules leave it off). An uncompressed EC point also starts with 0x04, so length decides.
  */

@@ -3,14 +3,13 @@
  * algorithm) checked against what the key is, or the key's default.
  */
 import { canonicalName, hashName, toDictionary } from '../webcrypto/algorithm.js'
-import type { KeyAlgorithmChoice } from './crypto-keys.js'
+import { KEY_KINDS, type KeyAlgorithmChoice } from './crypto-keys.js'
 import { invalidAccess } from '../webcrypto/errors.js'
 import { SIGNATURE_ALGORITHMS } from '../webcrypto/algorithms/index.js'
-import { JOSE_ALGORITHMS, defaultJoseAlgorithm, type KeyKind } from './jose-algorithms.js'
+import { JOSE_ALGORITHMS, defaultJoseAlgorithm } from './jose-algorithms.js'
 import type { KeyDescription } from './key-description.js'
 
 
-const KIND_OF: Record<string, KeyKind> = { 'RSASSA-PKCS1-v1_5': 'RSA', 'RSA-PSS': 'RSA', ECDSA: 'EC', Ed25519: 'OKP', HMAC: 'oct' }
 
 /**
  * @example
@@ -24,7 +23,7 @@ export function chooseAlgorithm(requested: unknown, key: KeyDescription): KeyAlg
   const wanted = jose ?? fromDefault ?? toDictionary(requested)
   const name = canonicalName(wanted.name, [...SIGNATURE_ALGORITHMS.keys()])
   const what = describe(key)
-  if (KIND_OF[name] !== key.kty || (name === 'Ed25519') !== (key.curve?.name === 'Ed25519')) {
+  if (KEY_KINDS[name] !== key.kty || (name === 'Ed25519') !== (key.curve?.name === 'Ed25519')) {
     throw invalidAccess(`${what} cannot be used with ${typeof requested === 'string' ? requested : name}`)
   }
   const namedCurve = (wanted as { namedCurve?: unknown }).namedCurve

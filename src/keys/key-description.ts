@@ -1,5 +1,5 @@
 /** What a key object on the token is, read once from its public attributes. */
-import { C, type Handle } from '../pkcs11/binding.js'
+import { C, type Handle, type Template } from '../pkcs11/binding.js'
 import type { Token } from '../pkcs11/token.js'
 import { curveOfParams, type Curve } from './curves.js'
 import type { KeyKind } from './jose-algorithms.js'
@@ -65,6 +65,16 @@ export async function describeKey(token: Token, handle: Handle): Promise<KeyDesc
     alwaysAuthenticate: flag(C.CKA_ALWAYS_AUTHENTICATE),
     exportable: flag(C.CKA_EXTRACTABLE) && !flag(C.CKA_SENSITIVE),
   }
+}
+
+/**
+ * The objects that belong to `key` of class `objectClass` (its public key, its certificate, the
+ * key itself on another token or after its token came back): the same CKA_ID, or the same label
+ * when the key has no id.
+ */
+export function objectsOf(objectClass: number, key: Pick<KeyDescription, 'id' | 'label'>): Template {
+  const match = key.id.length > 0 ? { type: C.CKA_ID, value: key.id } : { type: C.CKA_LABEL, value: key.label }
+  return [{ type: C.CKA_CLASS, value: objectClass }, match]
 }
 
 /** A CK_ULONG attribute value (native-endian, 8 bytes on 64-bit Linux). */

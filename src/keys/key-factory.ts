@@ -9,18 +9,16 @@ import type { Token } from '../pkcs11/token.js'
 import { canonicalName, hashName, hashLength, toDictionary, NAMED_CURVES, type NormalizedAlgorithm } from '../webcrypto/algorithm.js'
 import { dataError, notSupported } from '../webcrypto/errors.js'
 import type { KeyFactory } from '../webcrypto/subtle.js'
-import { PRIVATE_USAGES, PUBLIC_USAGES, publicCryptoKey, tokenCryptoKey, type KeyAlgorithmChoice } from './crypto-keys.js'
-import { curveNamed, type Curve } from './curves.js'
+import { KEY_KINDS, PRIVATE_USAGES, PUBLIC_USAGES, publicCryptoKey, tokenCryptoKey, type KeyAlgorithmChoice } from './crypto-keys.js'
+import { curveNamed, wrapPoint, type Curve } from './curves.js'
 import { describeKey } from './key-description.js'
 import { readPublicKey } from './public-key.js'
 import { exportKeyJwk } from './key-export.js'
 import { idFromHex, publicAttributes, secretAttributes, usageAttributes, type StorageOptions } from './templates.js'
 
-const ASYMMETRIC: Record<string, 'RSA' | 'EC' | 'OKP'> = {
-  'RSASSA-PKCS1-v1_5': 'RSA', 'RSA-PSS': 'RSA', 'RSA-OAEP': 'RSA', ECDSA: 'EC', ECDH: 'EC', Ed25519: 'OKP',
-}
-const SECRET = ['HMAC', 'AES-GCM', 'AES-CBC', 'AES-CTR', 'AES-KW']
-const NAMES = [...Object.keys(ASYMMETRIC), ...SECRET]
+/** The key pair kind of an asymmetric algorithm; undefined for secret-key algorithms. */
+const ASYMMETRIC = Object.fromEntries(Object.entries(KEY_KINDS).filter(([, kind]) => kind !== 'oct')) as Record<string, 'RSA' | 'EC' | 'OKP'>
+const NAMES = Object.keys(KEY_KINDS)
 
 /** Parameters after normalization, with the storage members. */
 interface KeyParams extends KeyAlgorithmChoice, StorageOptions {
@@ -178,7 +176,7 @@ function normalizeGenerate(algorithm: unknown, extractable: boolean): KeyParams 
     const length = input.length === undefined ? (hashLength(params.hash!) > 32 ? 1024 : 512) : Number(input.length)
     if (typeof length !== 'number' || length <= 0 || length % 8 !== 0) throw new DOMException('HMAC length must be a positive multiple of 8', 'OperationError')
     params.length = length
-  } else if (SECRET.includes(params.name)) {
+  } else if (KEY_KINDS[params.name] === 'oct') {
     if (![128, 192, 256].includes(input.length as number)) throw new DOMException('AES length must be 128, 192 or 256', 'OperationError')
     params.length = input.length as number
   }
@@ -262,7 +260,7 @@ function publicTemplate(jwk: JsonWebKey, params: KeyParams): Template {
     ...common,
     { type: C.CKA_KEY_TYPE, value: jwk.kty === 'EC' ? C.CKK_EC : C.CKK_EC_EDWARDS },
     { type: C.CKA_EC_PARAMS, value: curve.params },
-    { type: C.CKA_EC_POINT, value: Buffer.concat([Buffer.from([4, point.length]), point]) },
+    { type: C.CKA_EC_POINT, value: wrapPoint(point) },
   ]
 }
 

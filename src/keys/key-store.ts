@@ -12,11 +12,11 @@ import { invalidAccess } from '../webcrypto/errors.js'
 import { JOSE_ALGORITHMS } from './jose-algorithms.js'
 import { supportedJoseAlgorithms } from './supported-algorithms.js'
 import { chooseAlgorithm, describe } from './key-algorithm.js'
-import { describeKey, type KeyDescription } from './key-description.js'
+import { describeKey, objectsOf, type KeyDescription } from './key-description.js'
 import { CertificateStore, type CertificateOptions } from './certificate-store.js'
 import type { TokenKeyFactory } from './key-factory.js'
 import { notSupported } from '../webcrypto/errors.js'
-import { findCertificate, findPublicPart } from './public-key.js'
+import { findPublicPart } from './public-key.js'
 import { selectorTemplate, type KeySelector } from './selector.js'
 
 export type { KeySelector }
@@ -163,16 +163,15 @@ export class KeyStore {
     for (const handle of handles) {
       const key = await describeKey(this.#token, handle)
       if (!key) continue
-      const certificate = await findCertificate(this.#token, key)
-      // keytool leaves the key's label empty and names the certificate instead.
-      const label = key.label || (certificate ? await this.#certificateLabel(key.id) : '')
+      // Whether a certificate is there needs no reading and parsing of it.
+      const certificates = await this.#token.findObjects(objectsOf(C.CKO_CERTIFICATE, key))
       infos.push({
         id: key.id.toString('hex'),
-        label,
+        label: await this.#labelOf(key),
         kty: key.kty,
         bits: key.curve ? undefined : key.bits,
         curve: key.curve?.name,
-        certificate: certificate !== undefined,
+        certificate: certificates.length > 0,
         algorithms: this.#algorithmsOf(key),
       })
     }
@@ -187,8 +186,7 @@ export class KeyStore {
     if (usages.length === 0) throw invalidAccess(`${describe(key)} may not be used with ${choice.name} (its CKA_ usage flags forbid it)`)
     const privateKey = tokenCryptoKey(this.#token, key, choice, usages, { publicJwk: jwk, keyPin: options.keyPin, signer: await this.#signerOf(key) })
     const publicKey = jwk && key.type === 'private' ? await publicCryptoKey(jwk, choice) : undefined
-    const label = key.label || (certificate ? await this.#certificateLabel(key.id) : '')
-    return { privateKey, publicKey, certificate, id: key.id.toString('hex'), label }
+    return { privateKey, publicKey, certificate, id: key.id.toString('hex'), label: await this.#labelOf(key) }
   }
 
   /** With replicas: the key on every token, as one ReplicaSet (the same CKA_ID, or label, on each). */
@@ -228,10 +226,11 @@ export class KeyStore {
     ]
   }
 
-  async #certificateLabel(id: Buffer): Promise<string> {
-    if (!id.length) return ''
-    const [handle] = await this.#token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_CERTIFICATE }, { type: C.CKA_ID, value: id }])
-    return handle ? (await this.#token.getAttributes(handle, [C.CKA_LABEL])).get(C.CKA_LABEL)?.toString('utf8') ?? '' : ''
+  /** The key's label; keytool leaves it empty and names the key's certificate instead. */
+  async #labelOf(key: KeyDescription): Promise<string> {
+    if (key.label || key.id.length === 0) return key.label
+    const [certificate] = await this.#token.findObjects(objectsOf(C.CKO_CERTIFICATE, key))
+    return certificate ? (await this.#token.getAttributes(certificate, [C.CKA_LABEL])).get(C.CKA_LABEL)?.toString('utf8') ?? '' : ''
   }
 
   #algorithmsOf(key: KeyDescription): string[] {

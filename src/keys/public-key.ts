@@ -4,10 +4,10 @@
  */
 import { createPublicKey } from 'node:crypto'
 import { X509Certificate } from '../lib/x509.js'
-import { C, type Handle, type Template } from '../pkcs11/binding.js'
+import { C, type Handle } from '../pkcs11/binding.js'
 import type { Token } from '../pkcs11/token.js'
 import { unwrapPoint, type Curve } from './curves.js'
-import type { KeyDescription } from './key-description.js'
+import { objectsOf, type KeyDescription } from './key-description.js'
 
 export interface PublicPart {
   jwk?: JsonWebKey
@@ -24,8 +24,8 @@ export async function findPublicPart(token: Token, key: KeyDescription): Promise
 }
 
 /** The certificate with the key's CKA_ID (or label, when the key has no id). */
-export async function findCertificate(token: Token, key: Pick<KeyDescription, 'id' | 'label'>): Promise<X509Certificate | undefined> {
-  const [handle] = await token.findObjects(sameKey(C.CKO_CERTIFICATE, key))
+async function findCertificate(token: Token, key: Pick<KeyDescription, 'id' | 'label'>): Promise<X509Certificate | undefined> {
+  const [handle] = await token.findObjects(objectsOf(C.CKO_CERTIFICATE, key))
   if (!handle) return undefined
   const value = (await token.getAttributes(handle, [C.CKA_VALUE])).get(C.CKA_VALUE)
   return value ? new X509Certificate(new Uint8Array(value)) : undefined
@@ -33,7 +33,7 @@ export async function findCertificate(token: Token, key: Pick<KeyDescription, 'i
 
 async function fromPublicKeyObject(token: Token, key: KeyDescription): Promise<JsonWebKey | undefined> {
   if (key.type !== 'private') return undefined
-  const [handle] = await token.findObjects(sameKey(C.CKO_PUBLIC_KEY, key))
+  const [handle] = await token.findObjects(objectsOf(C.CKO_PUBLIC_KEY, key))
   return handle ? (await readPublicKey(token, handle, key))?.jwk : undefined
 }
 
@@ -77,9 +77,4 @@ function stripZeros(unsigned: Buffer): Buffer {
   let i = 0
   while (i < unsigned.length - 1 && unsigned[i] === 0) i++
   return unsigned.subarray(i)
-}
-
-function sameKey(objectClass: number, key: Pick<KeyDescription, 'id' | 'label'>): Template {
-  const match = key.id.length > 0 ? { type: C.CKA_ID, value: key.id } : { type: C.CKA_LABEL, value: key.label }
-  return [{ type: C.CKA_CLASS, value: objectClass }, match]
 }

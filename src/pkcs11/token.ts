@@ -192,7 +192,8 @@ export class Token {
         await this.#awaitReconnection(deadline, timeoutMs, options.signal)
       }
       try {
-        const handle = await this.#handleOf(key)
+        // The handle of the current generation is known: no lookup, no await, on the signing path.
+        const handle = key.generation === this.#generation ? key.handle : await this.#findAgain(key)
         return await this.#workers.run({ ...operation, key: handle } as Operation, { deadline, timeoutMs, signal: options.signal })
       } catch (error) {
         const remedy = remedyFor(error)
@@ -213,8 +214,8 @@ export class Token {
     }
   }
 
-  async #handleOf(key: KeyRef): Promise<Handle> {
-    if (key.generation === this.#generation) return key.handle
+  /** Looks the key up again (the token came back, or its handle went stale) and remembers the new handle. */
+  async #findAgain(key: KeyRef): Promise<Handle> {
     const generation = this.#generation
     const [handle] = await this.findObjects(key.template)
     if (!handle) throw new KeyNotFoundError(`the key is no longer on token "${this.#slot.token!.label}"`)
