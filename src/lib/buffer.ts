@@ -5,9 +5,13 @@
  * buffer while the token works on ours. Anything else is a TypeError.
  */
 export function copyBytes(data: unknown, what = 'data'): Buffer {
-  // A buffer of its own (not Node's shared pool): it may travel to a worker thread.
-  if (ArrayBuffer.isView(data)) return Buffer.from(new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice().buffer)
-  if (data instanceof ArrayBuffer) return Buffer.from(data.slice(0))
+  return Buffer.from(viewBytes(data, what))
+}
+
+/** The bytes of a BufferSource, not copied: for what is read at once (hashed, say). Anything else is a TypeError. */
+export function viewBytes(data: unknown, what = 'data'): Buffer {
+  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  if (data instanceof ArrayBuffer) return Buffer.from(data)
   throw new TypeError(`${what} must be an ArrayBuffer or an ArrayBuffer view`)
 }
 

@@ -169,20 +169,20 @@ export class Token {
    * Signs `data` with the key on the token, on a signing worker. `keyPin` is sent with a
    * CKU_CONTEXT_SPECIFIC login right after C_SignInit, for CKA_ALWAYS_AUTHENTICATE keys.
    */
-  async sign(key: KeyRef, mechanism: Mechanism, data: Uint8Array, maxLength: number, options: CallOptions = {}): Promise<Uint8Array> {
-    return await this.#run(key, { op: 'sign', mechanism, data, outputLength: maxLength, keyPin: options.keyPin }, options) as Uint8Array
+  sign(key: KeyRef, mechanism: Mechanism, data: Uint8Array, maxLength: number, options: CallOptions = {}): Promise<Uint8Array> {
+    return this.#run(key, { op: 'sign', mechanism, data, outputLength: maxLength, keyPin: options.keyPin }, options) as Promise<Uint8Array>
   }
 
   /** Verifies `signature` on the token; false for a wrong signature, an error for anything else. */
-  async verify(key: KeyRef, mechanism: Mechanism, data: Uint8Array, signature: Uint8Array, options: CallOptions = {}): Promise<boolean> {
-    return await this.#run(key, { op: 'verify', mechanism, data, signature }, options) as boolean
+  verify(key: KeyRef, mechanism: Mechanism, data: Uint8Array, signature: Uint8Array, options: CallOptions = {}): Promise<boolean> {
+    return this.#run(key, { op: 'verify', mechanism, data, signature }, options) as Promise<boolean>
   }
 
   /**
    * Runs an operation that is safe to repeat: a failure that a new session, a new login or the
    * token's return can cure is cured and the operation tried once more, all within the deadline.
    */
-  async #run(key: KeyRef, operation: DistributiveOmit<Operation, 'key'>, options: CallOptions): Promise<Uint8Array | boolean> {
+  async #run(key: KeyRef, operation: Operation, options: CallOptions): Promise<Uint8Array | boolean> {
     const timeoutMs = options.timeout ?? this.#timeoutMs
     const deadline = performance.now() + timeoutMs
     for (let attempt = 0; ; attempt++) {
@@ -194,7 +194,7 @@ export class Token {
       try {
         // The handle of the current generation is known: no lookup, no await, on the signing path.
         const handle = key.generation === this.#generation ? key.handle : await this.#findAgain(key)
-        return await this.#workers.run({ ...operation, key: handle } as Operation, { deadline, timeoutMs, signal: options.signal })
+        return await this.#workers.run(handle, operation, { deadline, timeoutMs, signal: options.signal })
       } catch (error) {
         const remedy = remedyFor(error)
         if (!remedy || attempt > 0 || this.#closed) throw error
@@ -466,7 +466,6 @@ export class Token {
 }
 
 /** Omit over each member of a union (the built-in Omit merges the members). */
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 
 function sessionLimit(slot: SlotDescription, requested = DEFAULT_MAX_SESSIONS): number {
   const tokenLimit = slot.token!.maxSessionCount

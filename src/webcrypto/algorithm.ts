@@ -22,6 +22,7 @@ export interface NormalizedAlgorithm {
 /** Canonical spelling of `name` among `known`, or NotSupportedError. */
 export function canonicalName(name: unknown, known: readonly string[]): string {
   if (typeof name !== 'string') throw new TypeError('algorithm name must be a string')
+  if (known.includes(name)) return name
   const found = known.find((candidate) => candidate.toUpperCase() === name.toUpperCase())
   if (!found) throw notSupported(`${name} is not supported here`)
   return found

@@ -14,8 +14,8 @@ export interface RunOptions {
 export interface Dispatcher {
   /** Sessions it holds now. */
   readonly openSessions: number
-  /** Runs one operation; resolves with the signature (or the verification result). */
-  run(operation: Operation, options: RunOptions): Promise<Uint8Array | boolean>
+  /** Runs one operation with the key `key`; resolves with the signature (or the verification result). */
+  run(key: Handle, operation: Operation, options: RunOptions): Promise<Uint8Array | boolean>
   /** The token is in `slot` now (it came back, or the module was initialized again): reopen sessions there. */
   retarget(slot: Handle): void
   /** Waits for the work under way, then closes every session. */

@@ -1,18 +1,15 @@
 /**
- * A signing worker: its own session, synchronous C_SignInit + C_Sign (or C_Verify) for each request
- * of a batch. Short operations cost less this way than a hop to the libuv pool each, and nothing
+ * A signing worker: a thread with its own session (a SessionSigner) that runs the batches the main
+ * thread sends. Short operations cost less this way than a hop to the libuv pool each, and nothing
  * here can block the main thread's event loop.
  */
 import { performance } from 'node:perf_hooks'
 import { parentPort, workerData } from 'node:worker_threads'
 import pkcs11js from 'pkcs11js'
-import { SESSION_LOST as SESSION_LOST_NAMES } from '../failures.js'
-import { bytes } from './bytes.js'
-import type { FromWorker, Request, Result, ToWorker, WorkerSetup } from './protocol.js'
+import { SessionSigner, SignerFailure } from './session-signer.js'
+import { LAYOUT, NOT_PKCS11, SIGN, STATUS, type Batch, type Failure, type FromWorker, type Results, type ToWorker, type WorkerSetup } from './protocol.js'
 
-const { library } = workerData as WorkerSetup
-let { slot } = workerData as WorkerSetup
-const C = pkcs11js as unknown as Record<string, number>
+const { library, slot } = workerData as WorkerSetup
 const native = new pkcs11js.PKCS11()
 native.load(library)
 /**
@@ -23,86 +20,59 @@ native.load(library)
  */
 let shared = false
 try {
-  native.C_Initialize({ flags: C.CKF_OS_LOCKING_OK })
+  native.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK })
   native.C_Finalize()
 } catch (error) {
-  if ((error as { code?: number }).code !== C.CKR_CRYPTOKI_ALREADY_INITIALIZED) throw error
+  if ((error as { code?: number }).code !== pkcs11js.CKR_CRYPTOKI_ALREADY_INITIALIZED) throw error
   shared = true
 }
 parentPort!.postMessage({ type: 'ready', shared } satisfies FromWorker)
 
-/** After these the session is gone: open a new one. */
-const SESSION_LOST = new Set(SESSION_LOST_NAMES.map((name) => C[name]))
-let session: Buffer | undefined
+const signer = new SessionSigner(native, slot)
+const mechanisms: pkcs11js.Mechanism[] = []
 
-function openSession(): Buffer {
-  session ??= native.C_OpenSession(Buffer.from(slot), C.CKF_SERIAL_SESSION | C.CKF_RW_SESSION)
-  return session
-}
-
-function dropSession(): void {
-  if (!session) return
-  try {
-    native.C_CloseSession(session)
-  } catch {
-    // already gone with the device
-  }
-  session = undefined
-}
-
-function run(request: Request): Result {
-  let fn = 'C_OpenSession'
-  let begun = false
-  try {
-    const s = openSession()
-    const key = Buffer.from(request.key)
-    if (request.op === 'sign') {
-      fn = 'C_SignInit'
-      native.C_SignInit(s, request.mechanism, key)
-      begun = true
-      if (request.keyPin !== undefined) {
-        fn = 'C_Login'
-        native.C_Login(s, C.CKU_CONTEXT_SPECIFIC, request.keyPin)
-      }
-      fn = 'C_Sign'
-      // Buffer.alloc, not allocUnsafe: a pooled buffer would carry its whole 8 KiB slab back to the main thread.
-      const signature = native.C_Sign(s, bytes(request.data), Buffer.alloc(request.outputLength))
-      return { id: request.id, ok: true, value: signature.length === request.outputLength ? signature : signature.slice() }
-    }
-    // No signature is empty: answer without asking the token (which would refuse the empty buffer).
-    if (request.signature.byteLength === 0) return { id: request.id, ok: true, value: false }
-    fn = 'C_VerifyInit'
-    native.C_VerifyInit(s, request.mechanism, key)
-    begun = true
-    fn = 'C_Verify'
+/** Runs a batch; every request gets a status, and the signatures share one buffer. */
+function run({ layout, bytes, newMechanisms, keyPins }: Batch): Results {
+  mechanisms.push(...newMechanisms)
+  const count = layout.length / LAYOUT.size
+  let outputSize = 0
+  for (let i = 0; i < count; i++) if (layout[i * LAYOUT.size + LAYOUT.op] === SIGN) outputSize += layout[i * LAYOUT.size + LAYOUT.last]
+  const output = new Uint8Array(outputSize)
+  const status = new Int32Array(count * STATUS.size)
+  const failures: Failure[] = []
+  const view = (offset: number, length: number) => Buffer.from(bytes.buffer, bytes.byteOffset + offset, length)
+  let offset = 0
+  let outputOffset = 0
+  for (let i = 0; i < count; i++) {
+    const [op, mechanismId, keyLength, dataLength, last] = layout.subarray(i * LAYOUT.size, (i + 1) * LAYOUT.size)
+    const key = view(offset, keyLength)
+    const data = view(offset + keyLength, dataLength)
+    const signature = op === SIGN ? undefined : view(offset + keyLength + dataLength, last)
+    offset += keyLength + dataLength + (signature?.length ?? 0)
     try {
-      return { id: request.id, ok: true, value: native.C_Verify(s, bytes(request.data), bytes(request.signature)) }
+      if (signature) {
+        status[i * STATUS.size + STATUS.value] = Number(signer.verify(mechanisms[mechanismId], key, data, signature))
+      } else {
+        status[i * STATUS.size + STATUS.value] = signer.sign(mechanisms[mechanismId], key, data, Buffer.from(output.buffer, outputOffset, last), keyPins?.[i])
+      }
     } catch (error) {
-      const { code } = error as { code?: number }
-      if (code === C.CKR_SIGNATURE_INVALID || code === C.CKR_SIGNATURE_LEN_RANGE) return { id: request.id, ok: true, value: false }
-      throw error
+      const failure = error instanceof SignerFailure ? error : new SignerFailure('', undefined, String(error))
+      status[i * STATUS.size + STATUS.code] = failure.code ?? NOT_PKCS11
+      failures.push({ index: i, fn: failure.fn, message: failure.message })
     }
-  } catch (error) {
-    const { code, message } = error as { code?: number, message?: string }
-    // A failure after the *Init may leave the operation active (SoftHSM does, for one): that session
-    // must not serve the next request. A lost session is dropped too.
-    if (begun || (code !== undefined && SESSION_LOST.has(code))) dropSession()
-    return { id: request.id, ok: false, fn, code: code || undefined, message: String(message ?? error) }
+    if (!signature) outputOffset += last
   }
+  return { status, output, failures, busyMs: 0, sessions: signer.sessions }
 }
 
 parentPort!.on('message', (message: ToWorker) => {
-  if (message.type === 'slot') {
-    dropSession()
-    slot = message.slot
-    return
-  }
+  if (message.type === 'slot') return signer.retarget(message.slot)
   if (message.type === 'close') {
-    dropSession()
-    parentPort!.postMessage({ type: 'closed' } satisfies FromWorker)
-    return
+    signer.close()
+    return parentPort!.postMessage({ type: 'closed' } satisfies FromWorker)
   }
   const start = performance.now()
-  const results = message.requests.map(run)
-  parentPort!.postMessage({ type: 'results', results, busyMs: performance.now() - start, sessions: session ? 1 : 0 } satisfies FromWorker)
+  const results = run(message)
+  results.busyMs = performance.now() - start
+  parentPort!.postMessage({ type: 'results', ...results } satisfies FromWorker, [results.status.buffer, results.output.buffer])
 })

@@ -26,11 +26,11 @@ export class ThreadPoolDispatcher implements Dispatcher {
     return this.#pool.openSessions
   }
 
-  run(operation: Operation, options: RunOptions): Promise<Uint8Array | boolean> {
+  run(key: Handle, operation: Operation, options: RunOptions): Promise<Uint8Array | boolean> {
     if (this.#closed) return Promise.reject(new ClosedError())
     if (this.#pool.waiting >= this.#maxQueue) return Promise.reject(new QueueFullError(this.#pool.waiting))
     if (options.signal?.aborted) return Promise.reject(options.signal.reason)
-    return withDeadline(this.#pool.withSession((session, spoil) => this.#call(session, spoil, operation)), options)
+    return withDeadline(this.#pool.withSession((session, spoil) => this.#call(session, spoil, key, operation)), options)
   }
 
   retarget(slot: Handle): void {
@@ -42,9 +42,8 @@ export class ThreadPoolDispatcher implements Dispatcher {
     return this.#pool.close()
   }
 
-  async #call(session: Handle, spoil: () => void, operation: Operation): Promise<Uint8Array | boolean> {
+  async #call(session: Handle, spoil: () => void, key: Handle, operation: Operation): Promise<Uint8Array | boolean> {
     const native = this.#native
-    const key = Buffer.from(operation.key)
     const data = bytes(operation.data)
     try {
       if (operation.op === 'sign') {

@@ -9,8 +9,9 @@
 import { Worker } from 'node:worker_threads'
 import { ClosedError, QueueFullError, TimeoutError, TokenError } from '../../errors.js'
 import { ckrName, type Handle } from '../binding.js'
+import type { Mechanism } from '../binding.js'
 import type { Dispatcher, RunOptions } from './dispatcher.js'
-import type { FromWorker, Operation, Request, Result } from './protocol.js'
+import { LAYOUT, NOT_PKCS11, SIGN, STATUS, VERIFY, type Batch, type FromWorker, type Operation, type Results } from './protocol.js'
 
 /** A batch should keep a worker busy about this long: long enough to amortize a message, short enough for fairness. */
 const BATCH_MS = 2
@@ -22,17 +23,31 @@ const PIPELINE = 2
 /** How often deadlines are checked. */
 const SWEEP_MS = 50
 
-interface Pending extends RunOptions {
-  request: Request
-  resolve: (value: Uint8Array | boolean) => void
-  reject: (error: Error) => void
-  settled: boolean
+/** A request on its way: what to do, by when, and whom to answer. */
+class Pending {
+  settled = false
+
+  constructor(
+    readonly key: Uint8Array,
+    readonly operation: Operation,
+    readonly options: RunOptions,
+    readonly resolve: (value: Uint8Array | boolean) => void,
+    readonly reject: (error: Error) => void,
+  ) {}
+
+  /** Bytes it takes in a batch: the key handle, the input, and the signature to verify. */
+  get size(): number {
+    const { operation } = this
+    return this.key.byteLength + operation.data.byteLength + (operation.op === 'verify' ? operation.signature.byteLength : 0)
+  }
 }
 
 interface SigningWorker {
   thread: Worker
   batches: Pending[][]
   sessions: number
+  /** How many of the pool's mechanisms it has been sent. */
+  mechanisms: number
 }
 
 export interface WorkerPoolOptions {
@@ -54,7 +69,9 @@ export class WorkerPool implements Dispatcher {
   readonly #maxQueue: number
   readonly #workers: SigningWorker[] = []
   readonly #queue: Pending[] = []
-  #nextId = 0
+  /** Every mechanism sent to the workers, and its id (its index) by its JSON. */
+  readonly #mechanisms: Mechanism[] = []
+  readonly #mechanismIds = new Map<string, number>()
   /** Moving average of one operation's time on the device, in ms. */
   #serviceMs = 1
   #closed = false
@@ -91,14 +108,16 @@ export class WorkerPool implements Dispatcher {
     return this.#workers.reduce((sum, w) => sum + w.sessions, 0)
   }
 
-  /** Runs one operation on a worker; resolves with the signature (or the verification result). */
-  run(operation: Operation, options: RunOptions): Promise<Uint8Array | boolean> {
+  /**
+   * Runs one operation on a worker; resolves with the signature (or the verification result).
+   * The caller must not change the bytes of `key` or `operation` until it settles.
+   */
+  run(key: Uint8Array, operation: Operation, options: RunOptions): Promise<Uint8Array | boolean> {
     if (this.#closed) return Promise.reject(new ClosedError())
     if (this.#queue.length >= this.#maxQueue) return Promise.reject(new QueueFullError(this.#queue.length))
     if (options.signal?.aborted) return Promise.reject(options.signal.reason)
     return new Promise((resolve, reject) => {
-      const request = { ...operation, key: own(operation.key), data: own(operation.data), id: this.#nextId++ } as Request
-      this.#queue.push({ ...options, request, resolve, reject, settled: false })
+      this.#queue.push(new Pending(key, operation, options, resolve, reject))
       this.#sweeper ??= setInterval(() => this.#sweep(), SWEEP_MS).unref()
       // Requests made in the same tick leave together.
       if (!this.#flushScheduled) {
@@ -140,7 +159,8 @@ export class WorkerPool implements Dispatcher {
       if (batch.length === 0) continue
       worker.batches.push(batch)
       worker.thread.ref()
-      worker.thread.postMessage({ type: 'batch', requests: batch.map((p) => p.request) })
+      const message = this.#encode(worker, batch)
+      worker.thread.postMessage({ type: 'batch', ...message }, [message.layout.buffer, message.bytes.buffer])
     }
   }
 
@@ -148,8 +168,9 @@ export class WorkerPool implements Dispatcher {
   #sweep(): void {
     const now = performance.now()
     for (const pending of [...this.#queue, ...this.#workers.flatMap((w) => w.batches.flat())]) {
-      if (pending.settled || (now < pending.deadline && !pending.signal?.aborted)) continue
-      answer(pending, pending.signal?.aborted ? pending.signal.reason : new TimeoutError(pending.timeoutMs))
+      const { deadline, signal, timeoutMs } = pending.options
+      if (pending.settled || (now < deadline && !signal?.aborted)) continue
+      answer(pending, signal?.aborted ? signal.reason : new TimeoutError(timeoutMs))
     }
     for (let i = this.#queue.length - 1; i >= 0; i--) if (this.#queue[i].settled) this.#queue.splice(i, 1)
     if (this.#queue.length === 0 && this.#workers.every((w) => w.batches.length === 0)) {
@@ -170,7 +191,7 @@ export class WorkerPool implements Dispatcher {
 
   #startWorker(): SigningWorker {
     const thread = new Worker(new URL('./signing-worker.js', import.meta.url), { workerData: { library: this.#library, slot: this.#slot } })
-    const worker: SigningWorker = { thread, batches: [], sessions: 0 }
+    const worker: SigningWorker = { thread, batches: [], sessions: 0, mechanisms: 0 }
     thread.on('message', (message: FromWorker) => {
       if (message.type === 'results') this.#settle(worker, message)
     })
@@ -179,14 +200,66 @@ export class WorkerPool implements Dispatcher {
     return worker
   }
 
-  #settle(worker: SigningWorker, message: Extract<FromWorker, { type: 'results' }>): void {
+  /** A batch in the protocol's form: its layout, its bytes, and the mechanisms the worker has not seen. */
+  #encode(worker: SigningWorker, batch: Pending[]): Batch {
+    const layout = new Uint32Array(batch.length * LAYOUT.size)
+    const bytes = new Uint8Array(batch.reduce((sum, pending) => sum + pending.size, 0))
+    let keyPins: Batch['keyPins']
+    let offset = 0
+    batch.forEach(({ key, operation }, i) => {
+      const at = i * LAYOUT.size
+      layout[at + LAYOUT.op] = operation.op === 'sign' ? SIGN : VERIFY
+      layout[at + LAYOUT.mechanism] = this.#mechanismId(operation.mechanism)
+      layout[at + LAYOUT.keyLength] = key.byteLength
+      layout[at + LAYOUT.dataLength] = operation.data.byteLength
+      bytes.set(key, offset)
+      bytes.set(operation.data, offset + key.byteLength)
+      offset += key.byteLength + operation.data.byteLength
+      if (operation.op === 'sign') {
+        layout[at + LAYOUT.last] = operation.outputLength
+        if (operation.keyPin !== undefined) (keyPins ??= [])[i] = operation.keyPin
+      } else {
+        layout[at + LAYOUT.last] = operation.signature.byteLength
+        bytes.set(operation.signature, offset)
+        offset += operation.signature.byteLength
+      }
+    })
+    const newMechanisms = this.#mechanisms.slice(worker.mechanisms)
+    worker.mechanisms = this.#mechanisms.length
+    return { layout, bytes, newMechanisms, keyPins }
+  }
+
+  /** The id of `mechanism` (same type and parameters: same id), registered at first use. */
+  #mechanismId(mechanism: Mechanism): number {
+    const shape = mechanism.parameter === undefined ? String(mechanism.mechanism) : JSON.stringify(mechanism)
+    let id = this.#mechanismIds.get(shape)
+    if (id === undefined) {
+      id = this.#mechanisms.push(mechanism) - 1
+      this.#mechanismIds.set(shape, id)
+    }
+    return id
+  }
+
+  #settle(worker: SigningWorker, results: Results): void {
     const batch = worker.batches.shift() ?? []
-    worker.sessions = message.sessions
+    worker.sessions = results.sessions
     // An idle worker must not keep the process alive (an instance not closed must not hang the exit).
     if (worker.batches.length === 0 && !this.#closed) worker.thread.unref()
-    const perOperation = message.busyMs / Math.max(1, message.results.length)
-    this.#serviceMs = 0.8 * this.#serviceMs + 0.2 * perOperation
-    message.results.forEach((result, i) => answer(batch[i], result))
+    this.#serviceMs = 0.8 * this.#serviceMs + 0.2 * results.busyMs / Math.max(1, batch.length)
+    const failures = new Map(results.failures.map((failure) => [failure.index, failure]))
+    let outputOffset = 0
+    batch.forEach((pending, i) => {
+      const code = results.status[i * STATUS.size + STATUS.code]
+      const value = results.status[i * STATUS.size + STATUS.value]
+      const { operation } = pending
+      if (code !== 0) {
+        const { fn, message } = failures.get(i)!
+        answer(pending, code === NOT_PKCS11 ? new Error(`${fn} failed: ${message}`) : new TokenError(ckrName(code), code, fn))
+      } else {
+        answer(pending, operation.op === 'sign' ? results.output.slice(outputOffset, outputOffset + value) : value === 1)
+      }
+      if (operation.op === 'sign') outputOffset += operation.outputLength
+    })
     this.#flush()
   }
 
@@ -199,19 +272,10 @@ export class WorkerPool implements Dispatcher {
   }
 }
 
-/** Settles a request once: with a result from a worker, or an error. */
-function answer(pending: Pending, outcome: Result | Error): void {
+/** Settles a request once: with its result, or an error. */
+function answer(pending: Pending, outcome: Uint8Array | boolean | Error): void {
   if (pending.settled) return
   pending.settled = true
-  if (outcome instanceof Error) return pending.reject(outcome)
-  if (outcome.ok) return pending.resolve(outcome.value)
-  pending.reject(outcome.code === undefined ? new Error(`${outcome.fn} failed: ${outcome.message}`) : new TokenError(ckrName(outcome.code), outcome.code, outcome.fn))
-}
-
-/**
- * `bytes` in an ArrayBuffer of their own: structured cloning copies a view's whole buffer, and a
- * Buffer from Node's pool would bring its 8 KiB slab along with each request.
- */
-function own(bytes: Uint8Array): Uint8Array {
-  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice()
+  if (outcome instanceof Error) pending.reject(outcome)
+  else pending.resolve(outcome)
 }

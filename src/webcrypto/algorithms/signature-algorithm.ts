@@ -3,10 +3,10 @@
  * (algorithm name, key usage) and turns token failures into OperationError; each algorithm only
  * says which mechanism signs and what bytes it takes.
  */
-import { createHash } from 'node:crypto'
+import { hash as oneShotHash } from 'node:crypto'
 import type { Mechanism } from '../../pkcs11/binding.js'
 import type { Mechanisms } from '../../pkcs11/signer.js'
-import { copyBytes, toArrayBuffer } from '../../lib/buffer.js'
+import { copyBytes, toArrayBuffer, viewBytes } from '../../lib/buffer.js'
 import type { HashName, NormalizedAlgorithm } from '../algorithm.js'
 import { TokenCryptoKey } from '../crypto-key.js'
 import { invalidAccess, operationError } from '../errors.js'
@@ -33,13 +33,16 @@ export abstract class SignatureAlgorithm {
   /** True when `token` has a mechanism for this algorithm with `hash` (for the key's own hash). */
   abstract isSupportedBy(token: Mechanisms, hash?: HashName): boolean
 
-  /** The mechanism and input that make this algorithm's signature with `key` on `token`. */
+  /**
+   * The mechanism and input that make this algorithm's signature with `key` on `token`. `data` is
+   * the caller's: an input that is not `data` itself (a digest of it) must be made at once.
+   */
   protected abstract step(algorithm: NormalizedAlgorithm, key: TokenCryptoKey, data: Buffer, token: Mechanisms): SignatureStep
 
   async sign(algorithm: NormalizedAlgorithm, key: TokenCryptoKey, data: BufferSource): Promise<ArrayBuffer> {
-    const bytes = copyBytes(data)
+    const view = viewBytes(data)
     const object = this.#check(algorithm, key, 'sign')
-    const { mechanism, input } = this.step(algorithm, key, bytes, object.signer)
+    const { mechanism, input } = this.#step(algorithm, key, view, object.signer)
     const keyPin = typeof algorithm.keyPin === 'string' ? algorithm.keyPin : object.keyPin
     if (object.alwaysAuthenticate && keyPin === undefined) throw operationError(new KeyPinRequiredError())
     try {
@@ -51,14 +54,20 @@ export abstract class SignatureAlgorithm {
 
   async verify(algorithm: NormalizedAlgorithm, key: TokenCryptoKey, signature: BufferSource, data: BufferSource): Promise<boolean> {
     const sig = copyBytes(signature, 'signature')
-    const bytes = copyBytes(data)
+    const view = viewBytes(data)
     const object = this.#check(algorithm, key, 'verify')
-    const { mechanism, input } = this.step(algorithm, key, bytes, object.signer)
+    const { mechanism, input } = this.#step(algorithm, key, view, object.signer)
     try {
       return await object.signer.verify(mechanism, input, sig, callOptions(algorithm))
     } catch (error) {
       throw failure(error)
     }
+  }
+
+  /** The step for the caller's bytes `view`, with a private copy of the input: the caller may change them once we return. */
+  #step(algorithm: NormalizedAlgorithm, key: TokenCryptoKey, view: Buffer, token: Mechanisms): SignatureStep {
+    const step = this.step(algorithm, key, view, token)
+    return step.input === view ? { mechanism: step.mechanism, input: copyBytes(view) } : step
   }
 
   #check(algorithm: NormalizedAlgorithm, key: TokenCryptoKey, usage: KeyUsage) {
@@ -87,9 +96,11 @@ function failure(error: unknown): unknown {
   return error instanceof DOMException && (error.name === 'AbortError' || error.name === 'TimeoutError') ? error : operationError(error)
 }
 
+const HASH_IDS: Record<HashName, string> = { 'SHA-1': 'sha1', 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512' }
+
 /** Hashes in software, for tokens that sign only a precomputed digest (CKM_ECDSA, CKM_RSA_PKCS). */
 export function digest(hash: HashName, data: Buffer): Buffer {
-  return createHash(hash.replace('-', '').toLowerCase()).update(data).digest()
+  return oneShotHash(HASH_IDS[hash], data, 'buffer')
 }
 
 /** The key's own hash, as RSA and HMAC keys carry it. */

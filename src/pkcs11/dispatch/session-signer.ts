@@ -1,0 +1,99 @@
+/**
+ * One session that signs and verifies with synchronous PKCS#11 calls: the body of a signing
+ * worker. It opens its session when first needed and drops it when it can no longer be trusted.
+ */
+import pkcs11js from 'pkcs11js'
+import { SESSION_LOST as SESSION_LOST_NAMES } from '../failures.js'
+import { bytes } from './bytes.js'
+
+const C = pkcs11js as unknown as Record<string, number>
+/** After these the session is gone: open a new one. */
+const SESSION_LOST = new Set(SESSION_LOST_NAMES.map((name) => C[name]))
+
+/** A failed call: the function, and its CK_RV when PKCS#11 answered one. */
+export class SignerFailure {
+  constructor(readonly fn: string, readonly code: number | undefined, readonly message: string) {}
+}
+
+export class SessionSigner {
+  readonly #native: pkcs11js.PKCS11
+  #slot: Uint8Array
+  #session: Buffer | undefined
+
+  /** `native` must be a load of the module that is initialized and logged in (by the main thread). */
+  constructor(native: pkcs11js.PKCS11, slot: Uint8Array) {
+    this.#native = native
+    this.#slot = slot
+  }
+
+  /** Sessions held now: 0 or 1. */
+  get sessions(): number {
+    return this.#session ? 1 : 0
+  }
+
+  /** The token is in `slot` now: the next request opens a session there. */
+  retarget(slot: Uint8Array): void {
+    this.close()
+    this.#slot = slot
+  }
+
+  close(): void {
+    if (!this.#session) return
+    try {
+      this.#native.C_CloseSession(this.#session)
+    } catch {
+      // already gone with the device
+    }
+    this.#session = undefined
+  }
+
+  /** Signs `data` into `out`; returns the signature's length. Throws a SignerFailure. */
+  sign(mechanism: pkcs11js.Mechanism, key: Buffer, data: Uint8Array, out: Buffer, keyPin: string | undefined): number {
+    return this.#operation('C_SignInit', (native, session, step) => {
+      native.C_SignInit(session, mechanism, key)
+      step('C_Login')
+      if (keyPin !== undefined) native.C_Login(session, C.CKU_CONTEXT_SPECIFIC, keyPin)
+      step('C_Sign')
+      return native.C_Sign(session, bytes(data), out).length
+    })
+  }
+
+  /** True when `signature` is `key`'s on `data`; false when it is not. Throws a SignerFailure. */
+  verify(mechanism: pkcs11js.Mechanism, key: Buffer, data: Uint8Array, signature: Uint8Array): boolean {
+    // No signature is empty: answer without asking the token (which would refuse the empty buffer).
+    if (signature.byteLength === 0) return false
+    return this.#operation('C_VerifyInit', (native, session, step) => {
+      native.C_VerifyInit(session, mechanism, key)
+      step('C_Verify')
+      try {
+        return native.C_Verify(session, bytes(data), bytes(signature))
+      } catch (error) {
+        const { code } = error as { code?: number }
+        if (code === C.CKR_SIGNATURE_INVALID || code === C.CKR_SIGNATURE_LEN_RANGE) return false
+        throw error
+      }
+    })
+  }
+
+  /**
+   * Runs `calls` on the session, opened if need be. `step` names the function about to be called,
+   * for the failure; once past the *Init, a failure may have left the operation active (SoftHSM
+   * does, for one), so the session is dropped. So is a lost session.
+   */
+  #operation<T>(init: string, calls: (native: pkcs11js.PKCS11, session: Buffer, step: (fn: string) => void) => T): T {
+    let fn = 'C_OpenSession'
+    let begun = false
+    try {
+      this.#session ??= this.#native.C_OpenSession(Buffer.from(this.#slot), C.CKF_SERIAL_SESSION | C.CKF_RW_SESSION)
+      fn = init
+      return calls(this.#native, this.#session, (next) => {
+        fn = next
+        begun = true
+      })
+    } catch (error) {
+      const { code, message } = error as { code?: number, message?: string }
+      if (begun || (code !== undefined && SESSION_LOST.has(code))) this.close()
+      throw new SignerFailure(fn, code || undefined, String(message ?? error))
+    }
+  }
+}
