@@ -154,7 +154,10 @@ export class WorkerPool implements Dispatcher {
     while (this.#queue.length > 0) {
       const worker = this.#freeWorker()
       if (!worker) return
-      const size = Math.max(1, Math.min(MAX_BATCH, Math.floor(BATCH_MS / this.#serviceMs)))
+      // No bigger than the device's speed allows, and spread over the free pipeline places, so that
+      // a worker has its next batch at hand when it finishes one instead of waiting for the main thread.
+      const share = Math.ceil(this.#queue.length / this.#freePlaces())
+      const size = Math.max(1, Math.min(MAX_BATCH, Math.floor(BATCH_MS / this.#serviceMs), share))
       const batch = this.#queue.splice(0, size).filter((pending) => !pending.settled)
       if (batch.length === 0) continue
       worker.batches.push(batch)
@@ -177,6 +180,12 @@ export class WorkerPool implements Dispatcher {
       clearInterval(this.#sweeper)
       this.#sweeper = undefined
     }
+  }
+
+  /** Batches the workers (running, and yet to start at the next request) can take now. */
+  #freePlaces(): number {
+    const waiting = Math.max(0, this.#minWorkers - this.#workers.length)
+    return Math.max(1, this.#workers.reduce((sum, w) => sum + Math.max(0, PIPELINE - w.batches.length), waiting * PIPELINE))
   }
 
   /** The least busy worker with room in its pipeline; a new one while below the minimum or the device is slow. */
