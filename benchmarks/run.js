@@ -1,10 +1,13 @@
 // npm run bench [-- --alg RS256,ES256] [--concurrency 1,4,16,64] [--duration 2] [--warmup 0.5]
-//   [--quick] [--contenders ours-jose,raw-sync,..] [--json FILE] [--compare OLD.json]
+//   [--rounds 1] [--quick] [--contenders ours-jose,raw-sync,..] [--json FILE] [--compare OLD.json]
 // (BENCH_DEBUG=1 prints the whole stderr of a contender that failed.)
 //
 // Signs on one fresh SoftHSM token with this project and its peers, side by side. Every contender
 // runs in a child process of its own, one after another (never two at once), for each alg; each
-// in-process contender measures each concurrency in turn. Prints one table and writes it as JSON.
+// in-process contender measures each concurrency in turn. With --rounds N the contenders of an alg
+// run N times over, interleaved, and each figure is the median of its rounds, each ratio the median
+// of the ratios within a round: on a shared machine whose speed drifts by the minute, that compares
+// contenders measured side by side. Prints one table and writes it as JSON.
 import { execFileSync, fork } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, loadavg } from 'node:os'
@@ -35,6 +38,7 @@ const { values: flags } = parseArgs({
     concurrency: { type: 'string' },
     duration: { type: 'string' },
     warmup: { type: 'string' },
+    rounds: { type: 'string' },
     contenders: { type: 'string' },
     quick: { type: 'boolean', default: false },
     json: { type: 'string' },
@@ -51,11 +55,13 @@ const algs = list(flags.alg, ALGS)
 const concurrencies = list(flags.concurrency, flags.quick ? ['1', '16'] : ['1', '4', '16', '64']).map(Number)
 const duration = Number(flags.duration ?? (flags.quick ? 0.3 : 2))
 const warmup = Number(flags.warmup ?? (flags.quick ? 0.1 : 0.5))
+const rounds = Number(flags.rounds ?? 1)
 const contenders = CONTENDERS.filter((c) => list(flags.contenders, CONTENDERS.map((c) => c.id)).includes(c.id))
 const jsonFile = flags.json ?? join(HERE, 'results', 'latest.json')
 for (const alg of algs) if (!ALGS.includes(alg)) usage(`unknown alg ${alg}; one of ${ALGS.join(', ')}`)
 if (concurrencies.some((c) => !Number.isInteger(c) || c < 1)) usage('--concurrency takes positive integers: 1,4,16')
 if (!(duration > 0) || !(warmup >= 0)) usage('--duration and --warmup take seconds')
+if (!Number.isInteger(rounds) || rounds < 1) usage('--rounds takes a positive integer')
 
 function usage(message) {
   console.error(`bench: ${message}`)
@@ -118,6 +124,32 @@ function bestPeer(rows, alg, concurrency) {
   const peers = rows.filter((r) => r.alg === alg && r.kind === 'peer' && !r.na && r.ops > 0 &&
     r.concurrency === (r.fixed ? (concurrency === 1 ? 1 : N) : concurrency))
   return peers.sort((a, b) => b.opsPerSec - a.opsPerSec)[0]
+}
+
+/**
+ * One row per cell: the round with the median ops/s gives the figures, each ratio is the median of
+ * the cell's ratios in every round, and errors are summed. A cell that failed in any round says so.
+ */
+function medianOfRounds(allRounds) {
+  if (allRounds.length === 1) return allRounds[0]
+  const key = (r) => `${r.alg}|${r.contender}|${r.concurrency}`
+  const cells = new Map()
+  for (const row of allRounds.flat()) cells.set(key(row), [...cells.get(key(row)) ?? [], row])
+  const median = (values) => {
+    const sorted = values.filter((v) => v != null).sort((a, b) => a - b)
+    return sorted.length ? sorted[Math.floor((sorted.length - 1) / 2)] : null
+  }
+  return [...cells.values()].map((cell) => {
+    const failed = cell.find((r) => r.na)
+    if (failed) return failed
+    const sorted = [...cell].sort((a, b) => a.opsPerSec - b.opsPerSec)
+    const row = { ...sorted[Math.floor((sorted.length - 1) / 2)], errors: cell.reduce((sum, r) => sum + (r.errors ?? 0), 0), opsPerSecByRound: cell.map((r) => r.opsPerSec) }
+    for (const name of ['vsDevice', 'vsBestPeer']) {
+      if (!cell.every((r) => r[name])) continue
+      row[name] = Object.fromEntries(Object.keys(cell[0][name]).map((k) => [k, median(cell.map((r) => r[name][k]))]))
+    }
+    return row
+  })
 }
 
 // --- printing -----------------------------------------------------------------------------------
@@ -196,28 +228,34 @@ const { token, remove } = createBenchToken({ java: contenders.some((c) => c.id =
 process.on('exit', remove)
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130))
 
-const rows = []
+const rounds_ = []
 for (const alg of algs) {
-  for (const contender of contenders) {
-    const t0 = Date.now()
-    // A fresh process per concurrency (a crash or a heap grown at 64 spoils no other cell); one for
-    // all thread counts of a fixed contender (one JVM start).
-    const result = []
-    for (const cells of contender.threads ? [contender.threads] : concurrencies.map((c) => [c])) {
-      result.push(...await runContender(contender, alg, token, cells))
+  for (let round = 0; round < rounds; round++) {
+    const rows = (rounds_[round] ??= [])
+    for (const contender of contenders) {
+      const t0 = Date.now()
+      // A fresh process per concurrency (a crash or a heap grown at 64 spoils no other cell); one for
+      // all thread counts of a fixed contender (one JVM start).
+      const result = []
+      for (const cells of contender.threads ? [contender.threads] : concurrencies.map((c) => [c])) {
+        result.push(...await runContender(contender, alg, token, cells))
+      }
+      rows.push(...result)
+      const summary = result.map((r) => (r.na ? `n/a (${r.na})` : `${r.concurrency}:${int(r.opsPerSec)}/s`)).join(' ')
+      const which = rounds > 1 ? ` (round ${round + 1}/${rounds})` : ''
+      console.error(`bench: ${alg} ${contender.id.padEnd(18)} ${summary}  [${((Date.now() - t0) / 1000).toFixed(1)} s]${which}`)
     }
-    rows.push(...result)
-    const summary = result.map((r) => (r.na ? `n/a (${r.na})` : `${r.concurrency}:${int(r.opsPerSec)}/s`)).join(' ')
-    console.error(`bench: ${alg} ${contender.id.padEnd(18)} ${summary}  [${((Date.now() - t0) / 1000).toFixed(1)} s]`)
   }
 }
-addRatios(rows)
+for (const rows of rounds_) addRatios(rows)
+const rows = medianOfRounds(rounds_)
 
 const meta = {
   date: new Date().toISOString(),
   seconds: (Date.now() - started) / 1000,
   duration,
   warmup,
+  rounds,
   quick: flags.quick,
   cores: N,
   loadAverage: { start: loadAtStart, end: loadavg()[0] },
@@ -229,7 +267,7 @@ const meta = {
   nodeWebcryptoP11: JSON.parse(readFileSync(join(HERE, '..', 'node_modules', 'node-webcrypto-p11', 'package.json'), 'utf8')).version,
   pkcs11js: JSON.parse(readFileSync(join(HERE, '..', 'node_modules', 'pkcs11js', 'package.json'), 'utf8')).version,
 }
-console.log(`\nSigning on SoftHSM ${meta.softhsm}, ${N} cores (${meta.cpu}), Node ${meta.node}, ${duration} s per cell; load average ${loadAtStart.toFixed(1)} at the start, ${meta.loadAverage.end.toFixed(1)} at the end.`)
+console.log(`\nSigning on SoftHSM ${meta.softhsm}, ${N} cores (${meta.cpu}), Node ${meta.node}, ${duration} s per cell${rounds > 1 ? `, median of ${rounds} interleaved rounds` : ''}; load average ${loadAtStart.toFixed(1)} at the start, ${meta.loadAverage.end.toFixed(1)} at the end.`)
 console.log('÷dev: as a ratio to the device limit (raw pkcs11js, sync, one process per core).')
 console.log(`÷peer: as a ratio to the best peer (most ops/s of raw async, node-webcrypto-p11, Java) at that concurrency (Java: 1 thread at 1, ${N} threads above).`)
 console.log('conc: calls in flight in one process; loop p99: event-loop delay while signing (in-process Node contenders).')
