@@ -1,21 +1,29 @@
 /**
- * Messages between the main thread and the signing workers. A batch travels as two typed arrays
- * that are transferred, not cloned: a layout (five numbers a request) and the bytes of every key
- * handle, input and signature one after another. The results come back the same way. Structured
- * cloning an object per request cost more main-thread time than a fast token's signature.
+ * How the main thread and a signing worker talk. A batch of requests is written into shared memory
+ * (a BatchMemory), the worker is woken with Atomics.notify, runs it, writes the results into the
+ * same memory and wakes the main thread, which waits with Atomics.waitAsync. Nothing is cloned or
+ * posted per batch: a message each way cost more CPU than a fast token's signature. What changes
+ * rarely (new mechanisms, bigger memory, another slot, key PINs, failure messages) travels as
+ * messages on a port of their own, read synchronously on the other side before the batch.
  */
 import type { Mechanism } from '../binding.js'
 
-/** What the worker needs to reach the token: the library (already initialized) and the slot. */
+/** What the worker needs to reach the token: the library (already initialized), the slot, and the shared memory. */
 export interface WorkerSetup {
   library: string
   slot: Uint8Array
+  /** CONTROL words, and a BatchMemory per pipeline place. */
+  control: SharedArrayBuffer
+  memories: SharedArrayBuffer[]
 }
 
 /** One operation on a key, as the token layer asks for it. */
 export type Operation =
   | { op: 'sign', mechanism: Mechanism, data: Uint8Array, outputLength: number, keyPin?: string }
   | { op: 'verify', mechanism: Mechanism, data: Uint8Array, signature: Uint8Array }
+
+/** The control words (Int32): batches posted by the main thread and done by the worker, and the order to stop. */
+export const CONTROL = { posted: 0, done: 1, stop: 2, stopped: 3, words: 4 } as const
 
 /** Numbers a request takes in a batch's layout: what it is, its mechanism, and the lengths of its parts. */
 export const LAYOUT = { op: 0, mechanism: 1, keyLength: 2, dataLength: 3, last: 4, size: 5 } as const
@@ -28,15 +36,6 @@ export const STATUS = { code: 0, value: 1, size: 2 } as const
 /** In `STATUS.code`: a failure that is not a PKCS#11 return value. */
 export const NOT_PKCS11 = -1
 
-export interface Batch {
-  layout: Uint32Array<ArrayBuffer>
-  bytes: Uint8Array<ArrayBuffer>
-  /** Mechanisms first used by this batch; the worker appends them to its table (ids count from 0). */
-  newMechanisms: Mechanism[]
-  /** Key PINs by request, for CKA_ALWAYS_AUTHENTICATE keys; absent when no request has one. */
-  keyPins?: Array<string | undefined>
-}
-
 /** Why a request failed: the function, and the error's message. */
 export interface Failure {
   index: number
@@ -44,25 +43,19 @@ export interface Failure {
   message: string
 }
 
-export interface Results {
-  status: Int32Array<ArrayBuffer>
-  /** The signatures, each at the sum of the greatest lengths of the sign requests before it. */
-  output: Uint8Array<ArrayBuffer>
-  failures: Failure[]
-  /** Time spent in PKCS#11 calls for the batch. */
-  busyMs: number
-  /** Sessions the worker holds now. */
-  sessions: number
-}
-
+/** Messages to the worker, read before the batch they precede. */
 export type ToWorker =
-  | ({ type: 'batch' } & Batch)
+  /** Mechanisms first used by the next batch; the worker appends them to its table (ids count from 0). */
+  | { type: 'mechanisms', mechanisms: Mechanism[] }
+  /** Pipeline place `place` has bigger memory from now on. */
+  | { type: 'memory', place: number, memory: SharedArrayBuffer }
+  /** Key PINs by request index for batch number `batch` (CKA_ALWAYS_AUTHENTICATE keys). */
+  | { type: 'keyPins', batch: number, keyPins: Array<string | undefined> }
   /** The token is in another slot now (it came back after a removal). */
   | { type: 'slot', slot: Uint8Array }
-  | { type: 'close' }
 
 export type FromWorker =
   /** Whether this load of the module shares the main thread's instance (its login and handles). */
   | { type: 'ready', shared: boolean }
-  | ({ type: 'results' } & Results)
-  | { type: 'closed' }
+  /** The failures of the batch just done, when it had any. */
+  | { type: 'failures', failures: Failure[] }

@@ -1,17 +1,19 @@
 /**
  * A signing worker: a thread with its own session (a SessionSigner) that runs the batches the main
- * thread sends. Short operations cost less this way than a hop to the libuv pool each, and nothing
- * here can block the main thread's event loop.
+ * thread writes into shared memory. It sleeps in Atomics.wait between batches, with no event loop
+ * of its own to turn. Short operations cost less this way than a hop to the libuv pool each, and
+ * nothing here can block the main thread's event loop.
  */
 import { performance } from 'node:perf_hooks'
-import { parentPort, workerData } from 'node:worker_threads'
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads'
 import pkcs11js from 'pkcs11js'
+import { BatchMemory } from './batch-memory.js'
 import { SessionSigner, SignerFailure } from './session-signer.js'
-import { LAYOUT, NOT_PKCS11, SIGN, STATUS, type Batch, type Failure, type FromWorker, type Results, type ToWorker, type WorkerSetup } from './protocol.js'
+import { CONTROL, LAYOUT, NOT_PKCS11, SIGN, STATUS, type Failure, type FromWorker, type ToWorker, type WorkerSetup } from './protocol.js'
 
-const { library, slot } = workerData as WorkerSetup
+const setup = workerData as WorkerSetup & { port: MessagePort }
 const native = new pkcs11js.PKCS11()
-native.load(library)
+native.load(setup.library)
 /**
  * The main thread initialized the library for the process, so C_Initialize here should answer
  * ALREADY_INITIALIZED: this load shares the main thread's login and handles. A module that
@@ -28,51 +30,74 @@ try {
 }
 parentPort!.postMessage({ type: 'ready', shared } satisfies FromWorker)
 
-const signer = new SessionSigner(native, slot)
+const control = new Int32Array(setup.control)
+const memories = setup.memories.map((buffer) => new BatchMemory(buffer))
+const signer = new SessionSigner(native, setup.slot)
 const mechanisms: pkcs11js.Mechanism[] = []
+/** Key PINs by batch number: a batch's may arrive while an earlier batch is still to run. */
+const keyPins = new Map<number, Array<string | undefined>>()
 
-/** Runs a batch; every request gets a status, and the signatures share one buffer. */
-function run({ layout, bytes, newMechanisms, keyPins }: Batch): Results {
-  mechanisms.push(...newMechanisms)
-  const count = layout.length / LAYOUT.size
-  let outputSize = 0
-  for (let i = 0; i < count; i++) if (layout[i * LAYOUT.size + LAYOUT.op] === SIGN) outputSize += layout[i * LAYOUT.size + LAYOUT.last]
-  const output = new Uint8Array(outputSize)
-  const status = new Int32Array(count * STATUS.size)
-  const failures: Failure[] = []
+/** Takes in the messages sent before the batches posted so far. */
+function readMessages(): void {
+  for (let received; (received = receiveMessageOnPort(setup.port));) {
+    const message = received.message as ToWorker
+    if (message.type === 'mechanisms') mechanisms.push(...message.mechanisms)
+    else if (message.type === 'memory') memories[message.place] = new BatchMemory(message.memory)
+    else if (message.type === 'keyPins') keyPins.set(message.batch, message.keyPins)
+    else signer.retarget(message.slot)
+  }
+}
+
+/** Runs the batch in `memory`; every request gets a status, and the signatures follow the requests' bytes. */
+function run(memory: BatchMemory, pins: Array<string | undefined> | undefined): void {
+  const { layout, status, bytes } = memory
   const view = (offset: number, length: number) => Buffer.from(bytes.buffer, bytes.byteOffset + offset, length)
+  const failures: Failure[] = []
   let offset = 0
-  let outputOffset = 0
-  for (let i = 0; i < count; i++) {
-    const [op, mechanismId, keyLength, dataLength, last] = layout.subarray(i * LAYOUT.size, (i + 1) * LAYOUT.size)
+  let outputOffset = memory.requestBytes
+  for (let i = 0; i < memory.count; i++) {
+    const at = i * LAYOUT.size
+    const keyLength = layout[at + LAYOUT.keyLength]
+    const dataLength = layout[at + LAYOUT.dataLength]
+    const last = layout[at + LAYOUT.last]
+    const mechanism = mechanisms[layout[at + LAYOUT.mechanism]]
     const key = view(offset, keyLength)
     const data = view(offset + keyLength, dataLength)
-    const signature = op === SIGN ? undefined : view(offset + keyLength + dataLength, last)
-    offset += keyLength + dataLength + (signature?.length ?? 0)
+    const signing = layout[at + LAYOUT.op] === SIGN
+    offset += keyLength + dataLength + (signing ? 0 : last)
+    status[i * STATUS.size + STATUS.code] = 0
     try {
-      if (signature) {
-        status[i * STATUS.size + STATUS.value] = Number(signer.verify(mechanisms[mechanismId], key, data, signature))
-      } else {
-        status[i * STATUS.size + STATUS.value] = signer.sign(mechanisms[mechanismId], key, data, Buffer.from(output.buffer, outputOffset, last), keyPins?.[i])
-      }
+      status[i * STATUS.size + STATUS.value] = signing
+        ? signer.sign(mechanism, key, data, view(outputOffset, last), pins?.[i])
+        : Number(signer.verify(mechanism, key, data, view(offset - last, last)))
     } catch (error) {
       const failure = error instanceof SignerFailure ? error : new SignerFailure('', undefined, String(error))
       status[i * STATUS.size + STATUS.code] = failure.code ?? NOT_PKCS11
       failures.push({ index: i, fn: failure.fn, message: failure.message })
     }
-    if (!signature) outputOffset += last
+    if (signing) outputOffset += last
   }
-  return { status, output, failures, busyMs: 0, sessions: signer.sessions }
+  memory.failures = failures.length
+  memory.sessions = signer.sessions
+  if (failures.length > 0) setup.port.postMessage({ type: 'failures', failures } satisfies FromWorker)
 }
 
-parentPort!.on('message', (message: ToWorker) => {
-  if (message.type === 'slot') return signer.retarget(message.slot)
-  if (message.type === 'close') {
-    signer.close()
-    return parentPort!.postMessage({ type: 'closed' } satisfies FromWorker)
+for (let done = 0; ;) {
+  Atomics.wait(control, CONTROL.posted, done)
+  if (Atomics.load(control, CONTROL.stop)) break
+  const posted = Atomics.load(control, CONTROL.posted)
+  for (; done < posted; done++) {
+    readMessages()
+    const memory = memories[done % memories.length]
+    const start = performance.now()
+    run(memory, keyPins.get(done))
+    keyPins.delete(done)
+    memory.busyMs[0] = performance.now() - start
+    Atomics.store(control, CONTROL.done, done + 1)
+    Atomics.notify(control, CONTROL.done)
   }
-  const start = performance.now()
-  const results = run(message)
-  results.busyMs = performance.now() - start
-  parentPort!.postMessage({ type: 'results', ...results } satisfies FromWorker, [results.status.buffer, results.output.buffer])
-})
+}
+readMessages()
+signer.close()
+Atomics.store(control, CONTROL.stopped, 1)
+Atomics.notify(control, CONTROL.stopped)

@@ -1,0 +1,29 @@
+/** A request waiting for a signing worker: what to do, by when, and whom to answer. */
+import type { RunOptions } from './dispatcher.js'
+import type { Operation } from './protocol.js'
+
+export class Pending {
+  settled = false
+
+  constructor(
+    readonly key: Uint8Array,
+    readonly operation: Operation,
+    readonly options: RunOptions,
+    readonly resolve: (value: Uint8Array | boolean) => void,
+    readonly reject: (error: Error) => void,
+  ) {}
+
+  /** Bytes it takes in a batch: the key handle, the input, and the signature to verify. */
+  get size(): number {
+    const { operation } = this
+    return this.key.byteLength + operation.data.byteLength + (operation.op === 'verify' ? operation.signature.byteLength : operation.outputLength)
+  }
+
+  /** Settles once: with the result, or an error. A late second answer (after a timeout) is dropped. */
+  answer(outcome: Uint8Array | boolean | Error): void {
+    if (this.settled) return
+    this.settled = true
+    if (outcome instanceof Error) this.reject(outcome)
+    else this.resolve(outcome)
+  }
+}
