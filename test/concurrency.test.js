@@ -1,7 +1,7 @@
 // Many concurrent signs on one Pkcs11Crypto: each borrows its own session, so none meets
 // CKR_OPERATION_ACTIVE, and the pool stays within its bound.
 import assert from 'node:assert/strict'
-import { webcrypto } from 'node:crypto'
+import { randomBytes, webcrypto } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import { freshSoftHsm, PIN } from './helpers/softhsm.js'
 import { provisionTestKeys } from './helpers/keys.js'
@@ -44,6 +44,40 @@ describe('500 concurrent signs', () => {
     ]
     const all = await Promise.all(Array.from({ length: 60 }, (_, i) => sign[i % 3]()))
     assert.deepEqual(all.map((s) => s.byteLength), Array.from({ length: 60 }, (_, i) => [256, 96, 64][i % 3]))
+  })
+
+  test('one batch holds signs and verifies of every size, good and bad, each answered as its own', async () => {
+    const rsa = await hsm.keys.get({ label: 'rsa' })
+    const ec = await hsm.keys.get({ label: 'p256' })
+    const hmac = await hsm.keys.get({ label: 'hmac' })
+    // Sizes around and far past the room a batch's shared memory starts with (16 KiB).
+    const sizes = [0, 1, 100, 16 * 1024 - 7, 16 * 1024 + 1, 300 * 1024, 2 * 1024 * 1024]
+    const messages = sizes.map((size) => randomBytes(size))
+    const rsaParams = 'RSASSA-PKCS1-v1_5'
+    const ecParams = { name: 'ECDSA', hash: 'SHA-256' }
+    const hmacParams = 'HMAC'
+    const hmacSignature = await hsm.subtle.sign(hmacParams, hmac.privateKey, messages[2])
+    // All started in one tick: they leave in the same few batches.
+    const calls = messages.flatMap((m) => [
+      hsm.subtle.sign(rsaParams, rsa.privateKey, m),
+      hsm.subtle.sign(ecParams, ec.privateKey, m),
+    ])
+    const tampered = new Uint8Array(hmacSignature.slice(0))
+    tampered[0] ^= 1
+    const checks = [
+      hsm.subtle.verify(hmacParams, hmac.privateKey, hmacSignature, messages[2]),
+      hsm.subtle.verify(hmacParams, hmac.privateKey, tampered, messages[2]),
+      hsm.subtle.verify(hmacParams, hmac.privateKey, new Uint8Array(3), messages[2]),
+      hsm.subtle.verify(hmacParams, hmac.privateKey, new Uint8Array(0), messages[2]),
+    ]
+    const signatures = await Promise.all(calls); console.log('DBG', await Promise.all(checks), Buffer.from(await hsm.subtle.sign(hmacParams, hmac.privateKey, messages[2])).equals(Buffer.from(hmacSignature)))
+    for (const [i, message] of messages.entries()) {
+      assert.equal(signatures[2 * i].byteLength, 256)
+      assert.equal(signatures[2 * i + 1].byteLength, 64)
+      assert.ok(await webcrypto.subtle.verify(rsaParams, rsa.publicKey, signatures[2 * i], message), `RS256 over ${message.length} bytes`)
+      assert.ok(await webcrypto.subtle.verify(ecParams, ec.publicKey, signatures[2 * i + 1], message), `ES256 over ${message.length} bytes`)
+    }
+    assert.deepEqual(await Promise.all(checks), [true, false, false, false])
   })
 
   test('close() waits for signatures under way, then refuses new ones', async () => {
