@@ -3,6 +3,7 @@
  * wakes it, waits for it with Atomics.waitAsync (no message, no event-loop handle) and answers
  * each request from the results.
  */
+import { once } from 'node:events'
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
 import { TokenError } from '../../errors.js'
 import { ckrName } from '../binding.js'
@@ -104,7 +105,8 @@ export class WorkerLink {
       Atomics.store(this.#control, CONTROL.stop, 1)
       Atomics.add(this.#control, CONTROL.posted, 1) // wakes it
       Atomics.notify(this.#control, CONTROL.posted)
-      while (Atomics.load(this.#control, CONTROL.stopped) === 0 && !this.#dead) await this.#next(CONTROL.stopped, 0)
+      // The worker may die instead (its death was answered already): its exit ends the wait too.
+      await Promise.race([this.#next(CONTROL.stopped, 0), once(this.#thread, 'exit').catch(() => undefined)])
     }
     await this.#thread.terminate()
   }
