@@ -2,6 +2,10 @@
  * Sessions of the main thread's module instance (the signing workers hold their own). One
  * PKCS#11 session runs one operation at a time, so every operation borrows its own session
  * (`withSession`) and gives it back; callers beyond the pool's size wait in arrival order.
+ *
+ * A module initialized again (p11-kit's client after its server died) numbers its sessions from
+ * the start: a handle from before may name another caller's new session. Such a stale handle is
+ * never used or closed again, only forgotten.
  */
 import { ClosedError } from '../errors.js'
 import { C, callSync, isTokenError, type Handle, type PKCS11 } from './binding.js'
@@ -9,6 +13,10 @@ import { SESSION_LOST } from './failures.js'
 
 export class SessionPool {
   readonly #native: PKCS11
+  /** The module's initialization count now (Pkcs11Module.generation). */
+  readonly #generation: () => number
+  /** The initialization each open session was opened in. */
+  readonly #openedIn = new Map<Handle, number>()
   #slot: Handle
   readonly #size: number
   readonly #idle: Handle[] = []
@@ -18,8 +26,9 @@ export class SessionPool {
   /** Resolves when, after close(), the last borrowed session has come back and been closed. */
   #drained?: () => void
 
-  constructor(native: PKCS11, slot: Handle, size: number) {
+  constructor(native: PKCS11, slot: Handle, size: number, generation: () => number) {
     this.#native = native
+    this.#generation = generation
     this.#slot = slot
     this.#size = Math.max(1, size)
   }
@@ -39,7 +48,11 @@ export class SessionPool {
    * })
    */
   async withSession<T>(use: (session: Handle, spoil: () => void) => Promise<T> | T): Promise<T> {
-    const session = await this.#acquire()
+    let session = await this.#acquire()
+    while (this.#isStale(session)) {
+      this.#giveBack(session, false)
+      session = await this.#acquire()
+    }
     // `spoil()` says the session is left in a state no one may inherit (an operation still active).
     let reusable = true
     try {
@@ -63,7 +76,11 @@ export class SessionPool {
    */
   withSessionSync<T>(use: (session: Handle) => T): T {
     if (this.#closed) throw new ClosedError()
-    const pooled = this.#idle.pop()
+    let pooled = this.#idle.pop()
+    while (pooled && this.#isStale(pooled)) {
+      this.#closeSession(pooled)
+      pooled = this.#idle.pop()
+    }
     const session = pooled ?? this.#openSession()
     let reusable = true
     try {
@@ -80,6 +97,7 @@ export class SessionPool {
   /** False when an idle session no longer answers (the token went away with it). */
   stillValid(): boolean {
     return this.#idle.every((session) => {
+      if (this.#isStale(session)) return false
       try {
         this.#native.C_GetSessionInfo(session)
         return true
@@ -160,15 +178,24 @@ export class SessionPool {
     const session = callSync('C_OpenSession', () =>
       this.#native.C_OpenSession(this.#slot, C.CKF_SERIAL_SESSION | C.CKF_RW_SESSION))
     this.#open++
+    this.#openedIn.set(session, this.#generation())
     return session
   }
 
+  /** Opened before the module was initialized again: it names nothing now, or someone else's session. */
+  #isStale(session: Handle): boolean {
+    return this.#openedIn.get(session) !== this.#generation()
+  }
+
   #closeSession(session: Handle): void {
-    try {
-      this.#native.C_CloseSession(session)
-    } catch {
-      // The session is gone already (device removed, handle invalid): nothing left to release.
+    if (!this.#isStale(session)) {
+      try {
+        this.#native.C_CloseSession(session)
+      } catch {
+        // The session is gone already (device removed, handle invalid): nothing left to release.
+      }
     }
+    this.#openedIn.delete(session)
     if (--this.#open === 0) this.#drained?.()
   }
 }

@@ -113,11 +113,12 @@ export class Token {
       // One session serves lookups and changes (rare, after start-up); the rest sign.
       const limit = sessionLimit(slot, options.maxSessions)
       const maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE
-      pool = new SessionPool(module.native, slot.slot, 1)
+      const generation = () => module.generation
+      pool = new SessionPool(module.native, slot.slot, 1, generation)
       const token = new Token(module, slot, pool, options)
       token.#login(true)
       token.#workers = await WorkerPool.start({ library: module.path, slot: slot.slot, minWorkers: availableParallelism(), maxWorkers: Math.max(1, limit - 1), maxQueue })
-        ?? new ThreadPoolDispatcher(module.native, slot.slot, Math.max(1, limit - 1), maxQueue)
+        ?? new ThreadPoolDispatcher(module.native, slot.slot, Math.max(1, limit - 1), maxQueue, generation)
       return token
     } catch (error) {
       void pool?.close()

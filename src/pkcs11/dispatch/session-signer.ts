@@ -31,9 +31,13 @@ export class SessionSigner {
     return this.#session ? 1 : 0
   }
 
-  /** The token is in `slot` now: the next request opens a session there. */
+  /**
+   * The token is in `slot` now: the next request opens a session there. The old session went with
+   * the token, and is forgotten, not closed: if the module was initialized again, its handle may
+   * name another thread's new session.
+   */
   retarget(slot: Uint8Array): void {
-    this.close()
+    this.#session = undefined
     this.#slot = slot
   }
 

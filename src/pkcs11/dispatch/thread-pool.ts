@@ -16,9 +16,10 @@ export class ThreadPoolDispatcher implements Dispatcher {
   readonly #maxQueue: number
   #closed = false
 
-  constructor(native: PKCS11, slot: Handle, sessions: number, maxQueue: number) {
+  /** `generation`: the module's initialization count now (see SessionPool). */
+  constructor(native: PKCS11, slot: Handle, sessions: number, maxQueue: number, generation: () => number) {
     this.#native = native
-    this.#pool = new SessionPool(native, slot, sessions)
+    this.#pool = new SessionPool(native, slot, sessions, generation)
     this.#maxQueue = maxQueue
   }
 
