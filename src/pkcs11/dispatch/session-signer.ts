@@ -55,8 +55,10 @@ export class SessionSigner {
   sign(mechanism: pkcs11js.Mechanism, key: Buffer, data: Uint8Array, out: Buffer, keyPin: string | undefined): number {
     return this.#operation('C_SignInit', (native, session, step) => {
       native.C_SignInit(session, mechanism, key)
-      step('C_Login')
-      if (keyPin !== undefined) native.C_Login(session, C.CKU_CONTEXT_SPECIFIC, keyPin)
+      if (keyPin !== undefined) {
+        step('C_Login')
+        native.C_Login(session, C.CKU_CONTEXT_SPECIFIC, keyPin)
+      }
       step('C_Sign')
       return native.C_Sign(session, bytes(data), out).length
     })
@@ -80,9 +82,9 @@ export class SessionSigner {
   }
 
   /**
-   * Runs `calls` on the session, opened if need be. `step` names the function about to be called,
-   * for the failure; once past the *Init, a failure may have left the operation active (SoftHSM
-   * does, for one), so the session is dropped. So is a lost session.
+   * Runs `calls` on the session, opened if need be. `calls` names each function after the *Init
+   * with `step`, for the failure; once past the *Init, a failure may have left the operation active
+   * (SoftHSM does, for one), so the session is dropped. So is a lost session.
    */
   #operation<T>(init: string, calls: (native: pkcs11js.PKCS11, session: Buffer, step: (fn: string) => void) => T): T {
     let fn = 'C_OpenSession'
