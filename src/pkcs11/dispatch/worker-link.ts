@@ -73,8 +73,11 @@ export class WorkerLink {
   post(batch: Pending[]): void {
     const place = this.#posted % PIPELINE
     const room = batch.reduce((sum, pending) => sum + pending.size, 0)
-    if (room > this.#memories[place].bytes.byteLength) {
-      this.#memories[place] = BatchMemory.withRoom(2 * room)
+    const capacity = this.#memories[place].bytes.byteLength
+    // Grown for a batch that does not fit; shrunk back once batches are small again, so that one
+    // large input does not hold its memory for the worker's life.
+    if (room > capacity || capacity >= 8 * Math.max(INITIAL_ROOM, room)) {
+      this.#memories[place] = BatchMemory.withRoom(Math.max(INITIAL_ROOM, 2 * room))
       this.#send({ type: 'memory', place, memory: this.#memories[place].buffer })
     }
     const keyPins = this.#write(this.#memories[place], batch)
