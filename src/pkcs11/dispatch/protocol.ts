@@ -3,7 +3,7 @@
  * (a BatchMemory), the worker is woken with Atomics.notify, runs it, writes the results into the
  * same memory and wakes the main thread, which waits with Atomics.waitAsync. Nothing is cloned or
  * posted per batch: a message each way cost more CPU than a fast token's signature. What changes
- * rarely (new mechanisms, bigger memory, another slot, key PINs, failure messages) travels as
+ * rarely (new mechanisms, other memory, another slot, key PINs, failure messages) travels as
  * messages on a port of their own, read synchronously on the other side before the batch.
  */
 import type { Mechanism } from '../binding.js'
@@ -47,7 +47,7 @@ export interface Failure {
 export type ToWorker =
   /** Mechanisms first used by the next batch; the worker appends them to its table (ids count from 0). */
   | { type: 'mechanisms', mechanisms: Mechanism[] }
-  /** Pipeline place `place` has bigger memory from now on. */
+  /** Pipeline place `place` has other memory from now on (grown for a large input, or shrunk back). */
   | { type: 'memory', place: number, memory: SharedArrayBuffer }
   /** Key PINs by request index for batch number `batch` (CKA_ALWAYS_AUTHENTICATE keys). */
   | { type: 'keyPins', batch: number, keyPins: Array<string | undefined> }
