@@ -13,7 +13,7 @@ export class Pending {
     readonly reject: (error: Error) => void,
   ) {}
 
-  /** Bytes it takes in a batch: the key handle, the input, and the signature to verify. */
+  /** Bytes it takes in a batch's memory: the key handle, the input, and the signature to verify or room for the one to make. */
   get size(): number {
     const { operation } = this
     return this.key.byteLength + operation.data.byteLength + (operation.op === 'verify' ? operation.signature.byteLength : operation.outputLength)

@@ -7,7 +7,7 @@ import { once } from 'node:events'
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
 import { TokenError } from '../../errors.js'
 import { ckrName } from '../binding.js'
-import { BatchMemory, MAX_BATCH } from './batch-memory.js'
+import { BatchMemory } from './batch-memory.js'
 import type { MechanismIds } from './mechanism-ids.js'
 import type { Pending } from './pending.js'
 import { CONTROL, LAYOUT, NOT_PKCS11, SIGN, STATUS, VERIFY, type Failure, type FromWorker, type ToWorker, type WorkerSetup } from './protocol.js'
@@ -16,8 +16,6 @@ import { CONTROL, LAYOUT, NOT_PKCS11, SIGN, STATUS, VERIFY, type Failure, type F
 export const PIPELINE = 2
 /** Room for requests and signatures a batch's memory starts with; it grows for bigger batches. */
 const INITIAL_ROOM = 16 * 1024
-
-export { MAX_BATCH }
 
 export interface LinkEvents {
   /** A batch of `count` requests is answered; the worker spent `busyMs` on it. */

@@ -12,7 +12,8 @@ import type { Dispatcher, RunOptions } from './dispatcher.js'
 import { MechanismIds } from './mechanism-ids.js'
 import { Pending } from './pending.js'
 import type { Operation } from './protocol.js'
-import { MAX_BATCH, PIPELINE, WorkerLink } from './worker-link.js'
+import { MAX_BATCH } from './batch-memory.js'
+import { PIPELINE, WorkerLink } from './worker-link.js'
 
 /** A batch should keep a worker busy about this long: long enough to amortize a wake-up, short enough for fairness. */
 const BATCH_MS = 2
