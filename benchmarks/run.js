@@ -128,7 +128,8 @@ function bestPeer(rows, alg, concurrency) {
 
 /**
  * One row per cell: the round with the median ops/s gives the figures, each ratio is the median of
- * the cell's ratios in every round, and errors are summed. A cell that failed in any round says so.
+ * the cell's ratios in every round, and errors are summed. Rounds in which the cell failed (a
+ * crash) are left out of the medians and counted; a cell that failed in every round is n/a.
  */
 function medianOfRounds(allRounds) {
   if (allRounds.length === 1) return allRounds[0]
@@ -139,11 +140,13 @@ function medianOfRounds(allRounds) {
     const sorted = values.filter((v) => v != null).sort((a, b) => a - b)
     return sorted.length ? sorted[Math.floor((sorted.length - 1) / 2)] : null
   }
-  return [...cells.values()].map((cell) => {
-    const failed = cell.find((r) => r.na)
-    if (failed) return failed
+  return [...cells.values()].map((rounds) => {
+    const failed = rounds.filter((r) => r.na)
+    const cell = rounds.filter((r) => !r.na)
+    if (cell.length === 0) return failed[0]
     const sorted = [...cell].sort((a, b) => a.opsPerSec - b.opsPerSec)
-    const row = { ...sorted[Math.floor((sorted.length - 1) / 2)], errors: cell.reduce((sum, r) => sum + (r.errors ?? 0), 0), opsPerSecByRound: cell.map((r) => r.opsPerSec) }
+    const row = { ...sorted[Math.floor((sorted.length - 1) / 2)], errors: cell.reduce((sum, r) => sum + (r.errors ?? 0), 0), opsPerSecByRound: rounds.map((r) => r.opsPerSec ?? null) }
+    if (failed.length > 0) Object.assign(row, { failedRounds: failed.length, failure: failed[0].na })
     for (const name of ['vsDevice', 'vsBestPeer']) {
       if (!cell.every((r) => r[name])) continue
       row[name] = Object.fromEntries(Object.keys(cell[0][name]).map((k) => [k, median(cell.map((r) => r[name][k]))]))
@@ -181,6 +184,9 @@ function printTable(rows) {
   }
   const errors = rows.filter((r) => r.errorSample)
   for (const r of errors) console.log(`errors, ${r.alg} ${r.contender} at ${r.concurrency}: ${r.errors} (first: ${r.errorSample})`)
+  for (const r of rows.filter((row) => row.failedRounds)) {
+    console.log(`failed rounds, ${r.alg} ${r.contender} at ${r.concurrency}: ${r.failedRounds} of ${rounds} (${r.failure}); the row shows the others`)
+  }
 }
 
 /** Per alg: the device limit and Java's thread runs first, then each concurrency with its contenders. */
