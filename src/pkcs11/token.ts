@@ -466,8 +466,6 @@ export class Token {
   }
 }
 
-/** Omit over each member of a union (the built-in Omit merges the members). */
-
 function sessionLimit(slot: SlotDescription, requested = DEFAULT_MAX_SESSIONS): number {
   const tokenLimit = slot.token!.maxSessionCount
   if (tokenLimit === CK_EFFECTIVELY_INFINITE || UNAVAILABLE.includes(tokenLimit)) return requested
