@@ -10,8 +10,9 @@ import { execFileSync } from 'node:child_process'
 import { resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { CLAIMS, WEBCRYPTO, signingInput } from './lib/contender.js'
-import { createBenchToken, KEYS } from './lib/token.js'
+import { measure } from './lib/measure.js'
+import { openOurs } from './lib/ours.js'
+import { createBenchToken } from './lib/token.js'
 
 const { values: flags, positionals } = parseArgs({
   allowPositionals: true,
@@ -55,36 +56,8 @@ async function parent() {
 }
 
 async function child({ dist, token, alg, via, concurrency, duration }) {
-  const { Pkcs11Crypto } = await import(pathToFileURL(resolve(dist, 'index.js')).href)
-  const { SignJWT } = await import('jose')
-  const hsm = await Pkcs11Crypto.open({ library: token.module, token: { label: token.label }, pin: token.pin })
-  const { privateKey } = await hsm.keys.get({ label: KEYS[alg].label }, { algorithm: alg })
-  const uninstall = hsm.installGlobal()
-  const data = signingInput(alg)
-  const sign = via === 'jose'
-    ? () => new SignJWT(CLAIMS).setProtectedHeader({ alg }).sign(privateKey)
-    : () => hsm.subtle.sign(WEBCRYPTO[alg].sign, privateKey, data)
-  const measure = async (ms) => {
-    let count = 0
-    const cpu = process.cpuUsage()
-    const elu = performance.eventLoopUtilization()
-    const start = performance.now()
-    await Promise.all(Array.from({ length: concurrency }, async () => {
-      while (performance.now() - start < ms) {
-        await sign()
-        count++
-      }
-    }))
-    const used = process.cpuUsage(cpu)
-    return {
-      opsPerSec: count / ((performance.now() - start) / 1000),
-      cpuMicros: (used.user + used.system) / count,
-      elu: performance.eventLoopUtilization(elu).utilization,
-    }
-  }
-  await measure(500) // warm-up
-  const result = await measure(duration * 1000)
-  uninstall()
-  await hsm.close()
-  process.stdout.write(JSON.stringify(result))
+  const ours = await openOurs({ alg, token, via, dist: pathToFileURL(`${dist}/`).href })
+  const { opsPerSec, cpuMicrosPerOp, loopUtilization } = await measure({ op: ours.sign, concurrency, duration, warmup: 0.5 })
+  await ours.close()
+  process.stdout.write(JSON.stringify({ opsPerSec, cpuMicros: cpuMicrosPerOp, elu: loopUtilization }))
 }

@@ -1,7 +1,8 @@
 // One benchmark cell in one process: `concurrency` loops call `op` back to back for `duration`
 // seconds (after a warm-up that is not counted), recording each call's latency and, while they run,
-// how late the event loop is (perf_hooks.monitorEventLoopDelay, 1 ms resolution).
-import { createHistogram, monitorEventLoopDelay } from 'node:perf_hooks'
+// how late the event loop is (perf_hooks.monitorEventLoopDelay, 1 ms resolution), how busy it is
+// (its utilization) and the process's CPU time (all threads) per call.
+import { createHistogram, monitorEventLoopDelay, performance } from 'node:perf_hooks'
 
 const NS_PER_MS = 1e6
 
@@ -14,7 +15,8 @@ const NS_PER_MS = 1e6
  * @returns {Promise<Result>}
  *
  * @typedef {{ concurrency: number, ops: number, seconds: number, opsPerSec: number, p50Ms: number|null,
- *   p99Ms: number|null, errors: number, errorSample?: string, loopP99Ms: number|null }} Result
+ *   p99Ms: number|null, errors: number, errorSample?: string, loopP99Ms: number|null,
+ *   cpuMicrosPerOp?: number|null, loopUtilization?: number }} Result
  */
 export async function measure({ op, concurrency, duration, warmup = 0 }) {
   if (warmup > 0) await loop({ op, concurrency, until: performance.now() + warmup * 1000 })
@@ -22,9 +24,13 @@ export async function measure({ op, concurrency, duration, warmup = 0 }) {
   const latency = createHistogram()
   const loopDelay = monitorEventLoopDelay({ resolution: 1 })
   loopDelay.enable()
+  const cpu = process.cpuUsage()
+  const utilization = performance.eventLoopUtilization()
   const start = performance.now()
   const { ops, errors, errorSample } = await loop({ op, concurrency, until: start + duration * 1000, latency })
   const seconds = (performance.now() - start) / 1000
+  const cpuUsed = process.cpuUsage(cpu)
+  const loopUtilization = performance.eventLoopUtilization(utilization).utilization
   loopDelay.disable()
 
   return {
@@ -37,6 +43,8 @@ export async function measure({ op, concurrency, duration, warmup = 0 }) {
     errors,
     ...(errorSample ? { errorSample } : {}),
     loopP99Ms: loopDelay.count ? loopDelay.percentile(99) / NS_PER_MS : null,
+    cpuMicrosPerOp: ops ? (cpuUsed.user + cpuUsed.system) / ops : null,
+    loopUtilization,
   }
 }
 

@@ -70,8 +70,9 @@ function run(memory: BatchMemory, pins: Array<string | undefined> | undefined): 
       status[i * STATUS.size + STATUS.value] = signing
         ? signer.sign(mechanism, key, data, view(outputOffset, last), pins?.[i])
         : Number(signer.verify(mechanism, key, data, view(offset - last, last)))
-    } catch (error) {
-      const failure = error instanceof SignerFailure ? error : new SignerFailure('', undefined, String(error))
+    } catch (failure) {
+      // Anything else is a bug here: it ends the worker, and the pool answers its requests with it.
+      if (!(failure instanceof SignerFailure)) throw failure
       status[i * STATUS.size + STATUS.code] = failure.code ?? NOT_PKCS11
       failures.push({ index: i, fn: failure.fn, message: failure.message })
     }
