@@ -1,5 +1,6 @@
 // The benchmark harness still runs and writes what its readers expect: a short run of the device
-// limit and this project over two rounds, and an A/B of the build against itself. Speed is not
+// limit and this project over two rounds, an A/B of the build against itself, and the module's
+// locking measured in threads against processes. Speed is not
 // checked here (benchmarks check speed; tests check behaviour).
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
@@ -40,5 +41,10 @@ describe('the benchmark harness', () => {
     assert.match(lines[0], /^ES256 through jose at concurrency 16, median of 1 alternating runs/)
     assert.equal(lines.length, 3)
     for (const line of lines.slice(1)) assert.match(line, /dist: [\d,]+ ops\/s, \d+ µs CPU a signature, main-thread ELU \d\.\d\d/)
+  })
+
+  test('contention.js: threads of one process against processes, with their ratio', () => {
+    const out = node(['benchmarks/contention.js', '--signers', '2', '--rounds', '1', '--duration', '0.2'])
+    assert.match(out, /^2 signers: [\d,]+\/s in threads of one process, [\d,]+\/s in processes; threads ÷ processes \d\.\d\d \(\d\.\d\d\); \d+\.\d\d voluntary context switches a signature in threads$/m)
   })
 })

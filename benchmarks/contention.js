@@ -1,0 +1,146 @@
+// node benchmarks/contention.js [--alg ES256] [--signers 2,3] [--rounds 3] [--duration 3]
+//
+// How much one process's threads cost each other inside the module: the raw binding signs with
+// synchronous calls, one session each, in N worker threads of one process and then in N processes,
+// alternating, on one fresh SoftHSM token. Nothing else runs: no JavaScript around the calls, no
+// dispatch. A ratio below 1 is the module's own locking (SoftHSM holds a mutex per object while it
+// checks the object's file), which every in-process library pays, Java's SunPKCS11 included.
+// For threads it also shows the voluntary context switches a signature: a thread that sleeps on a
+// lock held by another.
+import { fork } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
+import pkcs11js from 'pkcs11js'
+import { signingInput } from './lib/contender.js'
+import { MECHANISMS } from './lib/pkcs11.js'
+import { KEYS, createBenchToken } from './lib/token.js'
+
+const self = fileURLToPath(import.meta.url)
+
+if (!isMainThread) {
+  const sign = signer(workerData)
+  parentPort.postMessage('ready')
+  parentPort.once('message', () => parentPort.postMessage(sign()))
+}
+else if (process.argv[2] === '--child') {
+  const sign = signer(JSON.parse(process.argv[3]))
+  process.send('ready')
+  process.once('message', () => process.send(sign(), () => process.exit(0)))
+} else await main()
+
+async function main() {
+  const { values: flags } = parseArgs({
+    options: {
+      alg: { type: 'string', default: 'ES256' },
+      signers: { type: 'string', default: '2' },
+      rounds: { type: 'string', default: '3' },
+      duration: { type: 'string', default: '3' },
+    },
+  })
+  const { token, remove } = createBenchToken({ java: false })
+  process.on('exit', remove)
+  process.env.SOFTHSM2_CONF = token.conf
+  const job = { token, alg: flags.alg, ms: Number(flags.duration) * 1000 }
+  // This thread initializes the module and holds a logged-in session, as a library's main thread
+  // does: threads that initialize at the same instant race, and the last session's close logs out.
+  open(token)
+  const median = (values) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]
+  console.log(`${flags.alg}, raw sync C_SignInit + C_Sign, median of ${flags.rounds} alternating runs of ${flags.duration} s:`)
+  for (const n of flags.signers.split(',').map(Number)) {
+    const rows = { threads: [], processes: [], ratios: [], switches: [] }
+    for (let round = 0; round < Number(flags.rounds); round++) {
+      const threads = await inThreads(n, job)
+      const processes = await inProcesses(n, job)
+      const rate = (results) => results.reduce((sum, r) => sum + r.ops, 0) / (job.ms / 1000)
+      rows.threads.push(rate(threads))
+      rows.processes.push(rate(processes))
+      rows.ratios.push(rate(threads) / rate(processes))
+      rows.switches.push(threads.reduce((sum, r) => sum + r.switches, 0) / threads.reduce((sum, r) => sum + r.ops, 0))
+    }
+    const round = (value) => Math.round(value).toLocaleString('en-US')
+    console.log(`${n} signers: ${round(median(rows.threads))}/s in threads of one process, ${round(median(rows.processes))}/s in processes; ` +
+      `threads ÷ processes ${median(rows.ratios).toFixed(2)} (${rows.ratios.map((r) => r.toFixed(2)).join(' ')}); ` +
+      `${median(rows.switches).toFixed(2)} voluntary context switches a signature in threads`)
+  }
+}
+
+/** Each opens its session; then all sign at once. */
+async function inThreads(n, job) {
+  const next = (worker) => new Promise((resolve, reject) => {
+    worker.once('message', resolve)
+    worker.once('error', reject)
+  })
+  const workers = Array.from({ length: n }, () => new Worker(self, { workerData: job }))
+  await Promise.all(workers.map(next))
+  const results = workers.map(next)
+  for (const worker of workers) worker.postMessage('go')
+  return Promise.all(results)
+}
+
+/**
+ * One after another until each is ready: SoftHSM processes that open one token store at the same
+ * instant fail now and then. Then all sign at once.
+ */
+async function inProcesses(n, job) {
+  const children = []
+  const next = (child) => new Promise((resolve, reject) => {
+    const exited = (code) => reject(new Error(`signer exited with ${code}`))
+    child.once('exit', exited)
+    child.once('message', (message) => {
+      child.off('exit', exited)
+      resolve(message)
+    })
+  })
+  for (let i = 0; i < n; i++) {
+    const child = fork(self, ['--child', JSON.stringify(job)])
+    await next(child)
+    children.push(child)
+  }
+  const results = children.map(next)
+  for (const child of children) child.send('go')
+  return Promise.all(results)
+}
+
+/** The module loaded and initialized (or already, in this process), and a logged-in session on the token. */
+function open(token) {
+  const p11 = new pkcs11js.PKCS11()
+  p11.load(token.module)
+  const tolerate = (code, call) => {
+    try {
+      call()
+    } catch (error) {
+      if (error.code !== code) throw error
+    }
+  }
+  tolerate(pkcs11js.CKR_CRYPTOKI_ALREADY_INITIALIZED, () => p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK }))
+  const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === token.label)
+  const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION)
+  tolerate(pkcs11js.CKR_USER_ALREADY_LOGGED_IN, () => p11.C_Login(session, pkcs11js.CKU_USER, token.pin))
+  return { p11, session }
+}
+
+/** Opens a session of its own and finds the key; returns what signs for `ms`. */
+function signer({ token, alg, ms }) {
+  const { p11, session } = open(token)
+  p11.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }, { type: pkcs11js.CKA_LABEL, value: KEYS[alg].label }])
+  const [key] = p11.C_FindObjects(session, 1)
+  p11.C_FindObjectsFinal(session)
+  const { mechanism, input, length } = MECHANISMS[alg]
+  const data = signingInput(alg)
+  const signature = Buffer.alloc(length)
+  const voluntarySwitches = () => Number(/\nvoluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync('/proc/thread-self/status', 'utf8'))[1])
+  return () => {
+    const switchesBefore = voluntarySwitches()
+    let ops = 0
+    for (const end = performance.now() + ms; performance.now() < end; ops++) {
+      p11.C_SignInit(session, mechanism, key)
+      p11.C_Sign(session, input(data), signature)
+    }
+    const switches = voluntarySwitches() - switchesBefore
+    // Leaves the module initialized: another thread of this process may still be signing.
+    p11.C_CloseSession(session)
+    return { ops, switches }
+  }
+}
