@@ -7,7 +7,6 @@
 // checks the object's file), which every in-process library pays, Java's SunPKCS11 included.
 // For threads it also shows the voluntary context switches a signature: a thread that sleeps on a
 // lock held by another.
-import { fork } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -15,6 +14,7 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import pkcs11js from 'pkcs11js'
 import { signingInput } from './lib/contender.js'
 import { MECHANISMS } from './lib/pkcs11.js'
+import { childOf, runTogether } from './lib/processes.js'
 import { KEYS, createBenchToken } from './lib/token.js'
 
 const self = fileURLToPath(import.meta.url)
@@ -24,11 +24,7 @@ if (!isMainThread) {
   parentPort.postMessage('ready')
   parentPort.once('message', () => parentPort.postMessage(sign()))
 }
-else if (process.argv[2] === '--child') {
-  const sign = signer(JSON.parse(process.argv[3]))
-  process.send('ready')
-  process.once('message', () => process.send(sign(), () => process.exit(0)))
-} else await main()
+else if (!childOf(signer)) await main()
 
 async function main() {
   const { values: flags } = parseArgs({
@@ -52,7 +48,7 @@ async function main() {
     const rows = { threads: [], processes: [], ratios: [], switches: [] }
     for (let round = 0; round < Number(flags.rounds); round++) {
       const threads = await inThreads(n, job)
-      const processes = await inProcesses(n, job)
+      const processes = await runTogether(self, Array.from({ length: n }, () => job))
       const rate = (results) => results.reduce((sum, r) => sum + r.ops, 0) / (job.ms / 1000)
       rows.threads.push(rate(threads))
       rows.processes.push(rate(processes))
@@ -76,30 +72,6 @@ async function inThreads(n, job) {
   await Promise.all(workers.map(next))
   const results = workers.map(next)
   for (const worker of workers) worker.postMessage('go')
-  return Promise.all(results)
-}
-
-/**
- * One after another until each is ready: SoftHSM processes that open one token store at the same
- * instant fail now and then. Then all sign at once.
- */
-async function inProcesses(n, job) {
-  const children = []
-  const next = (child) => new Promise((resolve, reject) => {
-    const exited = (code) => reject(new Error(`signer exited with ${code}`))
-    child.once('exit', exited)
-    child.once('message', (message) => {
-      child.off('exit', exited)
-      resolve(message)
-    })
-  })
-  for (let i = 0; i < n; i++) {
-    const child = fork(self, ['--child', JSON.stringify(job)])
-    await next(child)
-    children.push(child)
-  }
-  const results = children.map(next)
-  for (const child of children) child.send('go')
   return Promise.all(results)
 }
 

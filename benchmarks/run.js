@@ -26,6 +26,7 @@ const CONTENDERS = [
   { id: 'raw-sync', kind: 'device', name: `device limit: pkcs11js sync C_Sign, ${N} processes`, threads: [N] },
   { id: 'ours-jose', kind: 'ours', name: 'this project: jose SignJWT via installGlobal' },
   { id: 'ours-subtle', kind: 'ours', name: 'this project: hsm.subtle.sign' },
+  { id: 'ours-jose-cluster', kind: 'ours', name: `this project: jose SignJWT in ${N} processes, one signing worker each` },
   { id: 'raw-async', kind: 'peer', name: 'pkcs11js C_SignAsync, a session per call in flight' },
   { id: 'node-webcrypto-p11', kind: 'peer', name: 'node-webcrypto-p11 (one session)' },
   { id: 'java', kind: 'peer', name: 'Java 17 SunPKCS11, threads', threads: [...new Set([1, N])] },

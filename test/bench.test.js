@@ -1,6 +1,6 @@
 // The benchmark harness still runs and writes what its readers expect: a short run of the device
-// limit and this project over two rounds, an A/B of the build against itself, and the module's
-// locking measured in threads against processes. Speed is not
+// limit and this project over two rounds, this project in one process per core, an A/B of the
+// build against itself, and the module's locking measured in threads against processes. Speed is not
 // checked here (benchmarks check speed; tests check behaviour).
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
@@ -33,6 +33,17 @@ describe('the benchmark harness', () => {
     }
     const ours = rows.find((r) => r.contender === 'ours-subtle' && r.concurrency === 4)
     assert.ok(ours.vsDevice.opsPerSec > 0 && ours.loopP99Ms > 0)
+  })
+
+  test('run.js ours-jose-cluster: one row for the whole concurrency, made by one process per core', () => {
+    const json = join(dir, 'cluster.json')
+    node(['benchmarks/run.js', '--alg', 'ES256', '--concurrency', '3', '--duration', '0.2', '--warmup', '0.05',
+      '--contenders', 'ours-jose-cluster', '--json', json])
+    const [row] = JSON.parse(readFileSync(json, 'utf8')).rows
+    assert.equal(row.na, undefined, row.na)
+    assert.equal(row.concurrency, 3)
+    assert.equal(row.errors, 0)
+    assert.ok(row.opsPerSec > 0 && row.p99Ms > 0 && row.loopP99Ms > 0)
   })
 
   test('ab.js: the same build twice, each with ops/s, CPU a signature and the main thread\'s utilization', () => {

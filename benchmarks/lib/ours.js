@@ -5,12 +5,12 @@ import { KEYS } from './token.js'
 
 /**
  * `dist` is the URL of the built library's folder, ending in a slash (another build, for ab.js);
- * `via` is 'jose' or 'subtle'.
+ * `via` is 'jose' or 'subtle'; `options` are more options of Pkcs11Crypto.open.
  * Resolves with `sign()` and `close()`.
  */
-export async function openOurs({ alg, token, via, dist = new URL('../../dist/', import.meta.url).href }) {
+export async function openOurs({ alg, token, via, options, dist = new URL('../../dist/', import.meta.url).href }) {
   const { Pkcs11Crypto } = await import(new URL('index.js', dist).href)
-  const hsm = await Pkcs11Crypto.open({ library: token.module, token: { label: token.label }, pin: token.pin })
+  const hsm = await Pkcs11Crypto.open({ library: token.module, token: { label: token.label }, pin: token.pin, ...options })
   const { privateKey } = await hsm.keys.get({ label: KEYS[alg].label }, { algorithm: alg })
   if (via === 'jose') {
     const { SignJWT } = await import('jose')
