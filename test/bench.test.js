@@ -1,6 +1,7 @@
 // The benchmark harness still runs and writes what its readers expect: a short run of the device
 // limit and this project over two rounds, this project in one process per core, an A/B of the
-// build against itself, and the module's locking measured in threads against processes. Speed is not
+// build against itself, the module's locking measured in threads against processes, and the CPU
+// of each thread. Speed is not
 // checked here (benchmarks check speed; tests check behaviour).
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
@@ -57,5 +58,10 @@ describe('the benchmark harness', () => {
   test('contention.js: threads of one process against processes, with their ratio', () => {
     const out = node(['benchmarks/contention.js', '--signers', '2', '--rounds', '1', '--duration', '0.2'])
     assert.match(out, /^2 signers: [\d,]+\/s in threads of one process, [\d,]+\/s in processes; threads ÷ processes \d\.\d\d \(\d\.\d\d\); \d+\.\d\d voluntary context switches a signature in threads$/m)
+  })
+
+  test('threads.js: the main thread and the signing workers, each with CPU and switches a signature', () => {
+    const out = node(['benchmarks/threads.js', '--rounds', '1', '--duration', '0.3'])
+    assert.match(out, /^[\d,]+\/s, \d+ µs a signature, \d\.\d\d cores \| main \d+ µs \d\.\d\d \d\.\d\d( \| .+ \d+ µs \d\.\d\d \d\.\d\d)+$/m)
   })
 })
