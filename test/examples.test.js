@@ -1,15 +1,21 @@
-// The examples run as users run them: the Nimbus guide's flow from a Java-style hsm-config.cfg.
+// The examples run as users run them: the Nimbus guide's flow from a Java-style hsm-config.cfg,
+// and a signing service with a process per core.
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { test } from 'node:test'
 import { createPublicKey, verify } from 'node:crypto'
 import { freshSoftHsm, PIN } from './helpers/softhsm.js'
 
+const SPY = ['/usr/lib/x86_64-linux-gnu/pkcs11-spy.so', '/usr/lib/aarch64-linux-gnu/pkcs11-spy.so'].find(existsSync)
 const softhsm = freshSoftHsm()
 softhsm.initToken('nimbus')
+softhsm.initToken('service')
+softhsm.pkcs11Tool(['--token-label', 'service', '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'service-key', '--id', '51'])
 const { Pkcs11Crypto } = await import('../dist/index.js')
 
 test('examples/nimbus-hsm-guide: RS256, ES256 and EdDSA keys by id, verified with their certificates', async () => {
@@ -37,4 +43,74 @@ test('examples/nimbus-hsm-guide: RS256, ES256 and EdDSA keys by id, verified wit
     assert.ok(ok, `${alg} signature verifies with Node on the exported JWK`)
     assert.equal(JSON.parse(Buffer.from(payload, 'base64url')).sub, 'alice')
   }
+})
+
+/**
+ * Starts the cluster example on a free port with `pin` (and more `env`); resolves once every
+ * process serves, or it exited.
+ */
+async function startService(pin, env = {}) {
+  const probe = createServer().listen(0, '127.0.0.1')
+  await once(probe, 'listening')
+  const { port } = probe.address()
+  probe.close()
+  const example = fileURLToPath(new URL('../dist/examples/cluster-signing-service.js', import.meta.url))
+  const service = spawn(process.execPath, [example, String(port), 'service-key', 'ES256'], {
+    env: { ...softhsm.env, PKCS11_MODULE: softhsm.module, PKCS11_TOKEN: 'service', PKCS11_PIN: pin, SIGNING_PROCESSES: '2', ...env },
+  })
+  let stdout = ''
+  let stderr = ''
+  service.stderr.on('data', (chunk) => { stderr += chunk })
+  const exited = once(service, 'exit')
+  await new Promise((resolve) => {
+    service.stdout.on('data', (chunk) => {
+      stdout += chunk
+      if (stdout.includes('listening on')) resolve()
+    })
+    void exited.then(resolve)
+  })
+  return { url: `http://127.0.0.1:${port}`, service, exited, output: () => ({ stdout, stderr }) }
+}
+
+test('examples/cluster-signing-service: two processes sign ES256 JWTs that verify against its JWKS', { timeout: 60_000 }, async () => {
+  const { url, service, exited, output } = await startService(PIN)
+  try {
+    assert.match(output().stdout, /listening on .* with 2 processes/, output().stderr)
+    const { keys: [jwk] } = await (await fetch(`${url}/jwks`)).json()
+    const publicKey = createPublicKey({ key: jwk, format: 'jwk' })
+    const replies = await Promise.all(Array.from({ length: 64 }, (_, n) => fetch(`${url}/token`, { method: 'POST', body: JSON.stringify({ sub: 'alice', n }) })))
+    const signers = new Set()
+    for (const [n, reply] of replies.entries()) {
+      assert.equal(reply.status, 200)
+      signers.add(reply.headers.get('x-signed-by'))
+      // Checked with Node's crypto on the published JWK, not with jose, which made the token.
+      const [header, payload, signature] = (await reply.text()).split('.')
+      assert.deepEqual(JSON.parse(Buffer.from(header, 'base64url')), { alg: 'ES256', kid: jwk.kid })
+      assert.equal(JSON.parse(Buffer.from(payload, 'base64url')).n, n)
+      assert.ok(verify('sha256', Buffer.from(`${header}.${payload}`), { key: publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(signature, 'base64url')))
+    }
+    assert.equal(signers.size, 2, 'both processes signed')
+    const bad = await fetch(`${url}/token`, { method: 'POST', body: '[1, 2]' })
+    assert.equal(bad.status, 400)
+    assert.match(await bad.text(), /JSON object/)
+  } finally {
+    service.kill('SIGTERM')
+    const [code] = await exited
+    assert.equal(code, 0, output().stderr)
+  }
+})
+
+test('examples/cluster-signing-service: a wrong PIN is tried once, and no signing process starts', { timeout: 30_000, skip: !SPY && 'pkcs11-spy.so not installed' }, async () => {
+  const wrongPin = '987654'
+  const log = join(softhsm.dir, 'service-spy.log')
+  // OpenSC's pkcs11-spy between the service and SoftHSM logs every call, C_Login among them.
+  const { exited, output } = await startService(wrongPin, { PKCS11_MODULE: SPY, PKCS11SPY: softhsm.module, PKCS11SPY_OUTPUT: log })
+  const [code] = await exited
+  assert.equal(code, 1)
+  const { stdout, stderr } = output()
+  assert.match(stderr, /CKR_PIN_INCORRECT/)
+  assert.doesNotMatch(stdout + stderr, new RegExp(wrongPin))
+  assert.doesNotMatch(stdout + stderr, /listening|process \d+ ended/)
+  const logins = readFileSync(log, 'utf8').split('\n').filter((line) => /^\d+: C_Login$/.test(line.trim()))
+  assert.equal(logins.length, 1, `C_Login calls: ${logins.join(' | ')}`)
 })
