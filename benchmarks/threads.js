@@ -1,4 +1,4 @@
-// node benchmarks/threads.js [--alg ES256] [--via jose|subtle] [--concurrency 16] [--rounds 3] [--duration 3]
+// node benchmarks/threads.js [--alg ES256] [--via jose|subtle] [--concurrency 16] [--rounds 3] [--duration 3] [--max-sessions N]
 //
 // Where the CPU goes while this project signs at full speed, thread by thread (Linux /proc): the
 // main thread (jose, routing, the software digest, the hand-over), each other thread that used
@@ -17,6 +17,7 @@ const { values: flags } = parseArgs({
     concurrency: { type: 'string', default: '16' },
     rounds: { type: 'string', default: '3' },
     duration: { type: 'string', default: '3' },
+    'max-sessions': { type: 'string' },
   },
 })
 const TICKS_PER_SECOND = 100 // USER_HZ, as /proc counts
@@ -47,7 +48,7 @@ async function signFor(sign, ms) {
 const { token, remove } = createBenchToken({ java: false })
 process.on('exit', remove)
 process.env.SOFTHSM2_CONF = token.conf
-const ours = await openOurs({ alg: flags.alg, token, via: flags.via })
+const ours = await openOurs({ alg: flags.alg, token, via: flags.via, options: { maxSessions: flags['max-sessions'] && Number(flags['max-sessions']) } })
 await signFor(ours.sign, 500)
 console.log(`${flags.alg} through ${flags.via} at concurrency ${flags.concurrency}, ${flags.duration} s a round; per thread: CPU µs a signature, share of a core, voluntary switches a signature`)
 for (let round = 0; round < Number(flags.rounds); round++) {
