@@ -14,8 +14,6 @@ import { freshSoftHsm, PIN } from './helpers/softhsm.js'
 const SPY = ['/usr/lib/x86_64-linux-gnu/pkcs11-spy.so', '/usr/lib/aarch64-linux-gnu/pkcs11-spy.so'].find(existsSync)
 const softhsm = freshSoftHsm()
 softhsm.initToken('nimbus')
-softhsm.initToken('service')
-softhsm.pkcs11Tool(['--token-label', 'service', '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'service-key', '--id', '51'])
 const { Pkcs11Crypto } = await import('../dist/index.js')
 
 test('examples/nimbus-hsm-guide: RS256, ES256 and EdDSA keys by id, verified with their certificates', async () => {
@@ -46,10 +44,23 @@ test('examples/nimbus-hsm-guide: RS256, ES256 and EdDSA keys by id, verified wit
 })
 
 /**
+ * The service's token and key, made once the Nimbus test is done: its config names its token by
+ * slot index 0, which a second token could take.
+ */
+let serviceTokenMade = false
+function makeServiceToken() {
+  if (serviceTokenMade) return
+  softhsm.initToken('service')
+  softhsm.pkcs11Tool(['--token-label', 'service', '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'service-key', '--id', '51'])
+  serviceTokenMade = true
+}
+
+/**
  * Starts the cluster example on a free port with `pin` (and more `env`); resolves once every
  * process serves, or it exited.
  */
 async function startService(pin, env = {}) {
+  makeServiceToken()
   const probe = createServer().listen(0, '127.0.0.1')
   await once(probe, 'listening')
   const { port } = probe.address()
