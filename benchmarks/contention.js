@@ -19,11 +19,7 @@ import { KEYS, createBenchToken } from './lib/token.js'
 
 const self = fileURLToPath(import.meta.url)
 
-if (!isMainThread) {
-  const sign = signer(workerData)
-  parentPort.postMessage('ready')
-  parentPort.once('message', () => parentPort.postMessage(sign()))
-}
+if (!isMainThread) signingThread()
 else if (!childOf(signer)) await main()
 
 async function main() {
@@ -60,6 +56,13 @@ async function main() {
       `threads ÷ processes ${median(rows.ratios).toFixed(2)} (${rows.ratios.map((r) => r.toFixed(2)).join(' ')}); ` +
       `${median(rows.switches).toFixed(2)} voluntary context switches a signature in threads`)
   }
+}
+
+/** A worker thread's side of inThreads: as childOf, over the thread's port. */
+function signingThread() {
+  const sign = signer(workerData)
+  parentPort.postMessage('ready')
+  parentPort.once('message', () => parentPort.postMessage(sign()))
 }
 
 /** Each opens its session; then all sign at once. */

@@ -75,16 +75,23 @@ async function signer(): Promise<void> {
   const kid = await calculateJwkThumbprint(await exportJWK(publicKey))
   const jwks = JSON.stringify(await hsm.jwks())
 
-  const server = createServer((request, response) => {
+  const server = createServer(async (request, response) => {
     const answer = (status: number, type: string, body: string) => {
       response.writeHead(status, { 'content-type': type, 'x-signed-by': String(process.pid) }).end(body)
     }
     if (request.method === 'GET' && request.url === '/jwks') return answer(200, 'application/json', jwks)
     if (request.method !== 'POST' || request.url !== '/token') return answer(404, 'text/plain', 'not found\n')
-    readJson(request).then(
-      async (claims) => answer(200, 'text/plain', await new SignJWT(claims).setProtectedHeader({ alg, kid }).setIssuedAt().sign(privateKey)),
-      (error: Error) => answer(400, 'text/plain', `${error.message}\n`),
-    ).catch((error: Error) => answer(500, 'text/plain', `${error.message}\n`))
+    let claims: Record<string, unknown>
+    try {
+      claims = await readJson(request)
+    } catch (error) {
+      return answer(400, 'text/plain', `${(error as Error).message}\n`)
+    }
+    try {
+      answer(200, 'text/plain', await new SignJWT(claims).setProtectedHeader({ alg, kid }).setIssuedAt().sign(privateKey))
+    } catch (error) {
+      answer(500, 'text/plain', `${(error as Error).message}\n`)
+    }
   })
   server.listen(Number(port), '127.0.0.1', () => process.send!('serving'))
   process.once('SIGTERM', () => server.close(() => void hsm.close().then(() => process.exit(0))))

@@ -2,11 +2,12 @@
 // In turn, because SoftHSM processes that open one token store at the same instant fail now and
 // then (C_GetTokenInfo: CKR_GENERAL_ERROR).
 import { fork } from 'node:child_process'
+import { basename } from 'node:path'
 
 /** The child's next message; rejects if it exits first. */
 function nextMessage(child) {
   return new Promise((resolve, reject) => {
-    const exited = (code) => reject(new Error(`${child.spawnargs.slice(-2, -1)} exited with ${code}`))
+    const exited = (code) => reject(new Error(`${basename(child.spawnargs[1])} exited with ${code}`))
     child.once('exit', exited)
     child.once('message', (message) => {
       child.off('exit', exited)
