@@ -11,9 +11,8 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
-import pkcs11js from 'pkcs11js'
 import { signingInput } from './lib/contender.js'
-import { MECHANISMS } from './lib/pkcs11.js'
+import { MECHANISMS, openRaw } from './lib/pkcs11.js'
 import { childOf, runTogether } from './lib/processes.js'
 import { KEYS, createBenchToken } from './lib/token.js'
 
@@ -37,7 +36,7 @@ async function main() {
   const job = { token, alg: flags.alg, ms: Number(flags.duration) * 1000 }
   // This thread initializes the module and holds a logged-in session, as a library's main thread
   // does: threads that initialize at the same instant race, and the last session's close logs out.
-  open(token)
+  openRaw(token, KEYS[flags.alg].label)
   const median = (values) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]
   console.log(`${flags.alg}, raw sync C_SignInit + C_Sign, median of ${flags.rounds} alternating runs of ${flags.duration} s:`)
   for (const n of flags.signers.split(',').map(Number)) {
@@ -78,30 +77,9 @@ async function inThreads(n, job) {
   return Promise.all(results)
 }
 
-/** The module loaded and initialized (or already, in this process), and a logged-in session on the token. */
-function open(token) {
-  const p11 = new pkcs11js.PKCS11()
-  p11.load(token.module)
-  const tolerate = (code, call) => {
-    try {
-      call()
-    } catch (error) {
-      if (error.code !== code) throw error
-    }
-  }
-  tolerate(pkcs11js.CKR_CRYPTOKI_ALREADY_INITIALIZED, () => p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK }))
-  const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === token.label)
-  const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION)
-  tolerate(pkcs11js.CKR_USER_ALREADY_LOGGED_IN, () => p11.C_Login(session, pkcs11js.CKU_USER, token.pin))
-  return { p11, session }
-}
-
 /** Opens a session of its own and finds the key; returns what signs for `ms`. */
 function signer({ token, alg, ms }) {
-  const { p11, session } = open(token)
-  p11.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }, { type: pkcs11js.CKA_LABEL, value: KEYS[alg].label }])
-  const [key] = p11.C_FindObjects(session, 1)
-  p11.C_FindObjectsFinal(session)
+  const { p11, firstSession: session, key } = openRaw(token, KEYS[alg].label)
   const { mechanism, input, length } = MECHANISMS[alg]
   const data = signingInput(alg)
   const signature = Buffer.alloc(length)

@@ -70,7 +70,7 @@ describe('500 concurrent signs', () => {
       hsm.subtle.verify(hmacParams, hmac.privateKey, new Uint8Array(3), messages[2]),
       hsm.subtle.verify(hmacParams, hmac.privateKey, new Uint8Array(0), messages[2]),
     ]
-    const signatures = await Promise.all(calls); console.log('DBG', await Promise.all(checks), Buffer.from(await hsm.subtle.sign(hmacParams, hmac.privateKey, messages[2])).equals(Buffer.from(hmacSignature)))
+    const signatures = await Promise.all(calls)
     for (const [i, message] of messages.entries()) {
       assert.equal(signatures[2 * i].byteLength, 256)
       assert.equal(signatures[2 * i + 1].byteLength, 64)

@@ -21,14 +21,24 @@ export const MECHANISMS = {
   EdDSA: { mechanism: { mechanism: CKM_EDDSA }, input: (data) => data, length: 64 },
 }
 
+/** Runs `call`; a PKCS#11 error with return value `code` is no error. */
+function tolerating(code, call) {
+  try {
+    call()
+  } catch (error) {
+    if (error.code !== code) throw error
+  }
+}
+
 /**
  * Opens the token `token.label` of `token.module`, logs in and finds the private key labelled
- * `keyLabel`. `session()` opens (and remembers) one more session.
+ * `keyLabel`. `session()` opens (and remembers) one more session. In a thread of a process whose
+ * module is initialized and logged in already, it shares that (and must not `close()`).
  */
 export function openRaw(token, keyLabel) {
   const p11 = new pkcs11js.PKCS11()
   p11.load(token.module)
-  p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK })
+  tolerating(pkcs11js.CKR_CRYPTOKI_ALREADY_INITIALIZED, () => p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK }))
   const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === token.label)
   if (!slot) throw new Error(`token ${token.label} not found`)
   const sessions = []
@@ -38,7 +48,7 @@ export function openRaw(token, keyLabel) {
     return handle
   }
   const first = session()
-  p11.C_Login(first, pkcs11js.CKU_USER, token.pin)
+  tolerating(pkcs11js.CKR_USER_ALREADY_LOGGED_IN, () => p11.C_Login(first, pkcs11js.CKU_USER, token.pin))
   p11.C_FindObjectsInit(first, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }, { type: pkcs11js.CKA_LABEL, value: keyLabel }])
   const [key] = p11.C_FindObjects(first, 1)
   p11.C_FindObjectsFinal(first)

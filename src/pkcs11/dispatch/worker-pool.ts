@@ -48,13 +48,12 @@ export class WorkerPool implements Dispatcher {
   readonly #workers: WorkerLink[] = []
   readonly #queue: Pending[] = []
   readonly #mechanisms = new MechanismIds()
-  /** Moving average of one operation's time on the device, in ms; a guess until #measured. */
-  #serviceMs = 1
   /**
-   * Until a batch has been timed, batches have one request each: a guess that the device is fast
-   * would put several requests of a slow one behind each other, past their deadlines.
+   * Moving average of one operation's time on the device, in ms. Until a batch has been timed it
+   * is unknown, and batches have one request each: a guess that the device is fast would put
+   * several requests of a slow one behind each other, past their deadlines.
    */
-  #measured = false
+  #serviceMs: number | undefined
   #closed = false
   #flushScheduled = false
   #sweeper?: NodeJS.Timeout
@@ -127,7 +126,7 @@ export class WorkerPool implements Dispatcher {
       // No bigger than the device's speed allows, and spread over the free pipeline places, so that
       // a worker has its next batch at hand when it finishes one instead of waiting for the main thread.
       const share = Math.ceil(this.#queue.length / this.#freePlaces())
-      const fits = this.#measured ? Math.floor(BATCH_MS / this.#serviceMs) : 1
+      const fits = this.#serviceMs === undefined ? 1 : Math.floor(BATCH_MS / this.#serviceMs)
       const size = Math.max(1, Math.min(MAX_BATCH, fits, share))
       const batch = this.#queue.splice(0, size).filter((pending) => !pending.settled)
       if (batch.length > 0) worker.post(batch)
@@ -159,7 +158,7 @@ export class WorkerPool implements Dispatcher {
   #freeWorker(): WorkerLink | undefined {
     const idle = this.#workers.find((w) => w.batches.length === 0)
     if (idle) return idle
-    const slow = this.#serviceMs >= SLOW_MS
+    const slow = (this.#serviceMs ?? 0) >= SLOW_MS
     if (this.#workers.length < this.#minWorkers || (slow && this.#workers.length < this.#maxWorkers)) return this.#startWorker()
     // A slow device gets one batch per worker at a time: a second would wait behind the first.
     return slow ? undefined : this.#workers.find((w) => w.batches.length < PIPELINE)
@@ -169,8 +168,7 @@ export class WorkerPool implements Dispatcher {
     const worker = new WorkerLink({ library: this.#library, slot: this.#slot }, this.#mechanisms, {
       done: (_, count, busyMs) => {
         const measured = busyMs / Math.max(1, count)
-        this.#serviceMs = this.#measured ? 0.8 * this.#serviceMs + 0.2 * measured : measured
-        this.#measured = true
+        this.#serviceMs = this.#serviceMs === undefined ? measured : 0.8 * this.#serviceMs + 0.2 * measured
         this.#flush()
       },
       // A worker died (it could not load the module, say): its requests failed, the others go on.
