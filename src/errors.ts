@@ -85,6 +85,17 @@ export class KeyPinRequiredError extends Pkcs11WebCryptoError {
   }
 }
 
+/**
+ * The token refused an input at the step that reads it: a ciphertext, tag or wrapped key that does
+ * not decrypt, a peer's point that is not on the curve. Final (never tried again, no reconnection),
+ * and the same message whatever the token's code was, so that nobody learns which check failed.
+ */
+export class InputRejectedError extends Pkcs11WebCryptoError {
+  constructor() {
+    super('ERR_PKCS11_INPUT_REJECTED', 'the token rejected the input')
+  }
+}
+
 /** The instance was closed; open a new one. */
 export class ClosedError extends Pkcs11WebCryptoError {
   constructor() {

@@ -65,7 +65,7 @@ describe('pkcs11-jwt', () => {
   test('keys: table and --json', () => {
     const table = ok(['keys'])
     assert.match(table.split('\n')[0], /^ID\s+LABEL\s+TYPE\s+SIZE\s+CERT\s+ALGORITHMS$/)
-    assert.match(table, /^01\s+rsa\s+RSA\s+2048\s+no\s+RS256,RS384,RS512,PS256,PS384,PS512$/m)
+    assert.match(table, /^01\s+rsa\s+RSA\s+2048\s+no\s+RS256,RS384,RS512,PS256,PS384,PS512,RSA-OAEP$/m)
     assert.match(table, /^04\s+p521\s+EC\s+P-521\s+no\s+ES512$/m)
     assert.match(table, /^05\s+ed25519\s+OKP\s+Ed25519\s+no\s+EdDSA$/m)
     const keys = JSON.parse(ok(['keys', '--json']))

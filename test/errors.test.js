@@ -60,9 +60,10 @@ describe('WebCrypto errors', () => {
     await assert.rejects(hsm.subtle.wrapKey('pkcs8', ec.privateKey, wrapper, 'AES-KW'), { name: 'InvalidAccessError' })
   })
 
-  test('operations not offered for token keys yet: NotSupportedError', async () => {
-    await assert.rejects(hsm.subtle.decrypt({ name: 'RSA-OAEP' }, rsa.privateKey, data), { name: 'NotSupportedError' })
-    await assert.rejects(hsm.subtle.deriveBits({ name: 'ECDH', public: ec.publicKey }, ec.privateKey, 256), { name: 'NotSupportedError' })
+  test('decrypting or deriving with a key handed out for signing: InvalidAccessError', async () => {
+    await assert.rejects(hsm.subtle.decrypt({ name: 'RSA-OAEP' }, rsa.privateKey, data), { name: 'InvalidAccessError' })
+    await assert.rejects(hsm.subtle.deriveBits({ name: 'ECDH', public: ec.publicKey }, ec.privateKey, 256), { name: 'InvalidAccessError' })
+    await assert.rejects(hsm.subtle.decrypt({ name: 'RSA-FOO' }, rsa.privateKey, data), { name: 'NotSupportedError' })
   })
 
   test('unknown keys and bad selectors', async () => {

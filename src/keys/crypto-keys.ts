@@ -21,7 +21,7 @@ export interface KeyAlgorithmChoice {
 
 /** The kind of key each WebCrypto algorithm this library knows takes. */
 export const KEY_KINDS: Readonly<Record<string, KeyKind>> = {
-  'RSASSA-PKCS1-v1_5': 'RSA', 'RSA-PSS': 'RSA', 'RSA-OAEP': 'RSA', ECDSA: 'EC', ECDH: 'EC', Ed25519: 'OKP',
+  'RSASSA-PKCS1-v1_5': 'RSA', 'RSA-PSS': 'RSA', 'RSA-OAEP': 'RSA', ECDSA: 'EC', ECDH: 'EC', Ed25519: 'OKP', X25519: 'OKP',
   HMAC: 'oct', 'AES-GCM': 'oct', 'AES-CBC': 'oct', 'AES-CTR': 'oct', 'AES-KW': 'oct',
 }
 
@@ -33,6 +33,7 @@ export const PRIVATE_USAGES: Readonly<Record<string, readonly KeyUsage[]>> = {
   ECDSA: ['sign'],
   ECDH: ['deriveKey', 'deriveBits'],
   Ed25519: ['sign'],
+  X25519: ['deriveKey', 'deriveBits'],
   HMAC: ['sign', 'verify'],
   'AES-GCM': ['encrypt', 'decrypt', 'wrapKey', 'unwrapKey'],
   'AES-CBC': ['encrypt', 'decrypt', 'wrapKey', 'unwrapKey'],
@@ -47,13 +48,20 @@ export const PUBLIC_USAGES: Readonly<Record<string, readonly KeyUsage[]>> = {
   ECDSA: ['verify'],
   ECDH: [],
   Ed25519: ['verify'],
+  X25519: [],
 }
 
 /** The usages the key's CKA_ flags allow for `algorithm`. */
 export function usagesAllowedBy(key: KeyDescription, algorithm: string): KeyUsage[] {
   const flagOf: Record<KeyUsage, boolean> = {
-    sign: key.can.sign, verify: key.can.verify, decrypt: key.can.decrypt, unwrapKey: key.can.unwrap,
-    deriveKey: key.can.derive, deriveBits: key.can.derive, encrypt: false, wrapKey: false,
+    sign: key.can.sign, verify: key.can.verify, decrypt: key.can.decrypt,
+    // Unwrapping is decrypting, but for AES-KW (C_UnwrapKey).
+    unwrapKey: algorithm === 'AES-KW' ? key.can.unwrap : key.can.decrypt,
+    deriveKey: key.can.derive, deriveBits: key.can.derive,
+    // A private key's public half encrypts and wraps (a Node key); a secret key does both itself.
+    // AES-GCM/CBC/CTR wrap by encrypting (see the key factory): CKA_ENCRYPT serves wrapKey too.
+    encrypt: key.type === 'secret' && key.can.encrypt,
+    wrapKey: key.type === 'secret' && (algorithm === 'AES-KW' ? key.can.wrap : key.can.encrypt),
   }
   return (PRIVATE_USAGES[algorithm] ?? []).filter((usage) => flagOf[usage])
 }
@@ -63,7 +71,7 @@ export function usagesAllowedBy(key: KeyDescription, algorithm: string): KeyUsag
  * `keyPin` (CKA_ALWAYS_AUTHENTICATE keys) is kept inside the key, never shown.
  */
 export function tokenCryptoKey(token: Token, key: KeyDescription, algorithm: KeyAlgorithmChoice, usages: KeyUsage[],
-  options: { publicJwk?: JsonWebKey, keyPin?: string, exportJwk?: () => Promise<JsonWebKey>, signer?: Signer } = {}): TokenCryptoKey {
+  options: { publicJwk?: JsonWebKey, keyPin?: string, exportJwk?: () => Promise<JsonWebKey>, signer?: Signer, oaepLabels?: boolean } = {}): TokenCryptoKey {
   return new TokenCryptoKey(
     {
       signer: options.signer ?? keySigner(token, key),
@@ -71,6 +79,7 @@ export function tokenCryptoKey(token: Token, key: KeyDescription, algorithm: Key
       alwaysAuthenticate: key.alwaysAuthenticate,
       keyPin: options.keyPin,
       exportJwk: options.exportJwk,
+      oaepLabels: options.oaepLabels,
     },
     key.type,
     keyAlgorithm(key, algorithm, options.publicJwk),

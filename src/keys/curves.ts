@@ -4,7 +4,7 @@
  */
 export interface Curve {
   /** WebCrypto / JWK name. */
-  name: 'P-256' | 'P-384' | 'P-521' | 'Ed25519'
+  name: 'P-256' | 'P-384' | 'P-521' | 'Ed25519' | 'X25519'
   kty: 'EC' | 'OKP'
   /** Bytes of one coordinate (and of a signature half). */
   size: number
@@ -19,11 +19,14 @@ export const CURVES: readonly Curve[] = [
   { name: 'P-384', kty: 'EC', size: 48, params: der('06052b81040022') },
   { name: 'P-521', kty: 'EC', size: 66, params: der('06052b81040023') },
   { name: 'Ed25519', kty: 'OKP', size: 32, params: der('06032b6570') },
+  // SoftHSM 2.6.1 has no CKK_EC_MONTGOMERY, but makes X25519 keys with CKM_EC_EDWARDS_KEY_PAIR_GEN and this OID.
+  { name: 'X25519', kty: 'OKP', size: 32, params: der('06032b656e') },
 ]
 
 const ALIASES = new Map<string, Curve>([
   [der('130c656477617264733235353139').toString('hex'), CURVES[3]], // PrintableString "edwards25519"
   [der('130745643235353139').toString('hex'), CURVES[3]], // PrintableString "Ed25519"
+  [der('130a63757276653235353139').toString('hex'), CURVES[4]], // PrintableString "curve25519"
 ])
 
 /** The curve that CKA_EC_PARAMS names, or undefined for one this library does not serve. */

@@ -3,14 +3,15 @@ import { createHash } from 'node:crypto'
 import { webcrypto } from 'node:crypto'
 import { KeyNotFoundError } from '../errors.js'
 import type { KeyStore, TokenKey } from './key-store.js'
+import { JOSE_ALGORITHMS } from './jose-algorithms.js'
 
 export interface JwksOptions {
   /** What `kid` is: the RFC 7638 thumbprint (default), the CKA_ID in hex, or the label. */
   kid?: 'thumbprint' | 'id' | 'label'
 }
 
-/** A public JWK as published: kid, alg, use, and x5c / x5t#S256 when a certificate exists. */
-export type PublishedJwk = JsonWebKey & { kid: string, alg: string, use: 'sig', x5c?: string[], 'x5t#S256'?: string }
+/** A public JWK as published: kid, alg, use ('enc' for a decryption key), and x5c / x5t#S256 when a certificate exists. */
+export type PublishedJwk = JsonWebKey & { kid: string, alg: string, use: 'sig' | 'enc', x5c?: string[], 'x5t#S256'?: string }
 
 /**
  * @example
@@ -49,7 +50,7 @@ export async function publishedJwk(key: TokenKey, alg: string, options: JwksOpti
   const { kty, n, e, crv, x, y } = await webcrypto.subtle.exportKey('jwk', key.publicKey!)
   const jwk: JsonWebKey = kty === 'RSA' ? { kty, n, e } : kty === 'EC' ? { kty, crv, x, y } : { kty, crv, x }
   const kid = options.kid === 'id' ? key.id : options.kid === 'label' ? key.label : thumbprint(jwk)
-  const published: PublishedJwk = { ...jwk, kid, alg, use: 'sig' }
+  const published: PublishedJwk = { ...jwk, kid, alg, use: JOSE_ALGORITHMS[alg]?.use ?? 'sig' }
   if (key.certificate) {
     const der = Buffer.from(key.certificate.rawData)
     published.x5c = [der.toString('base64')]

@@ -75,7 +75,7 @@ export class TokenKeyFactory implements KeyFactory {
       const handle = await this.#token.createObject([
         ...secretKeyTemplate(params),
         { type: C.CKA_VALUE, value },
-        ...usageAttributes(usages, 'secret'),
+        ...usageAttributes(tokenUsages(params.name, usages), 'secret'),
         ...secretAttributes(params, idFromHex(params.id) ?? randomBytes(8)),
       ])
       return this.#cryptoKey(handle, params, usages)
@@ -90,7 +90,7 @@ export class TokenKeyFactory implements KeyFactory {
     ])
     const handle = await this.#token.createObject([
       ...privateTemplate(jwk, params),
-      ...usageAttributes(usages, 'private'),
+      ...usageAttributes(tokenUsages(params.name, usages), 'private'),
       ...secretAttributes(params, id),
     ])
     return this.#cryptoKey(handle, params, usages, publicJwk)
@@ -100,12 +100,12 @@ export class TokenKeyFactory implements KeyFactory {
     const kty = ASYMMETRIC[params.name]
     const privateUsages = usages.filter((u) => PRIVATE_USAGES[params.name].includes(u))
     const publicUsages = usages.filter((u) => PUBLIC_USAGES[params.name].includes(u))
-    const curve = params.namedCurve ? curveNamed(params.namedCurve) : kty === 'OKP' ? curveNamed('Ed25519') : undefined
+    const curve = params.namedCurve ? curveNamed(params.namedCurve) : kty === 'OKP' ? curveNamed(params.name) : undefined
     const givenId = idFromHex(params.id)
     const { publicKey, privateKey } = await this.#token.generateKeyPair(
       pairMechanism(kty),
       [...pairPublicTemplate(params, curve), ...usageAttributes(publicUsages, 'public'), ...publicAttributes(params, givenId)],
-      [...usageAttributes(privateUsages, 'private'), ...secretAttributes(params, givenId)],
+      [...usageAttributes(tokenUsages(params.name, privateUsages), 'private'), ...secretAttributes(params, givenId)],
     )
     const publicPart = await readPublicKey(this.#token, publicKey, { kty, curve })
     if (!publicPart) throw notSupported('the token made a key pair whose public key it does not show')
@@ -132,7 +132,7 @@ export class TokenKeyFactory implements KeyFactory {
       [
         ...secretKeyTemplate(params),
         { type: C.CKA_VALUE_LEN, value: bits / 8 },
-        ...usageAttributes(usages, 'secret'),
+        ...usageAttributes(tokenUsages(params.name, usages), 'secret'),
         ...secretAttributes(params, idFromHex(params.id) ?? randomBytes(8)),
       ],
     )
@@ -146,6 +146,16 @@ export class TokenKeyFactory implements KeyFactory {
       exportJwk: description.exportable ? () => exportKeyJwk(this.#token, description) : undefined,
     })
   }
+}
+
+/**
+ * The usages a key's CKA_ flags need: AES-GCM, -CBC, -CTR and RSA-OAEP wrap by encrypting and unwrap
+ * by decrypting (no token does C_WrapKey with them), which PKCS#11 allows only with CKA_ENCRYPT /
+ * CKA_DECRYPT. AES-KW keys keep CKA_WRAP / CKA_UNWRAP alone.
+ */
+function tokenUsages(name: string, usages: KeyUsage[]): KeyUsage[] {
+  if (!['AES-GCM', 'AES-CBC', 'AES-CTR', 'RSA-OAEP'].includes(name)) return usages
+  return [...usages, ...usages.includes('wrapKey') ? ['encrypt' as const] : [], ...usages.includes('unwrapKey') ? ['decrypt' as const] : []]
 }
 
 function normalizeCommon(algorithm: unknown, extractable: boolean): KeyParams {
@@ -217,7 +227,7 @@ function parseKeyData(format: KeyFormat, keyData: unknown, name: string): KeyObj
     // Whatever Node's parser says of the bytes, to WebCrypto they are bad key data.
     throw dataError(`the key data is not a valid ${String(format)} key`)
   }
-  const actual = key.type === 'secret' ? undefined : key.asymmetricKeyType === 'rsa' ? 'RSA' : key.asymmetricKeyType === 'ec' ? 'EC' : key.asymmetricKeyType === 'ed25519' ? 'OKP' : 'other'
+  const actual = key.type === 'secret' ? undefined : key.asymmetricKeyType === 'rsa' ? 'RSA' : key.asymmetricKeyType === 'ec' ? 'EC' : key.asymmetricKeyType === name.toLowerCase() ? 'OKP' : 'other'
   if (actual !== kty) throw dataError(`the key data is not a ${name} key`)
   return key
 }

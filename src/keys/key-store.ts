@@ -9,7 +9,10 @@ import type { Token } from '../pkcs11/token.js'
 import { PRIVATE_USAGES, PUBLIC_USAGES, findAgain, keySigner, publicCryptoKey, tokenCryptoKey, usagesAllowedBy } from './crypto-keys.js'
 import { ReplicaSet, type Signer } from '../pkcs11/signer.js'
 import { invalidAccess } from '../webcrypto/errors.js'
-import { JOSE_ALGORITHMS } from './jose-algorithms.js'
+import { JOSE_ALGORITHMS, type JoseAlgorithm } from './jose-algorithms.js'
+import { oaepSupport } from './oaep-support.js'
+import { SIGNATURE_ALGORITHMS, TOKEN_ALGORITHMS } from '../webcrypto/algorithms/index.js'
+import type { HashName } from '../webcrypto/algorithm.js'
 import { supportedJoseAlgorithms } from './supported-algorithms.js'
 import { chooseAlgorithm, describe } from './key-algorithm.js'
 import { describeKey, objectsOf, type KeyDescription } from './key-description.js'
@@ -49,6 +52,8 @@ export interface KeyGenerateOptions {
   id?: string
   /** RSA modulus size for a JOSE name (default 2048). */
   modulusLength?: number
+  /** The curve of an ECDH-ES key: 'P-256' (default), 'P-384', 'P-521' or 'X25519'. */
+  namedCurve?: string
   /** Keep it on the token (default true); false makes a session key. */
   persistent?: boolean
   /** Also make a self-signed certificate and store it beside the key (Java sees only such keys). */
@@ -94,8 +99,13 @@ export class KeyStore {
     this.#token.assertUsable()
     const jose = typeof options.algorithm === 'string' ? JOSE_ALGORITHMS[options.algorithm] : undefined
     if (typeof options.algorithm === 'string' && !jose) throw notSupported(`${options.algorithm} is not a JOSE algorithm this library knows`)
+    // ECDH-ES names no curve: P-256 unless `namedCurve` says ('X25519' too).
+    const curve = jose?.name === 'ECDH' ? options.namedCurve ?? 'P-256' : jose?.namedCurve
     const params = jose
-      ? { name: jose.name, hash: jose.hash, namedCurve: jose.namedCurve, modulusLength: options.modulusLength ?? 2048, publicExponent: new Uint8Array([1, 0, 1]) }
+      ? {
+          name: curve === 'X25519' ? 'X25519' : jose.name, hash: jose.hash, namedCurve: curve === 'X25519' ? undefined : curve, length: jose.length,
+          modulusLength: options.modulusLength ?? 2048, publicExponent: new Uint8Array([1, 0, 1]),
+        }
       : options.algorithm as Algorithm
     const storage = { label: options.label, id: options.id, persistent: options.persistent ?? true }
     const usages = [...PRIVATE_USAGES[params.name] ?? [], ...PUBLIC_USAGES[params.name] ?? []]
@@ -182,7 +192,7 @@ export class KeyStore {
         bits: key.curve ? undefined : key.bits,
         curve: key.curve?.name,
         certificate: certificates.length > 0,
-        algorithms: this.#algorithmsOf(key),
+        algorithms: await this.#algorithmsOf(key, token),
       })
     }
     return infos
@@ -196,7 +206,19 @@ export class KeyStore {
     const { jwk, certificate } = await findPublicPart(token, key)
     const usages = usagesAllowedBy(key, choice.name)
     if (usages.length === 0) throw invalidAccess(`${describe(key)} may not be used with ${choice.name} (its CKA_ usage flags forbid it)`)
-    const privateKey = tokenCryptoKey(token, key, choice, usages, { publicJwk: jwk, keyPin: options.keyPin, signer: await this.#signerOf(key, token) })
+    const signer = await this.#signerOf(key, token)
+    const what = typeof options.algorithm === 'string' ? options.algorithm : choice.name
+    // Said now: jose hides a decryption the token cannot do behind a random key.
+    if (!SIGNATURE_ALGORITHMS.has(choice.name) && !TOKEN_ALGORITHMS.get(choice.name)!.isSupportedBy(this.#token)) {
+      throw notSupported(`token "${token.slot.token!.label}" has no mechanism for ${what}`)
+    }
+    let oaepLabels: boolean | undefined
+    if (choice.name === 'RSA-OAEP' && jwk) {
+      const support = await this.#oaep(token, key, choice.hash!, jwk, options.keyPin, signer)
+      if (!support.hash) throw notSupported(`token "${token.slot.token!.label}" cannot decrypt ${what} (RSA-OAEP with ${choice.hash})`)
+      oaepLabels = support.labels
+    }
+    const privateKey = tokenCryptoKey(token, key, choice, usages, { publicJwk: jwk, keyPin: options.keyPin, signer, oaepLabels })
     const publicKey = jwk && key.type === 'private' ? await publicCryptoKey(jwk, choice) : undefined
     return { privateKey, publicKey, certificate, id: key.id.toString('hex'), label: await this.#labelOf(key, token) }
   }
@@ -254,12 +276,42 @@ export class KeyStore {
     return certificate ? (await token.getAttributes(certificate, [C.CKA_LABEL])).get(C.CKA_LABEL)?.toString('utf8') ?? '' : ''
   }
 
-  #algorithmsOf(key: KeyDescription): string[] {
+  async #algorithmsOf(key: KeyDescription, token: Token): Promise<string[]> {
     // RFC 7518 asks for RSA keys of 2048 bits or more, and jose refuses smaller ones.
-    if (!key.can.sign || key.secret === 'aes' || (key.kty === 'RSA' && key.bits! < 2048)) return []
-    return supportedJoseAlgorithms(this.#token, (a) => a.kty === key.kty && (a.kty !== 'EC' || a.namedCurve === key.curve?.name)
-      && (key.kty !== 'OKP' || key.curve?.name === 'Ed25519'))
+    if (key.kty === 'RSA' && key.bits! < 2048) return []
+    const signing = key.can.sign && key.secret !== 'aes'
+      ? supportedJoseAlgorithms(this.#token, (a) => a.use === undefined && a.kty === key.kty && (a.kty !== 'EC' || a.namedCurve === key.curve?.name)
+        && (key.kty !== 'OKP' || key.curve?.name === 'Ed25519'))
+      : []
+    const encryption = supportedJoseAlgorithms(this.#token, (a) => a.use === 'enc' && servesEncryption(key, a))
+    const usable: string[] = []
+    for (const alg of encryption) {
+      const { hash } = JOSE_ALGORITHMS[alg]
+      if (key.kty !== 'RSA') usable.push(alg)
+      else if (await this.#oaepFor(token, key, hash as HashName).then((s) => s.hash, () => false)) usable.push(alg)
+    }
+    return [...signing, ...usable]
   }
+
+  /** What the token's RSA-OAEP does with `hash`, tried with `key` (see oaepSupport). */
+  async #oaepFor(token: Token, key: KeyDescription, hash: HashName) {
+    const { jwk } = await findPublicPart(token, key)
+    if (!jwk) return { hash: hash === 'SHA-1', labels: false }
+    return this.#oaep(token, key, hash, jwk, undefined, undefined)
+  }
+
+  #oaep(token: Token, key: KeyDescription, hash: HashName, jwk: JsonWebKey, keyPin: string | undefined, signer: Signer | undefined) {
+    return oaepSupport(token, hash, jwk, (oaepLabels) =>
+      tokenCryptoKey(token, key, { name: 'RSA-OAEP', hash }, ['decrypt'], { publicJwk: jwk, keyPin, signer, oaepLabels }))
+  }
+}
+
+/** Whether `key`, by its kind, size and CKA_ flags, serves the JWE algorithm `alg`. */
+function servesEncryption(key: KeyDescription, alg: JoseAlgorithm): boolean {
+  if (key.kty === 'RSA') return alg.kty === 'RSA' && key.can.decrypt
+  if (key.kty === 'EC' || key.curve?.name === 'X25519') return alg.name === 'ECDH' && key.can.derive
+  if (key.secret !== 'aes' || alg.length !== key.bits) return false
+  return alg.name === 'AES-KW' ? key.can.unwrap || key.can.wrap : key.can.decrypt || key.can.encrypt
 }
 
 async function keysMatching(token: Token, match: Template): Promise<Handle[]> {

@@ -13,7 +13,11 @@ export type PKCS11 = pkcs11js.PKCS11
 export const { PKCS11: NativeModule } = pkcs11js
 
 /** PKCS#11 constants, plus the 3.0 ones pkcs11js does not export. */
-const pkcs11v3 = { CKK_EC_EDWARDS: 0x40, CKM_EC_EDWARDS_KEY_PAIR_GEN: 0x1055, CKM_EDDSA: 0x1057 } as const
+const pkcs11v3 = {
+  CKK_EC_EDWARDS: 0x40, CKK_EC_MONTGOMERY: 0x41, CKM_EC_EDWARDS_KEY_PAIR_GEN: 0x1055, CKM_EC_MONTGOMERY_KEY_PAIR_GEN: 0x1056, CKM_EDDSA: 0x1057,
+  /** CK_RSA_PKCS_OAEP_PARAMS.source: the label is in pSourceData (pkcs11js lacks the constant). */
+  CKZ_DATA_SPECIFIED: 1,
+} as const
 export const C: typeof pkcs11js & typeof pkcs11v3 = { ...pkcs11js, ...pkcs11v3 }
 
 const ckrNames = new Map<number, string>()
@@ -27,6 +31,11 @@ export function ckrName(value: number): string {
 }
 
 interface NativeFailure { code?: number, message?: string, method?: string }
+
+/** `error` as a TokenError of `fn` when pkcs11js threw it for a CKR_ code; anything else unchanged. */
+export function tokenErrorOf(error: unknown, fn: string): unknown {
+  return toTokenError(error, fn)
+}
 
 function toTokenError(error: unknown, fn: string): unknown {
   if (!(error instanceof pkcs11js.Pkcs11Error)) return error

@@ -5,6 +5,7 @@
  */
 import { KeyNotFoundError } from '../errors.js'
 import type { Mechanism } from './binding.js'
+import type { KeyOperation } from './dispatch/protocol.js'
 import { remedyFor } from './failures.js'
 
 /** Per call: a key PIN, a signal to give up, a deadline of its own; `failFast` to not wait for a token that went away. */
@@ -24,6 +25,8 @@ export interface Signer extends Mechanisms {
   readonly available: boolean
   sign(mechanism: Mechanism, data: Uint8Array, outputLength: number, options?: CallOptions): Promise<Uint8Array>
   verify(mechanism: Mechanism, data: Uint8Array, signature: Uint8Array, options?: CallOptions): Promise<boolean>
+  /** Decrypts, encrypts, derives, unwraps or wraps (see KeyOperation); resolves with the bytes made. */
+  operate(operation: KeyOperation, options?: CallOptions): Promise<Uint8Array>
 }
 
 /**
@@ -61,6 +64,10 @@ export class ReplicaSet implements Signer {
 
   verify(mechanism: Mechanism, data: Uint8Array, signature: Uint8Array, options: CallOptions = {}): Promise<boolean> {
     return this.#spread((signer, failFast) => signer.verify(mechanism, data, signature, { ...options, failFast }))
+  }
+
+  operate(operation: KeyOperation, options: CallOptions = {}): Promise<Uint8Array> {
+    return this.#spread((signer, failFast) => signer.operate(operation, { ...options, failFast }))
   }
 
   async #spread<T>(run: (signer: Signer, failFast: boolean) => Promise<T>): Promise<T> {

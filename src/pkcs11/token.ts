@@ -7,13 +7,13 @@
  */
 import { availableParallelism } from 'node:os'
 import { performance } from 'node:perf_hooks'
-import { KeyNotFoundError, TokenError } from '../errors.js'
+import { InputRejectedError, KeyNotFoundError, TokenError } from '../errors.js'
 import { callAsync, callSync, isTokenError, type Handle, type Mechanism, type Template } from './binding.js'
-import type { Operation } from './dispatch/protocol.js'
+import type { KeyOperation, Operation } from './dispatch/protocol.js'
 import type { Dispatcher } from './dispatch/dispatcher.js'
 import { ThreadPoolDispatcher } from './dispatch/thread-pool.js'
 import { WorkerPool } from './dispatch/worker-pool.js'
-import { remedyFor } from './failures.js'
+import { rejectsInput, remedyFor } from './failures.js'
 import { LoginPolicy, isPinRefusal } from './login.js'
 import type { CallOptions, Signer } from './signer.js'
 import { Pkcs11Module } from './module.js'
@@ -187,6 +187,7 @@ export class Token {
       hasMechanism: (mechanism) => this.hasMechanism(mechanism),
       sign: (mechanism, data, outputLength, options) => this.sign(key, mechanism, data, outputLength, options),
       verify: (mechanism, data, signature, options) => this.verify(key, mechanism, data, signature, options),
+      operate: (operation, options) => this.operate(key, operation, options),
     }
   }
 
@@ -210,6 +211,15 @@ export class Token {
   /** Verifies `signature` on the token; false for a wrong signature, an error for anything else. */
   verify(key: KeyRef, mechanism: Mechanism, data: Uint8Array, signature: Uint8Array, options: CallOptions = {}): Promise<boolean> {
     return this.#run(key, { op: 'verify', mechanism, data, signature }, options) as Promise<boolean>
+  }
+
+  /**
+   * Decrypts, encrypts, derives, unwraps or wraps with the key on the token, on a signing worker.
+   * An input the token refuses (see rejectsInput) fails at once with InputRejectedError: never
+   * tried again, no reconnection, whatever code the token gave.
+   */
+  operate(key: KeyRef, operation: KeyOperation, options: CallOptions = {}): Promise<Uint8Array> {
+    return this.#run(key, { ...operation, keyPin: options.keyPin }, options) as Promise<Uint8Array>
   }
 
   /**
@@ -241,6 +251,7 @@ export class Token {
         const handle = key.generation === this.#generation ? key.handle : await this.#findAgain(key)
         return await this.#workers.run(handle, operation, { deadline, timeoutMs, signal: options.signal })
       } catch (error) {
+        if (rejectsInput(error)) throw new InputRejectedError()
         const remedy = remedyFor(error)
         if (!remedy || tried.has(remedy) || attempt >= MAX_ATTEMPTS || this.#life.state === 'closed') throw error
         tried.add(remedy)

@@ -13,6 +13,8 @@ export interface TokenObject {
   readonly alwaysAuthenticate?: boolean
   /** The key PIN given when the key was fetched; a call may bring its own. */
   readonly keyPin?: string
+  /** RSA-OAEP: the token was seen to honour labels (SoftHSM ignores them: a label is refused). */
+  readonly oaepLabels?: boolean
   /** Reads an extractable key's value; absent for keys that never leave the token. */
   readonly exportJwk?: () => Promise<JsonWebKey>
 }

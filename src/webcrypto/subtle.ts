@@ -7,7 +7,8 @@ import { canonicalName, toDictionary } from './algorithm.js'
 import { SIGNATURE_ALGORITHMS } from './algorithms/index.js'
 import type { SignatureAlgorithm } from './algorithms/signature-algorithm.js'
 import { TokenCryptoKey } from './crypto-key.js'
-import { asSpecError, invalidAccess, notSupported } from './errors.js'
+import { asSpecError, invalidAccess } from './errors.js'
+import * as tokenOperations from './token-operations.js'
 
 const node = webcrypto.subtle
 const SIGNATURE_NAMES = [...SIGNATURE_ALGORITHMS.keys()]
@@ -30,10 +31,6 @@ function signatureAlgorithm(algorithm: unknown) {
 /** Rejects with `error` as the specification names it (see asSpecError). */
 function rethrow(error: unknown): never {
   throw asSpecError(error)
-}
-
-function notYet(operation: string): never {
-  throw notSupported(`${operation} with a token key is not supported by this version`)
 }
 
 /** Makes and imports keys on one token: what `generateKey` and `importKey` do on `hsm.subtle`. */
@@ -83,28 +80,27 @@ export class RoutingSubtleCrypto {
 
   async encrypt(algorithm: AlgorithmIdentifier, key: CryptoKey, data: BufferSource): Promise<ArrayBuffer> {
     if (!isTokenKey(key)) return node.encrypt(algorithm, key, data).catch(rethrow)
-    return notYet('encrypt')
+    return tokenOperations.encrypt(algorithm, key, data).catch(rethrow)
   }
 
   async decrypt(algorithm: AlgorithmIdentifier, key: CryptoKey, data: BufferSource): Promise<ArrayBuffer> {
     if (!isTokenKey(key)) return node.decrypt(algorithm, key, data).catch(rethrow)
-    return notYet('decrypt')
+    return tokenOperations.decrypt(algorithm, key, data).catch(rethrow)
   }
 
-  async deriveBits(algorithm: AlgorithmIdentifier, baseKey: CryptoKey, length: number): Promise<ArrayBuffer> {
-    if (!isTokenKey(baseKey) && !isTokenKey(publicMember(algorithm))) return node.deriveBits(algorithm, baseKey, length).catch(rethrow)
-    return notYet('deriveBits')
+  async deriveBits(algorithm: AlgorithmIdentifier, baseKey: CryptoKey, length?: number | null): Promise<ArrayBuffer> {
+    if (!isTokenKey(baseKey) && !isTokenKey(publicMember(algorithm))) return node.deriveBits(algorithm, baseKey, length as number).catch(rethrow)
+    return tokenOperations.deriveBits(algorithm, baseKey, length).catch(rethrow)
   }
 
   async deriveKey(algorithm: AlgorithmIdentifier, baseKey: CryptoKey, derivedKeyType: AlgorithmIdentifier, extractable: boolean, keyUsages: KeyUsage[]): Promise<CryptoKey> {
     if (!isTokenKey(baseKey) && !isTokenKey(publicMember(algorithm))) return node.deriveKey(algorithm, baseKey, derivedKeyType, extractable, keyUsages).catch(rethrow)
-    return notYet('deriveKey')
+    return tokenOperations.deriveKey(algorithm, baseKey, derivedKeyType, extractable, keyUsages).catch(rethrow)
   }
 
   async wrapKey(format: KeyFormat, key: CryptoKey, wrappingKey: CryptoKey, wrapAlgorithm: AlgorithmIdentifier): Promise<ArrayBuffer> {
     if (!isTokenKey(key) && !isTokenKey(wrappingKey)) return node.wrapKey(format, key, wrappingKey, wrapAlgorithm).catch(rethrow)
-    if (isTokenKey(key)) throw invalidAccess('the key is not extractable: it never leaves the token')
-    return notYet('wrapKey')
+    return tokenOperations.wrapKey(format, key, wrappingKey, wrapAlgorithm, this).catch(rethrow)
   }
 
   async unwrapKey(format: KeyFormat, wrappedKey: BufferSource, unwrappingKey: CryptoKey, unwrapAlgorithm: AlgorithmIdentifier,
@@ -112,7 +108,7 @@ export class RoutingSubtleCrypto {
     if (!isTokenKey(unwrappingKey)) {
       return node.unwrapKey(format, wrappedKey, unwrappingKey, unwrapAlgorithm, unwrappedKeyAlgorithm, extractable, keyUsages).catch(rethrow)
     }
-    return notYet('unwrapKey')
+    return tokenOperations.unwrapKey(format, wrappedKey, unwrappingKey, unwrapAlgorithm, unwrappedKeyAlgorithm, extractable, keyUsages, this).catch(rethrow)
   }
 
   digest(algorithm: AlgorithmIdentifier, data: BufferSource): Promise<ArrayBuffer> {

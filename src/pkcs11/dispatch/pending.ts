@@ -1,5 +1,6 @@
 /** A request waiting for a signing worker: what to do, by when, and whom to answer. */
 import type { RunOptions } from './dispatcher.js'
+import { parameterSize } from './call-parameter.js'
 import type { Operation } from './protocol.js'
 
 export class Pending {
@@ -13,10 +14,11 @@ export class Pending {
     readonly reject: (error: Error) => void,
   ) {}
 
-  /** Bytes it takes in a batch's memory: the key handle, the input, and the signature to verify or room for the one to make. */
+  /** Bytes it takes in a batch's memory: the key handle, the input, its parameter, and the signature to verify or room for the result. */
   get size(): number {
     const { operation } = this
-    return this.key.byteLength + operation.data.byteLength + (operation.op === 'verify' ? operation.signature.byteLength : operation.outputLength)
+    return this.key.byteLength + operation.data.byteLength + parameterSize(operation.parameter)
+      + (operation.op === 'verify' ? operation.signature.byteLength : operation.outputLength)
   }
 
   /** Settles once: with the result, or an error. A late second answer (after a timeout) is dropped. */

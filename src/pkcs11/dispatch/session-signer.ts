@@ -3,12 +3,16 @@
  * worker. It opens its session when first needed and drops it when it can no longer be trusted.
  */
 import pkcs11js from 'pkcs11js'
-import { SESSION_LOST as SESSION_LOST_NAMES } from '../failures.js'
+import { INPUT_REJECTIONS, INPUT_STEPS, SESSION_LOST as SESSION_LOST_NAMES } from '../failures.js'
 import { bytes } from './bytes.js'
+import { FIRST_STEP, runKeyOperation } from './key-operations.js'
+import type { KeyOperation } from './protocol.js'
 
 const C = pkcs11js as unknown as Record<string, number>
 /** After these the session is gone: open a new one. */
 const SESSION_LOST = new Set(SESSION_LOST_NAMES.map((name) => C[name]))
+/** A refused input ends the operation (PKCS#11 says so for every code but CKR_BUFFER_TOO_SMALL): the session stays. */
+const INPUT_REJECTED = new Set(INPUT_REJECTIONS.map((name) => C[name]))
 
 /** A failed call: the function, and its CK_RV when PKCS#11 answered one. */
 export class SignerFailure {
@@ -81,25 +85,39 @@ export class SessionSigner {
     })
   }
 
+  /** Runs a decrypt, encrypt, derive, unwrap or wrap with `key` into `out`; returns the result's length. Throws a SignerFailure. */
+  keyOperation(op: KeyOperation['op'], mechanism: pkcs11js.Mechanism, key: Buffer, data: Uint8Array, out: Buffer, keyPin: string | undefined): number {
+    return this.#operation(FIRST_STEP[op], (native, session, step) => runKeyOperation(native, session, op, mechanism, key, data, out, keyPin, step))
+  }
+
   /**
    * Runs `calls` on the session, opened if need be. `calls` names each function after the *Init
    * with `step`, for the failure; once past the *Init, a failure may have left the operation active
-   * (SoftHSM does, for one), so the session is dropped. So is a lost session.
+   * (SoftHSM does, for one), so the session is dropped; not after an input the token refused at the
+   * step that reads it (the operation ended there), so a stream of bad ciphertexts costs no session.
+   * A session that still has an operation active (a token that did not end one) is replaced once.
    */
   #operation<T>(init: string, calls: (native: pkcs11js.PKCS11, session: Buffer, step: (fn: string) => void) => T): T {
     let fn = 'C_OpenSession'
     let begun = false
-    try {
-      this.#session ??= this.#native.C_OpenSession(Buffer.from(this.#slot), C.CKF_SERIAL_SESSION | C.CKF_RW_SESSION)
-      fn = init
-      return calls(this.#native, this.#session, (next) => {
-        fn = next
-        begun = true
-      })
-    } catch (error) {
-      const { code, message } = error as { code?: number, message?: string }
-      if (begun || (code !== undefined && SESSION_LOST.has(code))) this.close()
-      throw new SignerFailure(fn, code || undefined, String(message ?? error))
+    for (let tries = 0; ; tries++) {
+      try {
+        this.#session ??= this.#native.C_OpenSession(Buffer.from(this.#slot), C.CKF_SERIAL_SESSION | C.CKF_RW_SESSION)
+        fn = init
+        return calls(this.#native, this.#session, (next) => {
+          fn = next
+          begun = true
+        })
+      } catch (error) {
+        const { code, message } = error as { code?: number, message?: string }
+        const refusedInput = code !== undefined && INPUT_STEPS.includes(fn) && INPUT_REJECTED.has(code)
+        if ((begun && !refusedInput) || (code !== undefined && SESSION_LOST.has(code))) this.close()
+        if (!begun && code === C.CKR_OPERATION_ACTIVE && tries === 0) {
+          this.close()
+          continue
+        }
+        throw new SignerFailure(fn, code || undefined, String(message ?? error))
+      }
     }
   }
 }

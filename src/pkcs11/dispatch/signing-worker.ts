@@ -8,8 +8,9 @@ import { performance } from 'node:perf_hooks'
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads'
 import pkcs11js from 'pkcs11js'
 import { BatchMemory } from './batch-memory.js'
+import { readParameter, withCallParameter } from './call-parameter.js'
 import { SessionSigner, SignerFailure } from './session-signer.js'
-import { CONTROL, LAYOUT, NOT_PKCS11, SIGN, STATUS, type Failure, type FromWorker, type ToWorker, type WorkerSetup } from './protocol.js'
+import { CONTROL, LAYOUT, NOT_PKCS11, OPS, STATUS, type Failure, type FromWorker, type MechanismEntry, type ToWorker, type WorkerSetup } from './protocol.js'
 
 const setup = workerData as WorkerSetup & { port: MessagePort }
 const native = new pkcs11js.PKCS11()
@@ -33,7 +34,7 @@ parentPort!.postMessage({ type: 'ready', shared } satisfies FromWorker)
 const control = new Int32Array(setup.control)
 const memories = setup.memories.map((buffer) => new BatchMemory(buffer))
 const signer = new SessionSigner(native, setup.slot)
-const mechanisms: pkcs11js.Mechanism[] = []
+const mechanisms: MechanismEntry[] = []
 /** Key PINs by batch number: a batch's may arrive while an earlier batch is still to run. */
 const keyPins = new Map<number, Array<string | undefined>>()
 
@@ -48,7 +49,7 @@ function readMessages(): void {
   }
 }
 
-/** Runs the batch in `memory`; every request gets a status, and the signatures follow the requests' bytes. */
+/** Runs the batch in `memory`; every request gets a status, and the results follow the requests' bytes. */
 function run(memory: BatchMemory, pins: Array<string | undefined> | undefined): void {
   const { layout, status, bytes } = memory
   const view = (offset: number, length: number) => Buffer.from(bytes.buffer, bytes.byteOffset + offset, length)
@@ -59,24 +60,29 @@ function run(memory: BatchMemory, pins: Array<string | undefined> | undefined): 
     const at = i * LAYOUT.size
     const keyLength = layout[at + LAYOUT.keyLength]
     const dataLength = layout[at + LAYOUT.dataLength]
+    const parameterLength = layout[at + LAYOUT.parameterLength]
     const last = layout[at + LAYOUT.last]
-    const mechanism = mechanisms[layout[at + LAYOUT.mechanism]]
+    const entry = mechanisms[layout[at + LAYOUT.mechanism]]
     const key = view(offset, keyLength)
     const data = view(offset + keyLength, dataLength)
-    const signing = layout[at + LAYOUT.op] === SIGN
-    offset += keyLength + dataLength + (signing ? 0 : last)
+    const parameter = readParameter(view(offset + keyLength + dataLength, parameterLength), entry.fields.length)
+    const mechanism = withCallParameter(entry, parameter)
+    const op = OPS[layout[at + LAYOUT.op]]
+    offset += keyLength + dataLength + parameterLength + (op === 'verify' ? last : 0)
     status[i * STATUS.size + STATUS.code] = 0
     try {
-      status[i * STATUS.size + STATUS.value] = signing
-        ? signer.sign(mechanism, key, data, view(outputOffset, last), pins?.[i])
-        : Number(signer.verify(mechanism, key, data, view(offset - last, last)))
+      status[i * STATUS.size + STATUS.value] = op === 'verify'
+        ? Number(signer.verify(mechanism, key, data, view(offset - last, last)))
+        : op === 'sign'
+          ? signer.sign(mechanism, key, data, view(outputOffset, last), pins?.[i])
+          : signer.keyOperation(op, mechanism, key, data, view(outputOffset, last), pins?.[i])
     } catch (failure) {
       // Anything else is a bug here: it ends the worker, and the pool answers its requests with it.
       if (!(failure instanceof SignerFailure)) throw failure
       status[i * STATUS.size + STATUS.code] = failure.code ?? NOT_PKCS11
       failures.push({ index: i, fn: failure.fn, message: failure.message })
     }
-    if (signing) outputOffset += last
+    if (op !== 'verify') outputOffset += last
   }
   memory.failures = failures.length
   memory.sessions = signer.sessions

@@ -4,10 +4,13 @@
  * own connection, with its own login and handles), where signing workers cannot share the login.
  */
 import { ClosedError, QueueFullError, TimeoutError } from '../../errors.js'
-import { C, callAsync, callSync, isTokenError, type Handle, type PKCS11 } from '../binding.js'
+import { C, callAsync, callSync, isTokenError, tokenErrorOf, type Handle, type PKCS11 } from '../binding.js'
+import { rejectsInput } from '../failures.js'
 import type { ModuleActivity } from '../module-activity.js'
 import { SessionPool } from '../session-pool.js'
 import { bytes } from './bytes.js'
+import { entryOf, withCallParameter } from './call-parameter.js'
+import { FIRST_STEP, runKeyOperation } from './key-operations.js'
 import type { Dispatcher, RunOptions } from './dispatcher.js'
 import type { Operation } from './protocol.js'
 
@@ -53,6 +56,17 @@ export class ThreadPoolDispatcher implements Dispatcher {
     const native = this.#native
     const data = bytes(operation.data)
     try {
+      if (operation.op !== 'sign' && operation.op !== 'verify') {
+        // Synchronous here (decrypts and derives are rare beside signatures on such modules).
+        const mechanism = withCallParameter(entryOf(operation.mechanism, operation.parameter), operation.parameter?.map(([, value]) => value) ?? [])
+        const out = Buffer.alloc(operation.outputLength)
+        let fn = FIRST_STEP[operation.op]
+        try {
+          return out.subarray(0, runKeyOperation(native, session, operation.op, mechanism, key, operation.data, out, operation.keyPin, (next) => { fn = next }))
+        } catch (error) {
+          throw tokenErrorOf(error, fn)
+        }
+      }
       if (operation.op === 'sign') {
         callSync('C_SignInit', () => native.C_SignInit(session, operation.mechanism, key))
         if (operation.keyPin !== undefined) callSync('C_Login', () => native.C_Login(session, C.CKU_CONTEXT_SPECIFIC, operation.keyPin))
@@ -65,8 +79,9 @@ export class ThreadPoolDispatcher implements Dispatcher {
       return await callAsync('C_Verify', [data, signature], () => native.C_VerifyAsync(session, data, signature))
     } catch (error) {
       if (operation.op === 'verify' && isTokenError(error, 'CKR_SIGNATURE_INVALID', 'CKR_SIGNATURE_LEN_RANGE')) return false
-      // The operation may still be active after a failure (SoftHSM leaves it so): nobody inherits this session.
-      spoil()
+      // The operation may still be active after a failure (SoftHSM leaves it so): nobody inherits
+      // this session; a refused input ended its operation.
+      if (!rejectsInput(error)) spoil()
       throw error
     }
   }

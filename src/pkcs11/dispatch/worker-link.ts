@@ -11,7 +11,8 @@ import type { ModuleActivity } from '../module-activity.js'
 import { BatchMemory } from './batch-memory.js'
 import type { MechanismIds } from './mechanism-ids.js'
 import type { Pending } from './pending.js'
-import { CONTROL, LAYOUT, NOT_PKCS11, SIGN, STATUS, VERIFY, type Failure, type FromWorker, type ToWorker, type WorkerSetup } from './protocol.js'
+import { entryOf, writeParameter } from './call-parameter.js'
+import { CONTROL, LAYOUT, NOT_PKCS11, OP_CODES, STATUS, type Failure, type FromWorker, type ToWorker, type WorkerSetup } from './protocol.js'
 
 /** Batches a worker may hold at once: one running, one waiting, so it never idles on the main thread. */
 export const PIPELINE = 2
@@ -159,20 +160,23 @@ export class WorkerLink {
     let offset = 0
     batch.forEach(({ key, operation }, i) => {
       const at = i * LAYOUT.size
-      layout[at + LAYOUT.op] = operation.op === 'sign' ? SIGN : VERIFY
-      layout[at + LAYOUT.mechanism] = this.#mechanisms.idOf(operation.mechanism)
+      layout[at + LAYOUT.op] = OP_CODES[operation.op]
+      layout[at + LAYOUT.mechanism] = this.#mechanisms.idOf(entryOf(operation.mechanism, operation.parameter))
       layout[at + LAYOUT.keyLength] = key.byteLength
       layout[at + LAYOUT.dataLength] = operation.data.byteLength
       bytes.set(key, offset)
       bytes.set(operation.data, offset + key.byteLength)
       offset += key.byteLength + operation.data.byteLength
-      if (operation.op === 'sign') {
-        layout[at + LAYOUT.last] = operation.outputLength
-        if (operation.keyPin !== undefined) (keyPins ??= [])[i] = operation.keyPin
-      } else {
+      const parameterLength = writeParameter(bytes, offset, operation.parameter)
+      layout[at + LAYOUT.parameterLength] = parameterLength
+      offset += parameterLength
+      if (operation.op === 'verify') {
         layout[at + LAYOUT.last] = operation.signature.byteLength
         bytes.set(operation.signature, offset)
         offset += operation.signature.byteLength
+      } else {
+        layout[at + LAYOUT.last] = operation.outputLength
+        if (operation.keyPin !== undefined) (keyPins ??= [])[i] = operation.keyPin
       }
     })
     memory.count = batch.length
@@ -198,9 +202,13 @@ export class WorkerLink {
         const { fn = '', message = 'no reason given' } = failures.get(i) ?? {}
         pending.answer(code === NOT_PKCS11 ? new Error(`${fn} failed: ${message}`) : new TokenError(ckrName(code), code, fn))
       } else {
-        pending.answer(operation.op === 'sign' ? bytes.slice(outputOffset, outputOffset + value) : value === 1)
+        pending.answer(operation.op === 'verify' ? value === 1 : bytes.slice(outputOffset, outputOffset + value))
       }
-      if (operation.op === 'sign') outputOffset += operation.outputLength
+      if (operation.op !== 'verify') {
+        // The result's room is cleared: a decrypted or derived secret does not linger in the batch memory.
+        bytes.fill(0, outputOffset, outputOffset + operation.outputLength)
+        outputOffset += operation.outputLength
+      }
     })
     this.#events.done(this, batch.length, memory.busyMs[0])
   }

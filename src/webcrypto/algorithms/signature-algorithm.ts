@@ -83,7 +83,7 @@ export abstract class SignatureAlgorithm {
  * The caller's `signal` (an AbortSignal) and `timeout` (ms), extra members of the algorithm
  * dictionary, which WebCrypto ignores.
  */
-function callOptions(algorithm: NormalizedAlgorithm): { signal?: AbortSignal, timeout?: number } {
+export function callOptions(algorithm: NormalizedAlgorithm): { signal?: AbortSignal, timeout?: number } {
   const { signal, timeout } = algorithm
   return {
     signal: signal instanceof AbortSignal ? signal : undefined,
@@ -92,7 +92,7 @@ function callOptions(algorithm: NormalizedAlgorithm): { signal?: AbortSignal, ti
 }
 
 /** An aborted call rejects with its signal's reason, as fetch does; every other failure is an OperationError. */
-function failure(error: unknown): unknown {
+export function failure(error: unknown): unknown {
   return error instanceof DOMException && (error.name === 'AbortError' || error.name === 'TimeoutError') ? error : operationError(error)
 }
 
