@@ -139,7 +139,7 @@ describe('decrypt, derive, wrap with token keys', () => {
     }
   })
 
-  test('AES-GCM: the published test case 3 and 4 (McGrew & Viega), and Node for IV, AAD and tag lengths', async () => {
+  test('AES-GCM: the published test case 16 (McGrew & Viega, AES-256 with AAD), and Node for IV, AAD and tag lengths', async () => {
     const key = hex('feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308')
     const iv = hex('cafebabefacedbaddecaf888')
     const plaintext = hex('d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39')
