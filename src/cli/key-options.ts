@@ -49,7 +49,7 @@ export async function keyForAlgorithm(hsm: Pkcs11Crypto, selector: KeySelector, 
   if (alg !== undefined) return { key: await hsm.keys.get(selector, { algorithm: alg }), alg }
   const plain = await hsm.keys.get(selector)
   const info = (await hsm.keys.list()).find((k) => k.id === plain.id && k.label === plain.label)
-  const chosen = info?.algorithms[0] ?? joseNameOf(plain.privateKey.algorithm as { name: string, hash?: { name: string }, namedCurve?: string })
+  const chosen = info?.algorithms.find((a) => JOSE_ALGORITHMS[a].use === undefined) ?? joseNameOf(plain.privateKey.algorithm as { name: string, hash?: { name: string }, namedCurve?: string })
   if (!chosen) throw new FailureError(`key ${describeSelector(selector)} can sign with no JOSE algorithm on this token`)
   return { key: await hsm.keys.get(selector, { algorithm: chosen }), alg: chosen }
 }

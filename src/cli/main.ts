@@ -8,7 +8,9 @@ import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import * as algorithms from './commands/algorithms.js'
 import * as bench from './commands/bench.js'
+import * as decrypt from './commands/decrypt.js'
 import * as demo from './commands/demo.js'
+import * as encrypt from './commands/encrypt.js'
 import * as keygen from './commands/keygen.js'
 import * as jwks from './commands/jwks.js'
 import * as keys from './commands/keys.js'
@@ -17,7 +19,7 @@ import * as slots from './commands/slots.js'
 import * as verify from './commands/verify.js'
 import { EXIT_OK, EXIT_USAGE, describeError, rememberSecret, scrub } from './errors.js'
 
-const COMMANDS: ReadonlyArray<{ register(program: Command): void }> = [slots, algorithms, keys, keygen, sign, verify, jwks, bench, demo]
+const COMMANDS: ReadonlyArray<{ register(program: Command): void }> = [slots, algorithms, keys, keygen, sign, verify, encrypt, decrypt, jwks, bench, demo]
 
 function version(): string {
   try {
