@@ -12,6 +12,7 @@ import type { KeyFactory } from '../webcrypto/subtle.js'
 import { KEY_KINDS, PRIVATE_USAGES, PUBLIC_USAGES, publicCryptoKey, tokenCryptoKey, type KeyAlgorithmChoice } from './crypto-keys.js'
 import { curveNamed, wrapPoint, type Curve } from './curves.js'
 import { describeKey } from './key-description.js'
+import { SIGNATURE_ALGORITHMS, TOKEN_ALGORITHMS } from '../webcrypto/algorithms/index.js'
 import { readPublicKey } from './public-key.js'
 import { exportKeyJwk } from './key-export.js'
 import { idFromHex, publicAttributes, secretAttributes, usageAttributes, type StorageOptions } from './templates.js'
@@ -40,7 +41,19 @@ export class TokenKeyFactory implements KeyFactory {
    *   { name: 'ECDSA', namedCurve: 'P-256', label: 'signer', persistent: true }, false, ['sign', 'verify'])
    */
   async generateKey(algorithm: unknown, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey | CryptoKeyPair> {
+    if (!this.#serves(algorithm)) return webcrypto.subtle.generateKey(algorithm as Algorithm, extractable, usages)
     return (await this.generate(algorithm, extractable, usages)).keys
+  }
+
+  /**
+   * Whether keys of `algorithm` are made on this token: not those of algorithms no token key
+   * serves (HKDF, PBKDF2 ...: Node's), nor of one whose mechanism the token lacks.
+   */
+  #serves(algorithm: unknown): boolean {
+    const { name } = toDictionary(algorithm)
+    const known = NAMES.find((candidate) => candidate.toUpperCase() === String(name).toUpperCase())
+    if (!known) return false
+    return SIGNATURE_ALGORITHMS.has(known) || TOKEN_ALGORITHMS.get(known)!.isSupportedBy(this.#token)
   }
 
   /** As generateKey, and says the new key's CKA_ID. */
@@ -53,19 +66,28 @@ export class TokenKeyFactory implements KeyFactory {
   }
 
   /**
-   * Imports a private or secret key into the token (non-extractable unless asked), or a public key
-   * as a public-key object; returns its CryptoKey.
+   * Imports a private or secret key into the token (non-extractable unless asked); a public key
+   * is Node's, and also stored as a public-key object only when `persistent` asks (a key that
+   * nothing on the token uses is not written). Returns its CryptoKey.
    *
    * @example
    * const key = await hsm.subtle.importKey('pkcs8', der, { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', label: 'imported', persistent: true }, false, ['sign'])
    */
   async importKey(format: KeyFormat, keyData: unknown, algorithm: unknown, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey> {
+    if (!this.#serves(algorithm)) return webcrypto.subtle.importKey(format as 'raw', keyData as BufferSource, algorithm as Algorithm, extractable, usages)
     const params = normalizeCommon(algorithm, extractable)
+    const nodeAlgorithm = { name: params.name, hash: params.hash, namedCurve: params.namedCurve } as Algorithm
+    if (format === 'raw' && ASYMMETRIC[params.name]) {
+      // The spec's raw format of EC, Ed25519 and X25519 public keys: Node reads it.
+      const publicKey = await webcrypto.subtle.importKey('raw', toBytes(keyData), nodeAlgorithm, true, usages)
+      if (params.persistent) await this.#storePublic(await webcrypto.subtle.exportKey('jwk', publicKey), params)
+      return publicKey
+    }
     const key = parseKeyData(format, keyData, params.name)
     if (key.type === 'public') {
       const jwk = key.export({ format: 'jwk' }) as JsonWebKey
-      await this.#token.createObject([...publicTemplate(jwk, params), ...publicAttributes(params, idFromHex(params.id) ?? publicId(jwk))])
-      return webcrypto.subtle.importKey('jwk', jwk, { name: params.name, hash: params.hash, namedCurve: params.namedCurve } as Algorithm, true, usages)
+      if (params.persistent) await this.#storePublic(jwk, params)
+      return webcrypto.subtle.importKey('jwk', jwk, nodeAlgorithm, true, usages)
     }
     checkUsages(params.name, usages, key.type === 'private' ? PRIVATE_USAGES[params.name] : undefined)
     if (key.type === 'secret') {
@@ -94,6 +116,10 @@ export class TokenKeyFactory implements KeyFactory {
       ...secretAttributes(params, id),
     ])
     return this.#cryptoKey(handle, params, usages, publicJwk)
+  }
+
+  async #storePublic(jwk: JsonWebKey, params: KeyParams): Promise<void> {
+    await this.#token.createObject([...publicTemplate(jwk, params), ...publicAttributes(params, idFromHex(params.id) ?? publicId(jwk))])
   }
 
   async #generatePair(params: KeyParams, usages: KeyUsage[]): Promise<{ keys: CryptoKeyPair, private: Buffer }> {
