@@ -3,7 +3,7 @@
  * C_DeriveKey CKM_ECDH1_DERIVE with CKD_NULL into a session secret that is read and destroyed at
  * once. The result is Z itself; `length` takes its first bits, as the specification says.
  */
-import { webcrypto } from 'node:crypto'
+import { KeyObject } from 'node:crypto'
 import { C } from '../../pkcs11/binding.js'
 import type { NormalizedAlgorithm } from '../algorithm.js'
 import type { TokenCryptoKey } from '../crypto-key.js'
@@ -36,7 +36,7 @@ class KeyAgreement extends KeyOperationAlgorithm {
     if (this.name === 'ECDH' && (peer.algorithm as EcKeyAlgorithm).namedCurve !== curve) throw invalidAccess(`algorithm.public is not on ${curve}`)
     const zBytes = Z_BYTES[curve]
     if (length !== null && length > zBytes * 8) throw operationFailed(`${length} bits asked of a ${zBytes * 8}-bit shared secret`)
-    const point = Buffer.from(await webcrypto.subtle.exportKey('raw', peer))
+    const point = rawPoint(peer)
     const parameter = { type: C.CK_PARAMS_EC_DH, kdf: C.CKD_NULL }
     const z = Buffer.from(await this.run(object, {
       op: 'derive',
@@ -52,6 +52,13 @@ class KeyAgreement extends KeyOperationAlgorithm {
     z.fill(0)
     return result
   }
+}
+
+/** The peer's public point as C_DeriveKey takes it (04||x||y, or the X25519 u), read synchronously (no trip to libuv's pool). */
+function rawPoint(peer: CryptoKey): Buffer {
+  const { x, y } = KeyObject.from(peer).export({ format: 'jwk' })
+  const u = Buffer.from(x!, 'base64url')
+  return y === undefined ? u : Buffer.concat([Buffer.from([4]), u, Buffer.from(y, 'base64url')])
 }
 
 function toBuffer(bytes: Buffer): ArrayBuffer {
