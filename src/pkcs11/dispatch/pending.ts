@@ -7,6 +7,9 @@ export class Pending {
   settled = false
 
   constructor(
+    /** Its mechanism table id, and its kind for service times (the operation with that mechanism). */
+    readonly mechanismId: number,
+    readonly kind: number,
     readonly key: Uint8Array,
     readonly operation: Operation,
     readonly options: RunOptions,

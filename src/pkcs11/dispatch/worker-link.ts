@@ -11,7 +11,7 @@ import type { ModuleActivity } from '../module-activity.js'
 import { BatchMemory } from './batch-memory.js'
 import type { MechanismIds } from './mechanism-ids.js'
 import type { Pending } from './pending.js'
-import { entryOf, writeParameter } from './call-parameter.js'
+import { writeParameter } from './call-parameter.js'
 import { CONTROL, LAYOUT, NOT_PKCS11, OP_CODES, STATUS, type Failure, type FromWorker, type ToWorker, type WorkerSetup } from './protocol.js'
 
 /** Batches a worker may hold at once: one running, one waiting, so it never idles on the main thread. */
@@ -20,8 +20,8 @@ export const PIPELINE = 2
 const INITIAL_ROOM = 16 * 1024
 
 export interface LinkEvents {
-  /** A batch of `count` requests is answered; the worker spent `busyMs` on it. */
-  done(link: WorkerLink, count: number, busyMs: number): void
+  /** The requests of `batch` are answered; the worker spent `busyMs` on them. */
+  done(link: WorkerLink, batch: readonly Pending[], busyMs: number): void
   /** The worker died: its requests are answered with `error`. */
   failed(link: WorkerLink, error: Error): void
 }
@@ -158,10 +158,10 @@ export class WorkerLink {
     const { layout, bytes } = memory
     let keyPins: Array<string | undefined> | undefined
     let offset = 0
-    batch.forEach(({ key, operation }, i) => {
+    batch.forEach(({ key, operation, mechanismId }, i) => {
       const at = i * LAYOUT.size
       layout[at + LAYOUT.op] = OP_CODES[operation.op]
-      layout[at + LAYOUT.mechanism] = this.#mechanisms.idOf(entryOf(operation.mechanism, operation.parameter))
+      layout[at + LAYOUT.mechanism] = mechanismId
       layout[at + LAYOUT.keyLength] = key.byteLength
       layout[at + LAYOUT.dataLength] = operation.data.byteLength
       bytes.set(key, offset)
@@ -210,7 +210,7 @@ export class WorkerLink {
         outputOffset += operation.outputLength
       }
     })
-    this.#events.done(this, batch.length, memory.busyMs[0])
+    this.#events.done(this, batch, memory.busyMs[0])
   }
 
   #die(error: Error): void {

@@ -12,7 +12,9 @@ import type { ModuleActivity } from '../module-activity.js'
 import type { Dispatcher, RunOptions } from './dispatcher.js'
 import { MechanismIds } from './mechanism-ids.js'
 import { Pending } from './pending.js'
-import type { Operation } from './protocol.js'
+import { entryOf } from './call-parameter.js'
+import { OP_CODES, OPS, type Operation } from './protocol.js'
+import { ServiceTimes } from './service-times.js'
 import { MAX_BATCH } from './batch-memory.js'
 import { PIPELINE, WorkerLink } from './worker-link.js'
 
@@ -53,11 +55,11 @@ export class WorkerPool implements Dispatcher {
   readonly #queue: Pending[] = []
   readonly #mechanisms = new MechanismIds()
   /**
-   * Moving average of one operation's time on the device, in ms. Until a batch has been timed it
-   * is unknown, and batches have one request each: a guess that the device is fast would put
-   * several requests of a slow one behind each other, past their deadlines.
+   * Each kind of request's time on the device. Until a kind has been timed, a request of it goes
+   * alone in its batch: a guess that the device is fast would put several requests of a slow one
+   * behind each other, past their deadlines.
    */
-  #serviceMs: number | undefined
+  readonly #times = new ServiceTimes()
   #closed = false
   /** Resolves close() once the queue made before it is answered. */
   #drained: (() => void) | undefined
@@ -101,7 +103,8 @@ export class WorkerPool implements Dispatcher {
     if (this.#queue.length >= this.#maxQueue) return Promise.reject(new QueueFullError(this.#queue.length))
     if (options.signal?.aborted) return Promise.reject(options.signal.reason)
     return new Promise((resolve, reject) => {
-      this.#queue.push(new Pending(key, operation, options, resolve, reject))
+      const mechanismId = this.#mechanisms.idOf(entryOf(operation.mechanism, operation.parameter))
+      this.#queue.push(new Pending(mechanismId, mechanismId * OPS.length + OP_CODES[operation.op], key, operation, options, resolve, reject))
       this.#sweeper ??= setInterval(() => this.#sweep(), SWEEP_MS).unref()
       // Requests made in the same tick leave together.
       if (!this.#flushScheduled) {
@@ -142,12 +145,25 @@ export class WorkerPool implements Dispatcher {
       // No bigger than the device's speed allows, and spread over the free pipeline places, so that
       // a worker has its next batch at hand when it finishes one instead of waiting for the main thread.
       const share = Math.ceil(this.#queue.length / this.#freePlaces())
-      const fits = this.#serviceMs === undefined ? 1 : Math.floor(BATCH_MS / this.#serviceMs)
-      const size = Math.max(1, Math.min(MAX_BATCH, fits, share))
+      const size = this.#batchSize(Math.min(MAX_BATCH, share))
       const batch = this.#queue.splice(0, size).filter((pending) => !pending.settled)
       if (batch.length > 0) worker.post(batch)
       if (this.#queue.length === 0) this.#drained?.()
     }
+  }
+
+  /** How many requests at the head of the queue (at most `limit`) the device does in BATCH_MS, by their kinds' times; 1 at least. */
+  #batchSize(limit: number): number {
+    let cost = 0
+    let size = 0
+    for (const pending of this.#queue) {
+      if (size >= limit) break
+      const ms = this.#times.estimate(pending.kind)
+      if (ms === undefined || cost + ms > BATCH_MS) break
+      cost += ms
+      size++
+    }
+    return Math.max(1, size)
   }
 
   /** Answers the requests whose deadline passed or whose signal aborted; they leave the queue. */
@@ -176,7 +192,7 @@ export class WorkerPool implements Dispatcher {
   #freeWorker(): WorkerLink | undefined {
     const idle = this.#workers.find((w) => w.batches.length === 0)
     if (idle) return idle
-    const slow = (this.#serviceMs ?? 0) >= SLOW_MS
+    const slow = (this.#times.overall ?? 0) >= SLOW_MS
     if (this.#workers.length < this.#minWorkers || (slow && this.#workers.length < this.#maxWorkers)) return this.#startWorker()
     // A slow device gets one batch per worker at a time: a second would wait behind the first.
     return slow ? undefined : this.#workers.find((w) => w.batches.length < PIPELINE)
@@ -184,9 +200,8 @@ export class WorkerPool implements Dispatcher {
 
   #startWorker(): WorkerLink {
     const worker = new WorkerLink({ library: this.#library, slot: this.#slot }, this.#mechanisms, this.#activity, {
-      done: (_, count, busyMs) => {
-        const measured = busyMs / Math.max(1, count)
-        this.#serviceMs = this.#serviceMs === undefined ? measured : 0.8 * this.#serviceMs + 0.2 * measured
+      done: (_, batch, busyMs) => {
+        this.#times.record(batch.map((pending) => pending.kind), busyMs)
         this.#flush()
       },
       // A worker died (it could not load the module, say): its requests failed, the others go on.
