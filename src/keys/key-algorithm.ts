@@ -27,7 +27,7 @@ export function chooseAlgorithm(requested: unknown, key: KeyDescription): KeyAlg
   const wanted = jose ?? fromDefault ?? toDictionary(requested)
   let name = canonicalName(wanted.name, NAMES)
   // JOSE's ECDH-ES serves X25519 keys as well as the NIST curves.
-  if (jose && name === 'ECDH' && key.curve?.name === 'X25519') name = 'X25519'
+  if ((jose ?? fromDefault) && name === 'ECDH' && key.curve?.name === 'X25519') name = 'X25519'
   const what = describe(key)
   const refused = () => invalidAccess(`${what} cannot be used with ${typeof requested === 'string' ? requested : name}`)
   if (KEY_KINDS[name] !== key.kty) throw refused()
