@@ -18,5 +18,6 @@ export function viewBytes(data: unknown, what = 'data'): Buffer {
 /** An ArrayBuffer holding exactly `bytes`, as WebCrypto returns results (no copy when it is one already). */
 export function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
   if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) return bytes.buffer
-  return bytes.slice().buffer as ArrayBuffer
+  // A copy of exactly these bytes (a Buffer's own slice() is a view of the whole buffer behind it).
+  return new Uint8Array(bytes).buffer
 }
