@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { randomBytes, webcrypto } from 'node:crypto'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -119,6 +119,18 @@ describe('decrypt, derive, wrap with token keys', () => {
       assert.deepEqual(Buffer.from(await node.exportKey('raw', derived)), Buffer.from(await node.exportKey('raw', expected)))
     })
   }
+
+  test('ECDH: the token\'s own answer through OpenSC (pkcs11-tool --derive -m ECDH1-DERIVE) is our Z', async () => {
+    for (const curve of ['P-256', 'P-384', 'P-521']) {
+      const { privateKey, id } = ecdh[curve]
+      const peer = await node.generateKey(agreement(curve), true, ['deriveBits'])
+      const input = join(work, `opensc-peer-${curve}.der`)
+      const output = join(work, `opensc-z-${curve}.bin`)
+      writeFileSync(input, Buffer.from(await node.exportKey('spki', peer.publicKey)))
+      softhsm.pkcs11Tool(['--token-label', 'dec', '--login', '--pin', PIN, '--derive', '-m', 'ECDH1-DERIVE', '--id', id, '--input-file', input, '--output-file', output])
+      assert.deepEqual(Buffer.from(await hsm.subtle.deriveBits({ name: 'ECDH', public: peer.publicKey }, privateKey, null)), readFileSync(output), curve)
+    }
+  })
 
   test('ECDH argument checks as the specification says', async () => {
     const { privateKey } = ecdh['P-256']
