@@ -71,7 +71,7 @@ export function usagesAllowedBy(key: KeyDescription, algorithm: string): KeyUsag
  * `keyPin` (CKA_ALWAYS_AUTHENTICATE keys) is kept inside the key, never shown.
  */
 export function tokenCryptoKey(token: Token, key: KeyDescription, algorithm: KeyAlgorithmChoice, usages: KeyUsage[],
-  options: { publicJwk?: JsonWebKey, keyPin?: string, exportJwk?: () => Promise<JsonWebKey>, signer?: Signer, oaepLabels?: boolean } = {}): TokenCryptoKey {
+  options: { publicJwk?: JsonWebKey, keyPin?: string, exportJwk?: () => Promise<JsonWebKey>, signer?: Signer, oaepLabels?: boolean, oaepRaw?: boolean } = {}): TokenCryptoKey {
   return new TokenCryptoKey(
     {
       signer: options.signer ?? keySigner(token, key),
@@ -80,6 +80,7 @@ export function tokenCryptoKey(token: Token, key: KeyDescription, algorithm: Key
       keyPin: options.keyPin,
       exportJwk: options.exportJwk,
       oaepLabels: options.oaepLabels,
+      oaepRaw: options.oaepRaw,
     },
     key.type,
     keyAlgorithm(key, algorithm, options.publicJwk),

@@ -42,6 +42,13 @@ export interface KeyGetOptions {
   algorithm?: string | Algorithm | RsaHashedImportParams | EcKeyImportParams | HmacImportParams
   /** The key's own PIN, for keys with CKA_ALWAYS_AUTHENTICATE (the Nimbus guide's `keyPin`). */
   keyPin?: string
+  /**
+   * RSA-OAEP only, off by default: `'raw'` has the token do the RSA private operation
+   * (CKM_RSA_X_509) and this library the OAEP decoding, for tokens whose OAEP lacks the hash (SoftHSM
+   * 2.6.1 does SHA-1 only) or ignores the label. The decoded message is in this process's memory,
+   * as it is anyway once decrypted.
+   */
+  rsaOaep?: 'raw'
 }
 
 export interface KeyGenerateOptions {
@@ -152,7 +159,7 @@ export class KeyStore {
       return Promise.reject(error)
     }
     // The key PIN is part of the key it is given for, so it separates cache entries too.
-    const cacheKey = JSON.stringify([selector, options.algorithm ?? null, options.keyPin ?? null])
+    const cacheKey = JSON.stringify([selector, options.algorithm ?? null, options.keyPin ?? null, options.rsaOaep ?? null])
     let found = this.#resolved.get(cacheKey)
     if (!found) {
       found = this.#resolve(selector, options)
@@ -213,12 +220,15 @@ export class KeyStore {
       throw notSupported(`token "${token.slot.token!.label}" has no mechanism for ${what}`)
     }
     let oaepLabels: boolean | undefined
-    if (choice.name === 'RSA-OAEP' && jwk) {
+    const oaepRaw = choice.name === 'RSA-OAEP' && options.rsaOaep === 'raw'
+    if (options.rsaOaep !== undefined && options.rsaOaep !== 'raw') throw new TypeError(`rsaOaep must be 'raw' or absent, not ${JSON.stringify(options.rsaOaep)}`)
+    if (oaepRaw && !this.#token.hasMechanism(C.CKM_RSA_X_509)) throw notSupported(`token "${token.slot.token!.label}" has no CKM_RSA_X_509 for rsaOaep: 'raw'`)
+    if (choice.name === 'RSA-OAEP' && jwk && !oaepRaw) {
       const support = await this.#oaep(token, key, choice.hash!, jwk, options.keyPin, signer)
       if (!support.hash) throw notSupported(`token "${token.slot.token!.label}" cannot decrypt ${what} (RSA-OAEP with ${choice.hash})`)
       oaepLabels = support.labels
     }
-    const privateKey = tokenCryptoKey(token, key, choice, usages, { publicJwk: jwk, keyPin: options.keyPin, signer, oaepLabels })
+    const privateKey = tokenCryptoKey(token, key, choice, usages, { publicJwk: jwk, keyPin: options.keyPin, signer, oaepLabels, oaepRaw })
     const publicKey = jwk && key.type === 'private' ? await publicCryptoKey(jwk, choice) : undefined
     return { privateKey, publicKey, certificate, id: key.id.toString('hex'), label: await this.#labelOf(key, token) }
   }

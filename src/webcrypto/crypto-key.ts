@@ -15,6 +15,8 @@ export interface TokenObject {
   readonly keyPin?: string
   /** RSA-OAEP: the token was seen to honour labels (SoftHSM ignores them: a label is refused). */
   readonly oaepLabels?: boolean
+  /** RSA-OAEP: the token does the RSA private operation (CKM_RSA_X_509), the OAEP decoding is done here (opt-in). */
+  readonly oaepRaw?: boolean
   /** Reads an extractable key's value; absent for keys that never leave the token. */
   readonly exportJwk?: () => Promise<JsonWebKey>
 }

@@ -9,7 +9,8 @@ import type { KeyOperation } from '../../pkcs11/dispatch/protocol.js'
 import type { NormalizedAlgorithm } from '../algorithm.js'
 import { TokenCryptoKey } from '../crypto-key.js'
 import { notSupported } from '../errors.js'
-import { CipherAlgorithm, optionalBytes } from './key-operation-algorithm.js'
+import { CipherAlgorithm, REJECTED, optionalBytes } from './key-operation-algorithm.js'
+import { oaepDecode } from './oaep-decoding.js'
 import { BY_HASH } from './mechanisms.js'
 import { keyHash } from './signature-algorithm.js'
 
@@ -20,6 +21,26 @@ export class RsaOaep extends CipherAlgorithm {
 
   override normalize(algorithm: NormalizedAlgorithm): NormalizedAlgorithm {
     return { ...algorithm, label: optionalBytes(algorithm.label, 'RsaOaepParams.label') }
+  }
+
+  /**
+   * With `oaepRaw` (an opt-in of keys.get): the token's CKM_RSA_X_509 makes the encoded block and
+   * the OAEP decoding is done in software, with any hash and label, and one error for every failure.
+   */
+  override async decrypt(algorithm: NormalizedAlgorithm, key: TokenCryptoKey, data: Buffer, usage: KeyUsage = 'decrypt'): Promise<ArrayBuffer> {
+    if (!TokenCryptoKey.objectOf(key)?.oaepRaw) return super.decrypt(algorithm, key, data, usage)
+    const object = this.check(algorithm, key, usage, 'private')
+    const k = Math.ceil((key.algorithm as RsaHashedKeyAlgorithm).modulusLength / 8)
+    const rejected = () => new DOMException(REJECTED, 'OperationError')
+    if (data.length !== k) throw rejected()
+    const block = Buffer.from(await this.run(object, { op: 'decrypt', mechanism: { mechanism: C.CKM_RSA_X_509 }, data, outputLength: k }, algorithm))
+    // The raw result may come without its leading zero bytes.
+    const em = block.length === k ? block : Buffer.concat([Buffer.alloc(Math.max(0, k - block.length)), block])
+    const message = oaepDecode(em, k, keyHash(key), (algorithm.label as Buffer | undefined) ?? Buffer.alloc(0))
+    block.fill(0)
+    em.fill(0)
+    if (!message) throw rejected()
+    return message.buffer.slice(message.byteOffset, message.byteOffset + message.length) as ArrayBuffer
   }
 
   protected operation(algorithm: NormalizedAlgorithm, key: TokenCryptoKey, op: 'encrypt' | 'decrypt', data: Buffer): KeyOperation {
