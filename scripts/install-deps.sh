@@ -7,7 +7,7 @@
 set -euo pipefail
 
 packages=(softhsm2 opensc opensc-pkcs11 p11-kit p11-kit-modules libengine-pkcs11-openssl gnutls-bin openssl build-essential python3
-  libtpm2-pkcs11-1 tpm2-tools python3-tpm2-pkcs11-tools swtpm swtpm-tools tpm2-abrmd dbus libnss3 libnss3-tools)
+  libtpm2-pkcs11-1 tpm2-tools libtpm2-pkcs11-tools swtpm swtpm-tools tpm2-abrmd libtss2-tcti-tabrmd0 dbus libnss3 libnss3-tools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,6 +11,13 @@ export interface JavaConfig {
   slot?: bigint
   slotListIndex?: number
   description?: string
+  /** NSS's softokn as the library: its C_Initialize parameters ("configdir='sql:DIR' ..."). */
+  nssArgs?: string
+  /** NSS mode: where libsoftokn3 is, the NSS database, which of its tokens, and how the database opens. */
+  nssLibraryDirectory?: string
+  nssSecmodDirectory?: string
+  nssModule?: string
+  nssDbMode?: string
 }
 
 /**
@@ -41,7 +48,8 @@ export function parseJavaConfig(text: string, source = 'config'): JavaConfig {
       case 'description': config.description = value; break
       case 'slot': config.slot = parseInteger(value, key, source, index); break
       case 'slotListIndex': config.slotListIndex = Number(parseInteger(value, key, source, index)); break
-      default: // Java-only tuning (nssArgs, handleStartupErrors, ...): not ours to apply.
+      case 'nssArgs': case 'nssLibraryDirectory': case 'nssSecmodDirectory': case 'nssModule': case 'nssDbMode': config[key] = value; break
+      default: // Java-only tuning (handleStartupErrors, attributes, ...): not ours to apply.
     }
   })
   return config

@@ -19,6 +19,8 @@ export interface Pkcs11Uri {
   pinValue?: string
   /** A file path (from `pin-source=file:...` or a plain path). */
   pinSource?: string
+  /** C_Initialize's library parameters, from the vendor query attribute `x-library-parameters`. */
+  libraryParameters?: string
 }
 
 const PATH_ATTRIBUTES: Record<string, (uri: Pkcs11Uri, value: Buffer) => void> = {
@@ -40,6 +42,7 @@ const QUERY_ATTRIBUTES: Record<string, (uri: Pkcs11Uri, value: Buffer) => void> 
   'module-path': (uri, v) => { uri.modulePath = v.toString('utf8') },
   'pin-value': (uri, v) => { uri.pinValue = v.toString('utf8') },
   'pin-source': (uri, v) => { uri.pinSource = v.toString('utf8').replace(/^file:(\/\/)?/, '') },
+  'x-library-parameters': (uri, v) => { uri.libraryParameters = v.toString('utf8') },
 }
 
 /**

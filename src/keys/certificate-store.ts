@@ -168,7 +168,6 @@ export class CertificateStore {
       { type: C.CKA_CERTIFICATE_TYPE, value: C.CKC_X_509 },
       { type: C.CKA_TOKEN, value: true },
       { type: C.CKA_PRIVATE, value: false },
-      { type: C.CKA_TRUSTED, value: false },
       { type: C.CKA_LABEL, value: label },
       { type: C.CKA_ID, value: id },
       { type: C.CKA_SUBJECT, value: Buffer.from(certificate.subjectName.toArrayBuffer()) },

@@ -14,7 +14,7 @@ import { curveNamed, wrapPoint, type Curve } from './curves.js'
 import { describeKey } from './key-description.js'
 import { readPublicKey } from './public-key.js'
 import { exportKeyJwk } from './key-export.js'
-import { idFromHex, publicAttributes, secretAttributes, usageAttributes, type StorageOptions } from './templates.js'
+import { checkAsk, describeAsk, describingTemplate, idFromHex, modulePolicy, publicAttributes, secretAttributes, usageAttributes, type StorageOptions } from './templates.js'
 
 /** The key pair kind of an asymmetric algorithm; undefined for secret-key algorithms. */
 const ASYMMETRIC = Object.fromEntries(Object.entries(KEY_KINDS).filter(([, kind]) => kind !== 'oct')) as Record<string, 'RSA' | 'EC' | 'OKP'>
@@ -47,6 +47,7 @@ export class TokenKeyFactory implements KeyFactory {
   async generate(algorithm: unknown, extractable: boolean, usages: KeyUsage[]): Promise<{ keys: CryptoKey | CryptoKeyPair, id: Buffer }> {
     const params = normalizeGenerate(algorithm, extractable)
     checkUsages(params.name, usages)
+    checkAsk(params, modulePolicy(this.#token.slot))
     const handle = ASYMMETRIC[params.name] ? await this.#generatePair(params, usages) : await this.#generateSecret(params, usages)
     const id = (await this.#token.getAttributes(handle.private, [C.CKA_ID])).get(C.CKA_ID) ?? Buffer.alloc(0)
     return { keys: handle.keys, id }
@@ -62,9 +63,13 @@ export class TokenKeyFactory implements KeyFactory {
   async importKey(format: KeyFormat, keyData: unknown, algorithm: unknown, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey> {
     const params = normalizeCommon(algorithm, extractable)
     const key = parseKeyData(format, keyData, params.name)
+    const policy = modulePolicy(this.#token.slot)
+    checkAsk(params, policy)
+    const create = (what: string, keyUsages: readonly KeyUsage[], template: Template) =>
+      describingTemplate(describeAsk(`${keyName(params, key)} ${what}`, keyUsages, params), () => this.#token.createObject(template))
     if (key.type === 'public') {
       const jwk = key.export({ format: 'jwk' }) as JsonWebKey
-      await this.#token.createObject([...publicTemplate(jwk, params), ...publicAttributes(params, idFromHex(params.id) ?? publicId(jwk))])
+      await create('public key', [], [...publicTemplate(jwk, params), ...publicAttributes(params, idFromHex(params.id) ?? publicId(jwk))])
       return webcrypto.subtle.importKey('jwk', jwk, { name: params.name, hash: params.hash, namedCurve: params.namedCurve } as Algorithm, true, usages)
     }
     checkUsages(params.name, usages, key.type === 'private' ? PRIVATE_USAGES[params.name] : undefined)
@@ -72,10 +77,10 @@ export class TokenKeyFactory implements KeyFactory {
       const value = key.export()
       if (params.name !== 'HMAC' && ![16, 24, 32].includes(value.length)) throw dataError(`an AES key has 16, 24 or 32 bytes, not ${value.length}`)
       if (value.length === 0) throw dataError('an HMAC key cannot be empty')
-      const handle = await this.#token.createObject([
+      const handle = await create('secret key', usages, [
         ...secretKeyTemplate(params),
         { type: C.CKA_VALUE, value },
-        ...usageAttributes(usages, 'secret'),
+        ...usageAttributes(usages, 'secret', policy),
         ...secretAttributes(params, idFromHex(params.id) ?? randomBytes(8)),
       ])
       return this.#cryptoKey(handle, params, usages)
@@ -83,14 +88,14 @@ export class TokenKeyFactory implements KeyFactory {
     const jwk = key.export({ format: 'jwk' }) as JsonWebKey
     const id = idFromHex(params.id) ?? publicId(jwk)
     const publicJwk = toPublicJwk(jwk)
-    await this.#token.createObject([
+    await create('public key', usages.filter((u) => PUBLIC_USAGES[params.name]?.includes(u)), [
       ...publicTemplate(publicJwk, params),
-      ...usageAttributes(usages, 'public'),
+      ...usageAttributes(usages, 'public', policy),
       ...publicAttributes(params, id),
     ])
-    const handle = await this.#token.createObject([
+    const handle = await create('private key', usages, [
       ...privateTemplate(jwk, params),
-      ...usageAttributes(usages, 'private'),
+      ...usageAttributes(usages, 'private', policy),
       ...secretAttributes(params, id),
     ])
     return this.#cryptoKey(handle, params, usages, publicJwk)
@@ -102,11 +107,13 @@ export class TokenKeyFactory implements KeyFactory {
     const publicUsages = usages.filter((u) => PUBLIC_USAGES[params.name].includes(u))
     const curve = params.namedCurve ? curveNamed(params.namedCurve) : kty === 'OKP' ? curveNamed('Ed25519') : undefined
     const givenId = idFromHex(params.id)
-    const { publicKey, privateKey } = await this.#token.generateKeyPair(
+    const policy = modulePolicy(this.#token.slot)
+    const asked = describeAsk(curve ? (kty === 'OKP' ? curve.name : `EC ${curve.name}`) : `RSA ${params.modulusLength}`, [...privateUsages, ...publicUsages], params)
+    const { publicKey, privateKey } = await describingTemplate(asked, () => this.#token.generateKeyPair(
       pairMechanism(kty),
-      [...pairPublicTemplate(params, curve), ...usageAttributes(publicUsages, 'public'), ...publicAttributes(params, givenId)],
-      [...usageAttributes(privateUsages, 'private'), ...secretAttributes(params, givenId)],
-    )
+      [...pairPublicTemplate(params, curve), ...usageAttributes(publicUsages, 'public', policy), ...publicAttributes(params, givenId)],
+      [...usageAttributes(privateUsages, 'private', policy), ...secretAttributes(params, givenId)],
+    ))
     const publicPart = await readPublicKey(this.#token, publicKey, { kty, curve })
     if (!publicPart) throw notSupported('the token made a key pair whose public key it does not show')
     if (!givenId) {
@@ -127,15 +134,15 @@ export class TokenKeyFactory implements KeyFactory {
   async #generateSecret(params: KeyParams, usages: KeyUsage[]): Promise<{ keys: CryptoKey, private: Buffer }> {
     const bits = params.length!
     const hmac = params.name === 'HMAC'
-    const handle = await this.#token.generateKey(
+    const handle = await describingTemplate(describeAsk(`${hmac ? 'HMAC' : 'AES'} ${bits}`, usages, params), () => this.#token.generateKey(
       { mechanism: hmac ? C.CKM_GENERIC_SECRET_KEY_GEN : C.CKM_AES_KEY_GEN },
       [
         ...secretKeyTemplate(params),
         { type: C.CKA_VALUE_LEN, value: bits / 8 },
-        ...usageAttributes(usages, 'secret'),
+        ...usageAttributes(usages, 'secret', modulePolicy(this.#token.slot)),
         ...secretAttributes(params, idFromHex(params.id) ?? randomBytes(8)),
       ],
-    )
+    ))
     return { keys: await this.#cryptoKey(handle, params, usages), private: handle }
   }
 
@@ -292,6 +299,13 @@ function curveOf(jwk: JsonWebKey, params: KeyParams): Curve {
   const curve = curveNamed(String(jwk.crv))
   if (!curve || (params.namedCurve && params.namedCurve !== curve.name)) throw dataError(`the key is on ${jwk.crv}, not ${params.namedCurve ?? params.name}`)
   return curve
+}
+
+/** The key's kind and size in words, for an error: "RSA 2048", "EC P-256", "AES 128". */
+function keyName(params: KeyParams, key: KeyObject): string {
+  if (key.type === 'secret') return `${params.name} ${(key.symmetricKeySize ?? 0) * 8}`
+  const details = key.asymmetricKeyDetails
+  return details?.modulusLength ? `RSA ${details.modulusLength}` : params.namedCurve ? `EC ${params.namedCurve}` : params.name
 }
 
 function toPublicJwk(jwk: JsonWebKey): JsonWebKey {

@@ -3,7 +3,8 @@
  * path and is finalized only when its last user releases it.
  */
 import { existsSync, realpathSync } from 'node:fs'
-import { ModuleLoadError } from '../errors.js'
+import { ConfigurationError, ModuleLoadError } from '../errors.js'
+import type pkcs11js from 'pkcs11js'
 import { C, NativeModule, callSync, isTokenError, type PKCS11 } from './binding.js'
 
 const loaded = new Map<string, Pkcs11Module>()
@@ -11,14 +12,17 @@ const loaded = new Map<string, Pkcs11Module>()
 export class Pkcs11Module {
   readonly path: string
   readonly native: PKCS11
+  /** C_Initialize's pReserved (NSS's softokn needs its database there); may hold a password: never shown. */
+  readonly #libraryParameters: string | undefined
   /** False when someone else in the process initialized the library: then they finalize it. */
   readonly #initializedHere: boolean
   #users = 0
   #generation = 0
 
-  private constructor(path: string, native: PKCS11, initializedHere: boolean) {
+  private constructor(path: string, native: PKCS11, initializedHere: boolean, libraryParameters: string | undefined) {
     this.path = path
     this.native = native
+    this.#libraryParameters = libraryParameters
     this.#initializedHere = initializedHere
   }
 
@@ -29,15 +33,17 @@ export class Pkcs11Module {
    * const module = Pkcs11Module.acquire('/usr/lib/softhsm/libsofthsm2.so')
    * try { console.log(module.native.C_GetInfo()) } finally { module.release() }
    */
-  static acquire(requested: string): Pkcs11Module {
+  static acquire(requested: string, libraryParameters?: string): Pkcs11Module {
     if (!existsSync(requested)) throw new ModuleLoadError(`PKCS#11 module not found: ${requested}`)
     // One library reached by two paths (a symlink) is still one C_Initialize.
     const path = realpathSync(requested)
     let module = loaded.get(path)
     if (!module) {
-      const { native, initializedHere } = load(path)
-      module = new Pkcs11Module(path, native, initializedHere)
+      const { native, initializedHere } = load(path, libraryParameters)
+      module = new Pkcs11Module(path, native, initializedHere, libraryParameters)
       loaded.set(path, module)
+    } else if (module.#libraryParameters !== libraryParameters) {
+      throw new ConfigurationError(`${path} is already initialized in this process with other library parameters`)
     }
     module.#users++
     return module
@@ -62,7 +68,7 @@ export class Pkcs11Module {
       // already finalized, or the connection is gone: initializing again is what matters
     }
     try {
-      callSync('C_Initialize', () => this.native.C_Initialize({ flags: C.CKF_OS_LOCKING_OK }))
+      callSync('C_Initialize', () => this.native.C_Initialize(initializeArgs(this.#libraryParameters)))
     } catch (error) {
       if (!isTokenError(error, 'CKR_CRYPTOKI_ALREADY_INITIALIZED')) throw error
     }
@@ -80,7 +86,12 @@ export class Pkcs11Module {
   }
 }
 
-function load(path: string): { native: PKCS11, initializedHere: boolean } {
+/** Without CKF_OS_LOCKING_OK, SoftHSM (and others) turn their locking off and thread-pool calls race. */
+function initializeArgs(libraryParameters: string | undefined): pkcs11js.InitializationOptions {
+  return libraryParameters === undefined ? { flags: C.CKF_OS_LOCKING_OK } : { flags: C.CKF_OS_LOCKING_OK, libraryParameters }
+}
+
+function load(path: string, libraryParameters: string | undefined): { native: PKCS11, initializedHere: boolean } {
   const native = new NativeModule()
   try {
     native.load(path)
@@ -88,8 +99,7 @@ function load(path: string): { native: PKCS11, initializedHere: boolean } {
     throw new ModuleLoadError(`cannot load PKCS#11 module ${path}: ${(cause as Error).message}`, { cause })
   }
   try {
-    // Without CKF_OS_LOCKING_OK, SoftHSM (and others) turn their locking off and thread-pool calls race.
-    callSync('C_Initialize', () => native.C_Initialize({ flags: C.CKF_OS_LOCKING_OK }))
+    callSync('C_Initialize', () => native.C_Initialize(initializeArgs(libraryParameters)))
     return { native, initializedHere: true }
   } catch (error) {
     if (isTokenError(error, 'CKR_CRYPTOKI_ALREADY_INITIALIZED')) return { native, initializedHere: false }

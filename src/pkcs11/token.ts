@@ -22,6 +22,8 @@ import { describeSlots, selectSlot, type SlotDescription, type TokenSelector } f
 export interface TokenOptions {
   /** Path of the PKCS#11 library. */
   library: string
+  /** C_Initialize's library parameters (pReserved), for modules that need them (NSS's softokn). */
+  libraryParameters?: string
   /** Which token; when absent, the only token present. */
   token?: TokenSelector
   /**
@@ -106,7 +108,7 @@ export class Token {
    * const token = await Token.open({ library: '/usr/lib/softhsm/libsofthsm2.so', token: { label: 'demo' }, pin: '1234' })
    */
   static async open(options: TokenOptions): Promise<Token> {
-    const module = Pkcs11Module.acquire(options.library)
+    const module = Pkcs11Module.acquire(options.library, options.libraryParameters)
     let pool: SessionPool | undefined
     try {
       const slot = selectSlot(module.native, options.token)

@@ -16,8 +16,8 @@ export function register(program: Command): void {
     .option('--json', 'print JSON')
     .addHelpText('after', '\nExample:\n  $ pkcs11-jwt slots --module /usr/lib/softhsm/libsofthsm2.so\n')
     .action(async (flags: SlotsFlags) => {
-      const { library } = resolveOptions({ ...openOptions(flags), pin: undefined, pinFile: undefined })
-      const module = Pkcs11Module.acquire(library)
+      const { library, libraryParameters } = resolveOptions({ ...openOptions(flags), pin: undefined, pinFile: undefined })
+      const module = Pkcs11Module.acquire(library, libraryParameters)
       try {
         const slots = describeSlots(module.native).map((s) => ({
           slotIndex: s.slotIndex,
