@@ -83,6 +83,17 @@ export async function startTpm() {
   const dir = mkdtempSync(join(tmpdir(), 'p11wc-tpm-'))
   for (const sub of ['state', 'store', 'bus']) mkdirSync(join(dir, sub))
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
+  try {
+    return await startIn(dir)
+  } catch (error) {
+    // Nothing left behind when the stack does not come up.
+    for (const child of running) child.kill('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+    throw error
+  }
+}
+
+async function startIn(dir) {
   const [port, ctrl] = await freePorts()
   const swtpm = start('swtpm', ['socket', '--tpm2', '--tpmstate', `dir=${join(dir, 'state')}`,
     '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`, '--ctrl', `type=tcp,port=${ctrl},bindaddr=127.0.0.1`, '--flags', 'not-need-init,startup-clear'], process.env)
