@@ -51,4 +51,27 @@ describe('NSS softokn', { skip: missing && `NSS not installed: ${missing}` }, as
     const hsm = await Pkcs11Crypto.open({ uri })
     await hsm.close()
   })
+
+  test('one module, one C_Initialize: other parameters while it is open fail, naming neither', async () => {
+    const hsm = await Pkcs11Crypto.open(options)
+    try {
+      const other = `${nss.libraryParameters.replace(/flags=$/, 'flags=readOnly')}`
+      await assert.rejects(Pkcs11Crypto.open({ ...options, libraryParameters: other }), (error) => {
+        assert.equal(error.code, 'ERR_PKCS11_CONFIG')
+        assert.match(error.message, /already initialized in this process with other library parameters/)
+        assert.ok(!error.message.includes('configdir'), error.message)
+        return true
+      })
+    } finally {
+      await hsm.close()
+    }
+  })
+
+  test('Java NSS-mode keys SunPKCS11 has and we do not: refused with the reason', async () => {
+    for (const [line, message] of [['nssModule = fips', /nssModule "fips" is not supported/], ['nssDbMode = sometimes', /nssDbMode must be/], ['nssModule = keystore\nnssDbMode = noDb', /keystore needs nssSecmodDirectory/]]) {
+      const config = join(nss.dir, 'bad.cfg')
+      writeFileSync(config, `name = NSS\nnssSecmodDirectory = ${nss.db}\n${line}\n`)
+      await assert.rejects(Pkcs11Crypto.open({ config, pin: PIN }), { code: 'ERR_PKCS11_CONFIG', message })
+    }
+  })
 })

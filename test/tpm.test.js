@@ -1,6 +1,7 @@
 // The library on a TPM 2.0 token: tpm2-pkcs11 over a software TPM (swtpm + tpm2-abrmd), made from
 // nothing per run (test/helpers/tpm.js). Skipped, saying why, only where the stack is not installed.
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { after, before, describe, test } from 'node:test'
 import { startTpm, tpmMissing, TPM_MODULE } from './helpers/tpm.js'
 
@@ -16,6 +17,8 @@ describe('tpm2-pkcs11 on a software TPM', { skip: missing && `TPM stack not inst
     tpm.addToken('tpm', PIN)
     tpm.addKey('tpm', PIN, { label: 'ptool-ec', id: '01', algorithm: 'ecc256' })
     tpm.addKey('tpm', PIN, { label: 'ptool-rsa', id: '02', algorithm: 'rsa2048' })
+    execFileSync('pkcs11-tool', ['--module', TPM_MODULE, '--token-label', 'tpm', '--login', '--pin', PIN,
+      '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'p11tool-ec', '--id', '03'], { stdio: 'ignore' })
   })
   after(() => tpm?.stop())
 
@@ -23,7 +26,7 @@ describe('tpm2-pkcs11 on a software TPM', { skip: missing && `TPM stack not inst
     options,
     cliArgs: ['--module', TPM_MODULE, '--token', 'tpm'],
     pin: PIN,
-    toolKeys: [{ label: 'ptool-ec', alg: 'ES256' }, { label: 'ptool-rsa', alg: 'PS256' }],
+    toolKeys: [{ label: 'ptool-ec', alg: 'ES256' }, { label: 'ptool-rsa', alg: 'PS256' }, { label: 'p11tool-ec', alg: 'ES256' }],
     generate: ['ES256', 'ES384', 'RS256'],
     dir: tpm?.dir,
   })
