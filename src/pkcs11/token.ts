@@ -105,11 +105,12 @@ export class Token {
       withSession: (use) => this.#lookup(use),
       restoreLogin: (session) => this.#restoreLogin(session),
     }, options.searchCacheMs ?? DEFAULT_SEARCH_CACHE_MS)
-    this.#reconnection = new Reconnection({
+    const life = this.#life
+    const reconnection: Reconnection = this.#reconnection = new Reconnection({
       attempt: () => this.#reconnectOnce(),
-      get wanted() { return wanted() },
+      // While closing, only for the calls made before close() that wait for the token.
+      get wanted() { return life.state === 'reconnecting' || (life.state === 'closing' && reconnection.waiting > 0) },
     })
-    const wanted = () => this.#life.state === 'reconnecting' || (this.#life.state === 'closing' && this.#reconnection.searching)
     this.mechanisms = new Set(callSync('C_GetMechanismList', () => module.native.C_GetMechanismList(slot.slot)))
   }
 
@@ -224,11 +225,11 @@ export class Token {
     // Each remedy is tried once (a token whose sessions were all closed needs a new session, then a
     // new login), and once more after the token came back or the module was initialized again
     // under the call (its handles changed): a few tries in all.
-    const tried = new Set<string>()
+    let tried: Set<string> | undefined
     let triedIn = this.#generation
     for (let attempt = 0; ; attempt++) {
       if (this.#generation !== triedIn) {
-        tried.clear()
+        tried = undefined
         triedIn = this.#generation
       }
       if (this.#life.state === 'refused') this.#life.check()
@@ -242,8 +243,8 @@ export class Token {
         return await this.#workers.run(handle, operation, { deadline, timeoutMs, signal: options.signal })
       } catch (error) {
         const remedy = remedyFor(error)
-        if (!remedy || tried.has(remedy) || attempt >= MAX_ATTEMPTS || this.#life.state === 'closed') throw error
-        tried.add(remedy)
+        if (!remedy || tried?.has(remedy) || attempt >= MAX_ATTEMPTS || this.#life.state === 'closed') throw error
+        ;(tried ??= new Set()).add(remedy)
         if (remedy === 'login') this.#relogin(error as TokenError)
         if (remedy === 'refind') await this.#refind(key)
         if (remedy === 'reconnect') {
