@@ -14,7 +14,7 @@ const { webcrypto } = nodeCrypto
 const softhsm = freshSoftHsm()
 softhsm.initToken('keys')
 const keys = provisionTestKeys(softhsm, 'keys')
-const { Pkcs11Crypto, TokenCryptoKey } = await import('../dist/index.js')
+const { Pkcs11Crypto, TokenCryptoKey, TokenKeyToNodeError } = await import('../dist/index.js')
 
 const KEY_PIN = 'key-pin-3141592'
 const E = new Uint8Array([1, 0, 1])
@@ -117,6 +117,7 @@ describe('Node\'s own WebCrypto refuses token keys with an error that says what 
       assert.ok(pending instanceof Promise, `${method} rejects, it does not throw`)
       await assert.rejects(pending, (error) => {
         assert.ok(error instanceof TypeError, `${where} ${method}: a TypeError`)
+        assert.ok(error instanceof TokenKeyToNodeError)
         assert.equal(error.code, 'ERR_PKCS11_TOKEN_KEY_TO_NODE')
         assert.match(error.message, new RegExp(`SubtleCrypto\\.${method}\\(\\).*hsm\\.subtle\\.${method}\\(\\).*hsm\\.installGlobal\\(\\)`))
         assert.doesNotMatch(error.message, /kHandle|undefined/)
