@@ -118,6 +118,7 @@ describe('Node\'s own WebCrypto refuses token keys with an error that says what 
       await assert.rejects(pending, (error) => {
         assert.ok(error instanceof TypeError, `${where} ${method}: a TypeError`)
         assert.ok(error instanceof TokenKeyToNodeError)
+        assert.equal(error.name, 'TypeError')
         assert.equal(error.code, 'ERR_PKCS11_TOKEN_KEY_TO_NODE')
         assert.match(error.message, new RegExp(`SubtleCrypto\\.${method}\\(\\).*hsm\\.subtle\\.${method}\\(\\).*hsm\\.installGlobal\\(\\)`))
         assert.doesNotMatch(error.message, /kHandle|undefined/)
@@ -147,6 +148,14 @@ describe('Node\'s own WebCrypto refuses token keys with an error that says what 
   test('Node 24\'s newer methods refuse them too', async (t) => {
     if (typeof webcrypto.subtle.getPublicKey !== 'function') return t.skip(`Node ${process.version} has no SubtleCrypto.getPublicKey`)
     await assert.rejects(webcrypto.subtle.getPublicKey(ec, ['verify']), { code: 'ERR_PKCS11_TOKEN_KEY_TO_NODE' })
+  })
+
+  test('a token key as the `public` member matters only when deriving, as Node reads it only then', async () => {
+    const expected = nodeCrypto.createHash('sha256').update(data).digest()
+    assert.deepEqual(Buffer.from(await webcrypto.subtle.digest({ name: 'SHA-256', public: ec }, data)), expected)
+    assert.deepEqual(Buffer.from(await hsm.subtle.digest({ name: 'SHA-256', public: ec }, data)), expected)
+    // hsm.subtle hands Node a Node key with a token key beside it: Node's own error, not a refusal
+    await assert.rejects(hsm.subtle.sign({ name: 'ECDH', public: ec }, nodeAes, data), { name: 'NotSupportedError' })
   })
 
   test('every other call reaches Node unchanged: results, errors, method names and lengths', async () => {

@@ -3,12 +3,15 @@
  * by "Cannot read properties of undefined (reading 'Symbol(kHandle)')"; Node 24: "2nd argument is
  * not of type CryptoKey"). Code reaches it with a token key when it kept `crypto.subtle` from before
  * installGlobal(), or runs without it. Once a token key exists, each of Node's SubtleCrypto methods
- * first looks for one among its arguments (and the algorithm's `public` member) and rejects with a
+ * first looks for one among its arguments (and, when deriving, the algorithm's `public` member) and rejects with a
  * TokenKeyToNodeError that says what to use instead; every other call goes to Node unchanged.
  */
 import { webcrypto } from 'node:crypto'
 import { publicMember } from './algorithm.js'
 import { TokenKeyToNodeError } from './errors.js'
+
+/** The methods that read a key in their algorithm's `public` member; the others ignore it, as Node does. */
+const DERIVING = new Set(['deriveBits', 'deriveKey'])
 
 let guarded = false
 
@@ -22,7 +25,7 @@ export function guardNodeSubtle(isTokenKey: (value: unknown) => boolean): void {
     if (name === 'constructor' || typeof method !== 'function') continue
     const wrapped = {
       [name](this: unknown, ...args: unknown[]): unknown {
-        if (args.some(isTokenKey) || isTokenKey(publicMember(args[0]))) return Promise.reject(new TokenKeyToNodeError(name))
+        if (args.some(isTokenKey) || (DERIVING.has(name) && isTokenKey(publicMember(args[0])))) return Promise.reject(new TokenKeyToNodeError(name))
         return Reflect.apply(method, this, args)
       },
     }[name]
