@@ -3,8 +3,9 @@
  * by "Cannot read properties of undefined (reading 'Symbol(kHandle)')"; Node 24: "2nd argument is
  * not of type CryptoKey"). Code reaches it with a token key when it kept `crypto.subtle` from before
  * installGlobal(), or runs without it. Once a token key exists, each of Node's SubtleCrypto methods
- * first looks for one among its arguments (and, when deriving, the algorithm's `public` member) and rejects with a
- * TokenKeyToNodeError that says what to use instead; every other call goes to Node unchanged.
+ * first looks for one among its arguments (and, when deriving, in the algorithm's `public` member)
+ * and rejects with a TokenKeyToNodeError that says what to use instead; every other call goes to
+ * Node unchanged.
  */
 import { webcrypto } from 'node:crypto'
 import { publicMember } from './algorithm.js'
