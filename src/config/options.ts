@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { ConfigurationError } from '../errors.js'
 import type { TokenOptions } from '../pkcs11/token.js'
 import type { TokenSelector } from '../pkcs11/slots.js'
+import { checkOpenOptions } from './check-options.js'
 import { readJavaConfig } from './java-config.js'
 import { nssOptions } from './nss.js'
 import { parsePkcs11Uri } from './pkcs11-uri.js'
@@ -41,6 +42,12 @@ export interface OpenOptions {
   timeout?: number
   /** Calls that may wait for a session at once; more fail at once with QueueFullError (default 10,000). */
   maxQueue?: number
+  /**
+   * How long, in ms, a search of the token that found objects is reused (default 5,000; 0: every
+   * lookup searches). `keys.list()` and `jwks()` show objects made or removed by other
+   * applications once it has passed; a search that found nothing is never reused.
+   */
+  searchCacheMs?: number
   /** Environment to read defaults from (default: process.env). */
   env?: Record<string, string | undefined>
 }
@@ -56,6 +63,7 @@ const MODULES_IN_A_DIRECTORY = ['softhsm/libsofthsm2.so', 'libsofthsm2.so', 'ope
  * // { library: '/usr/lib/softhsm/libsofthsm2.so', token: { slotListIndex: 1 }, pin: '1234' }
  */
 export function resolveOptions(options: OpenOptions = {}): TokenOptions {
+  checkOpenOptions(options as Record<string, unknown>)
   const env = options.env ?? process.env
   const uri = options.uri ? parsePkcs11Uri(options.uri) : undefined
   const java = options.config ? readJavaConfig(options.config) : undefined
@@ -75,6 +83,7 @@ export function resolveOptions(options: OpenOptions = {}): TokenOptions {
     maxSessions: options.maxSessions,
     timeout: options.timeout,
     maxQueue: options.maxQueue,
+    searchCacheMs: options.searchCacheMs,
   }
 }
 

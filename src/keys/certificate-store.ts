@@ -99,7 +99,7 @@ export class CertificateStore {
     await this.#store(leaf, Buffer.from(key.id, 'hex'), key.label)
     for (const ca of cas) {
       const id = createHash('sha1').update(Buffer.from(ca.publicKey.rawData)).digest()
-      if ((await this.#find(id)).length === 0) await this.#store(ca, id, ca.subjectName.getField('CN')[0] ?? ca.subject, false)
+      if ((await this.#find(id, this.#token)).length === 0) await this.#store(ca, id, ca.subjectName.getField('CN')[0] ?? ca.subject, false)
     }
     return leaf
   }
@@ -112,8 +112,9 @@ export class CertificateStore {
    */
   async list(): Promise<CertificateInfo[]> {
     const infos: CertificateInfo[] = []
-    for (const handle of await this.#token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_CERTIFICATE }])) {
-      const a = await this.#token.getAttributes(handle, [C.CKA_ID, C.CKA_LABEL, C.CKA_VALUE])
+    const token = this.#keys.lookupToken
+    for (const handle of await token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_CERTIFICATE }])) {
+      const a = await token.getAttributes(handle, [C.CKA_ID, C.CKA_LABEL, C.CKA_VALUE])
       const value = a.get(C.CKA_VALUE)
       if (!value) continue
       const certificate = new X509Certificate(new Uint8Array(value))
@@ -137,21 +138,22 @@ export class CertificateStore {
    * const publicKey = await (await hsm.certificates.get('01'))?.publicKey.export()
    */
   async get(keyId: string): Promise<X509Certificate | undefined> {
-    const [handle] = await this.#find(Buffer.from(keyId, 'hex'))
-    const value = handle && (await this.#token.getAttributes(handle, [C.CKA_VALUE])).get(C.CKA_VALUE)
+    const token = this.#keys.lookupToken
+    const [handle] = await this.#find(Buffer.from(keyId, 'hex'), token)
+    const value = handle && (await token.getAttributes(handle, [C.CKA_VALUE])).get(C.CKA_VALUE)
     return value ? new X509Certificate(new Uint8Array(value)) : undefined
   }
 
   /** Deletes the certificates stored for the key with CKA_ID `keyId`; returns how many. */
   async delete(keyId: string): Promise<number> {
-    const handles = await this.#find(Buffer.from(keyId, 'hex'))
+    const handles = await this.#find(Buffer.from(keyId, 'hex'), this.#token)
     for (const handle of handles) await this.#token.destroyObject(handle)
     this.#keys.forget()
     return handles.length
   }
 
-  #find(id: Buffer): Promise<Handle[]> {
-    return this.#token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_CERTIFICATE }, { type: C.CKA_ID, value: id }])
+  #find(id: Buffer, token: Token): Promise<Handle[]> {
+    return token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_CERTIFICATE }, { type: C.CKA_ID, value: id }])
   }
 
   async #signingKey(selector: KeySelector): Promise<TokenKey> {

@@ -91,6 +91,7 @@ export class KeyStore {
    * const { privateKey, certificate } = await hsm.keys.generate({ algorithm: 'ES256', label: 'signer', id: '0a', certificate: { subject: 'CN=signer' } })
    */
   async generate(options: KeyGenerateOptions): Promise<TokenKey> {
+    this.#token.assertUsable()
     const jose = typeof options.algorithm === 'string' ? JOSE_ALGORITHMS[options.algorithm] : undefined
     if (typeof options.algorithm === 'string' && !jose) throw notSupported(`${options.algorithm} is not a JOSE algorithm this library knows`)
     const params = jose
@@ -111,7 +112,8 @@ export class KeyStore {
    * await hsm.keys.delete({ label: 'old-signer' })
    */
   async delete(selector: KeySelector): Promise<number> {
-    const key = await this.#find(selector)
+    this.#token.assertUsable()
+    const key = await this.#find(selector, this.#token)
     const related = key.id.length
       ? await this.#token.findObjects([{ type: C.CKA_ID, value: key.id }])
       : [key.handle]
@@ -133,6 +135,12 @@ export class KeyStore {
    * const jwt = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'PS256' }).sign(privateKey)
    */
   get(selector: KeySelector, options: KeyGetOptions = {}): Promise<TokenKey> {
+    // A closed instance answers nothing, not even from the cache.
+    try {
+      this.#token.assertUsable()
+    } catch (error) {
+      return Promise.reject(error)
+    }
     // The key PIN is part of the key it is given for, so it separates cache entries too.
     const cacheKey = JSON.stringify([selector, options.algorithm ?? null, options.keyPin ?? null])
     let found = this.#resolved.get(cacheKey)
@@ -152,22 +160,24 @@ export class KeyStore {
    * for (const key of await hsm.keys.list()) console.log(key.label, key.kty, key.algorithms)
    */
   async list(page: { offset?: number, limit?: number } = {}): Promise<KeyInfo[]> {
+    this.#token.assertUsable()
+    const token = this.lookupToken
     const all = [
-      ...await this.#token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_PRIVATE_KEY }]),
-      ...await this.#token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_SECRET_KEY }]),
+      ...await token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_PRIVATE_KEY }]),
+      ...await token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_SECRET_KEY }]),
     ]
     // Handles are cheap; describing a key costs attribute reads, so only the page is described.
     const offset = page.offset ?? 0
     const handles = all.slice(offset, page.limit === undefined ? undefined : offset + page.limit)
     const infos: KeyInfo[] = []
     for (const handle of handles) {
-      const key = await describeKey(this.#token, handle)
+      const key = await describeKey(token, handle)
       if (!key) continue
       // Whether a certificate is there needs no reading and parsing of it.
-      const certificates = await this.#token.findObjects(objectsOf(C.CKO_CERTIFICATE, key))
+      const certificates = await token.findObjects(objectsOf(C.CKO_CERTIFICATE, key))
       infos.push({
         id: key.id.toString('hex'),
-        label: await this.#labelOf(key),
+        label: await this.#labelOf(key, token),
         kty: key.kty,
         bits: key.curve ? undefined : key.bits,
         curve: key.curve?.name,
@@ -179,58 +189,69 @@ export class KeyStore {
   }
 
   async #resolve(selector: KeySelector, options: KeyGetOptions): Promise<TokenKey> {
-    const key = await this.#find(selector)
+    // One member answers the whole lookup: handles are its own.
+    const token = this.lookupToken
+    const key = await this.#find(selector, token)
     const choice = chooseAlgorithm(options.algorithm, key)
-    const { jwk, certificate } = await findPublicPart(this.#token, key)
+    const { jwk, certificate } = await findPublicPart(token, key)
     const usages = usagesAllowedBy(key, choice.name)
     if (usages.length === 0) throw invalidAccess(`${describe(key)} may not be used with ${choice.name} (its CKA_ usage flags forbid it)`)
-    const privateKey = tokenCryptoKey(this.#token, key, choice, usages, { publicJwk: jwk, keyPin: options.keyPin, signer: await this.#signerOf(key) })
+    const privateKey = tokenCryptoKey(token, key, choice, usages, { publicJwk: jwk, keyPin: options.keyPin, signer: await this.#signerOf(key, token) })
     const publicKey = jwk && key.type === 'private' ? await publicCryptoKey(jwk, choice) : undefined
-    return { privateKey, publicKey, certificate, id: key.id.toString('hex'), label: await this.#labelOf(key) }
+    return { privateKey, publicKey, certificate, id: key.id.toString('hex'), label: await this.#labelOf(key, token) }
   }
 
-  /** With replicas: the key on every token, as one ReplicaSet (the same CKA_ID, or label, on each). */
-  async #signerOf(key: KeyDescription): Promise<Signer | undefined> {
+  /** The member of the group that answers lookups: the first that is up (the first token when none is). */
+  get lookupToken(): Token {
+    return [this.#token, ...this.#replicas].find((token) => token.available) ?? this.#token
+  }
+
+  /**
+   * With replicas: the key on every token, as one ReplicaSet (the same CKA_ID, or label, on each).
+   * A member that is away now is looked up when it is back, as signing does.
+   */
+  async #signerOf(key: KeyDescription, found: Token): Promise<Signer | undefined> {
     if (this.#replicas.length === 0) return undefined
-    const members = [keySigner(this.#token, key)]
-    for (const replica of this.#replicas) {
-      const [handle] = await replica.findObjects(findAgain(key))
-      const copy = handle && await describeKey(replica, handle)
-      if (!copy || copy.kty !== key.kty || copy.bits !== key.bits || copy.curve !== key.curve) {
-        throw new KeyNotFoundError(`token "${replica.slot.token!.label}" has no copy of ${describe(key)} (same CKA_ID, type and size)`)
+    const members: Signer[] = []
+    for (const member of [this.#token, ...this.#replicas]) {
+      if (member === found) {
+        members.push(keySigner(member, key))
+        continue
       }
-      members.push(keySigner(replica, copy))
+      if (!member.available) {
+        members.push(member.signer(member.keyRefToFind(findAgain(key))))
+        continue
+      }
+      const [handle] = await member.findObjects(findAgain(key))
+      const copy = handle && await describeKey(member, handle)
+      if (!copy || copy.kty !== key.kty || copy.bits !== key.bits || copy.curve !== key.curve) {
+        throw new KeyNotFoundError(`token "${member.slot.token!.label}" has no copy of ${describe(key)} (same CKA_ID, type and size)`)
+      }
+      members.push(keySigner(member, copy))
     }
     return new ReplicaSet(members)
   }
 
-  async #find(selector: KeySelector): Promise<KeyDescription> {
+  async #find(selector: KeySelector, token: Token): Promise<KeyDescription> {
     const { template, label, text } = selectorTemplate(selector)
-    let handles = await this.#keysMatching(template)
+    let handles = await keysMatching(token, template)
     if (handles.length === 0 && label !== undefined) {
       // Java's keytool stores the alias as the certificate's label and as the key's CKA_ID.
-      const [certificate] = await this.#token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_CERTIFICATE }, { type: C.CKA_LABEL, value: label }])
-      const id = certificate && (await this.#token.getAttributes(certificate, [C.CKA_ID])).get(C.CKA_ID)
-      if (id?.length) handles = await this.#keysMatching([{ type: C.CKA_ID, value: id }])
+      const [certificate] = await token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_CERTIFICATE }, { type: C.CKA_LABEL, value: label }])
+      const id = certificate && (await token.getAttributes(certificate, [C.CKA_ID])).get(C.CKA_ID)
+      if (id?.length) handles = await keysMatching(token, [{ type: C.CKA_ID, value: id }])
     }
-    if (handles.length > 1) throw new KeyNotFoundError(`${handles.length} keys match ${text} on token "${this.#token.slot.token!.label}"; select by id`)
-    const key = handles.length === 1 ? await describeKey(this.#token, handles[0]) : undefined
-    if (!key) throw new KeyNotFoundError(`no usable private or secret key with ${text} on token "${this.#token.slot.token!.label}"`)
+    if (handles.length > 1) throw new KeyNotFoundError(`${handles.length} keys match ${text} on token "${token.slot.token!.label}"; select by id`)
+    const key = handles.length === 1 ? await describeKey(token, handles[0]) : undefined
+    if (!key) throw new KeyNotFoundError(`no usable private or secret key with ${text} on token "${token.slot.token!.label}"`)
     return key
   }
 
-  async #keysMatching(match: Template): Promise<Handle[]> {
-    return [
-      ...await this.#token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_PRIVATE_KEY }, ...match]),
-      ...await this.#token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_SECRET_KEY }, ...match]),
-    ]
-  }
-
   /** The key's label; keytool leaves it empty and names the key's certificate instead. */
-  async #labelOf(key: KeyDescription): Promise<string> {
+  async #labelOf(key: KeyDescription, token: Token): Promise<string> {
     if (key.label || key.id.length === 0) return key.label
-    const [certificate] = await this.#token.findObjects(objectsOf(C.CKO_CERTIFICATE, key))
-    return certificate ? (await this.#token.getAttributes(certificate, [C.CKA_LABEL])).get(C.CKA_LABEL)?.toString('utf8') ?? '' : ''
+    const [certificate] = await token.findObjects(objectsOf(C.CKO_CERTIFICATE, key))
+    return certificate ? (await token.getAttributes(certificate, [C.CKA_LABEL])).get(C.CKA_LABEL)?.toString('utf8') ?? '' : ''
   }
 
   #algorithmsOf(key: KeyDescription): string[] {
@@ -239,4 +260,11 @@ export class KeyStore {
     return supportedJoseAlgorithms(this.#token, (a) => a.kty === key.kty && (a.kty !== 'EC' || a.namedCurve === key.curve?.name)
       && (key.kty !== 'OKP' || key.curve?.name === 'Ed25519'))
   }
+}
+
+async function keysMatching(token: Token, match: Template): Promise<Handle[]> {
+  return [
+    ...await token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_PRIVATE_KEY }, ...match]),
+    ...await token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_SECRET_KEY }, ...match]),
+  ]
 }

@@ -17,7 +17,8 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExample:\n  $ pkcs11-jwt slots --module /usr/lib/softhsm/libsofthsm2.so\n')
     .action(async (flags: SlotsFlags) => {
       const { library, libraryParameters } = resolveOptions({ ...openOptions(flags), pin: undefined, pinFile: undefined })
-      const module = Pkcs11Module.acquire(library, libraryParameters)
+      const user = () => {}
+      const module = await Pkcs11Module.acquire(library, user, libraryParameters)
       try {
         const slots = describeSlots(module.native).map((s) => ({
           slotIndex: s.slotIndex,
@@ -30,7 +31,7 @@ export function register(program: Command): void {
           String(s.slotIndex), s.slotId, s.token?.label ?? `(no token: ${s.description})`, s.token?.serial ?? '', s.token?.manufacturer ?? '', s.token?.model ?? '',
         ]))
       } finally {
-        module.release()
+        await module.release(user)
       }
     })
 }
