@@ -27,10 +27,10 @@ describe('NSS softokn', { skip: missing && `NSS not installed: ${missing}` }, as
     dir: nss?.dir,
   })
 
-  test('without library parameters: CKR_ARGUMENTS_BAD, the parameters in no message', async () => {
+  test('without library parameters: CKR_ARGUMENTS_BAD, and a hint', async () => {
     const result = await runCli(['slots', '--module', SOFTOKN])
     assert.equal(result.code, 1, result.stderr)
-    assert.match(result.stderr, /C_Initialize failed: CKR_ARGUMENTS_BAD/)
+    assert.match(result.stderr, /C_Initialize failed: CKR_ARGUMENTS_BAD \(the module may need libraryParameters, as NSS's softokn does\)/)
   })
 
   test('a Java SunPKCS11 config opens it: nssArgs with library, or NSS mode (nssSecmodDirectory, nssModule)', async () => {

@@ -5,7 +5,7 @@
  */
 import { existsSync, statSync } from 'node:fs'
 import type pkcs11js from 'pkcs11js'
-import { ConfigurationError, ModuleLoadError } from '../errors.js'
+import { ConfigurationError, ModuleLoadError, TokenError } from '../errors.js'
 import { C, NativeModule, callSync, isTokenError, type PKCS11 } from './binding.js'
 import { ModuleActivity } from './module-activity.js'
 
@@ -129,6 +129,10 @@ function load(path: string, libraryParameters: string | undefined): { native: PK
   } catch (error) {
     if (isTokenError(error, 'CKR_CRYPTOKI_ALREADY_INITIALIZED')) return { native, initializedHere: false }
     native.close()
+    // NSS's softokn answers so when its database parameters are missing.
+    if (isTokenError(error, 'CKR_ARGUMENTS_BAD') && libraryParameters === undefined) {
+      throw new TokenError(error.code, error.returnValue, error.function, 'the module may need libraryParameters, as NSS\'s softokn does')
+    }
     throw error
   }
 }
