@@ -48,7 +48,13 @@ export class CertificateStore {
    * const certificate = await hsm.certificates.createSelfSigned({ label: 'signer' }, { subject: 'CN=signer', days: 730 })
    */
   async createSelfSigned(selector: KeySelector, options: CertificateOptions): Promise<X509Certificate> {
-    const key = await this.#signingKey(selector)
+    checkCertificateFields(options)
+    return this.selfSign(await this.#signingKey(selector), options)
+  }
+
+  /** @internal As createSelfSigned, for a key already in hand (the one `keys.generate` just made). */
+  async selfSign(key: TokenKey, options: CertificateOptions): Promise<X509Certificate> {
+    if (!key.publicKey) throw new KeyNotFoundError('the key has no public half on the token to put in a certificate')
     const notBefore = new Date()
     const certificate = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: options.serialNumber ?? Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('hex').replace(/^[89a-f]/, '1'),
@@ -178,6 +184,16 @@ export class CertificateStore {
       ...(ofOwnKey ? [] : [{ type: C.CKA_CERTIFICATE_CATEGORY, value: 2 /* authority */ }]),
     ])
     this.#keys.forget()
+  }
+}
+
+/** TypeError for certificate options that cannot make a certificate (checked before anything is made). */
+export function checkCertificateFields(options: CertificateOptions): void {
+  if (options === null || typeof options !== 'object') throw new TypeError('certificate options are { subject, days?, serialNumber? }')
+  if (typeof options.subject !== 'string' || options.subject.trim() === '') throw new TypeError('a certificate needs a subject, e.g. "CN=signer"')
+  if (options.days !== undefined && !(Number.isInteger(options.days) && options.days > 0)) throw new TypeError('certificate days must be a positive integer')
+  if (options.serialNumber !== undefined && !(typeof options.serialNumber === 'string' && /^[0-9a-f]{1,40}$/i.test(options.serialNumber))) {
+    throw new TypeError('certificate serialNumber must be 1 to 40 hex digits')
   }
 }
 
