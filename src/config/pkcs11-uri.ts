@@ -88,7 +88,8 @@ function apply(uri: Pkcs11Uri, part: string, offset: number, separator: string, 
     const eq = pair.indexOf('=')
     if (eq < 1) throw new ConfigurationError(`pkcs11 URI: expected "name=value"${quotable(end) ? `, got "${pair}"` : ' after the PIN attribute'}`)
     const name = pair.slice(0, eq).toLowerCase()
-    const shownName = Object.hasOwn(known, name) || quotable(end) ? `"${name}"` : 'an attribute'
+    // A PIN attribute's own name would make the redaction hide the rest of the message.
+    const shownName = holdsPin(name) ? 'the PIN attribute' : Object.hasOwn(known, name) || quotable(end) ? `"${name}"` : 'an attribute'
     if (seen.has(name)) throw new ConfigurationError(`pkcs11 URI: ${shownName} is given twice`)
     seen.add(name)
     if (Object.hasOwn(known, name)) known[name](uri, percentDecode(pair.slice(eq + 1), shownName))
