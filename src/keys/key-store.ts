@@ -17,6 +17,7 @@ import { CertificateStore, checkCertificateFields, type CertificateOptions } fro
 import type { TokenKeyFactory } from './key-factory.js'
 import { notSupported } from '../webcrypto/errors.js'
 import { findPublicPart } from './public-key.js'
+import { KeyPins } from './key-pins.js'
 import { selectorTemplate, type KeySelector } from './selector.js'
 
 export type { KeySelector }
@@ -80,6 +81,8 @@ export class KeyStore {
   readonly #replicas: Token[]
   readonly #factory: TokenKeyFactory
   readonly #resolved = new Map<string, Promise<TokenKey>>()
+  /** What the token said of the key PINs tried (CKA_ALWAYS_AUTHENTICATE keys): a refused one is never sent again. */
+  readonly #keyPins = new KeyPins()
 
   constructor(token: Token, factory: TokenKeyFactory, crypto: Crypto, replicas: Token[] = []) {
     this.#token = token
@@ -209,7 +212,12 @@ export class KeyStore {
     const { jwk, certificate } = await findPublicPart(this.#token, key)
     const usages = usagesAllowedBy(key, choice.name)
     if (usages.length === 0) throw invalidAccess(`${describe(key)} may not be used with ${choice.name} (its CKA_ usage flags forbid it)`)
-    const privateKey = tokenCryptoKey(this.#token, key, choice, usages, { publicJwk: jwk, keyPin: options.keyPin, signer: await this.#signerOf(key) })
+    const signer = await this.#signerOf(key) ?? keySigner(this.#token, key)
+    const privateKey = tokenCryptoKey(this.#token, key, choice, usages, {
+      publicJwk: jwk,
+      keyPin: options.keyPin,
+      signer: key.alwaysAuthenticate ? this.#keyPins.guard(signer, `${key.type}/${key.id.toString('hex')}/${key.label}`) : signer,
+    })
     const publicKey = jwk && key.type === 'private' ? await publicCryptoKey(jwk, choice) : undefined
     return { privateKey, publicKey, certificate, id: key.id.toString('hex'), label: await this.#labelOf(key) }
   }
