@@ -27,8 +27,13 @@ export async function findPublicPart(token: Token, key: KeyDescription): Promise
 /** The newest certificate with the key's CKA_ID (or label, when the key has no id) whose public key is `jwk`, when that is known. */
 async function findCertificate(token: Token, key: Pick<KeyDescription, 'id' | 'label'>, jwk: JsonWebKey | undefined): Promise<X509Certificate | undefined> {
   const spki = jwk && createPublicKey({ key: jwk as NodeJwk, format: 'jwk' }).export({ format: 'der', type: 'spki' })
+  return newestCertificate(token, await token.findObjects(objectsOf(C.CKO_CERTIFICATE, key)), spki)
+}
+
+/** Of the certificate objects `handles`, the newest (by notBefore, then notAfter), among those that carry `spki` when it is given. */
+export async function newestCertificate(token: Token, handles: Handle[], spki?: Buffer): Promise<X509Certificate | undefined> {
   let newest: X509Certificate | undefined
-  for (const handle of await token.findObjects(objectsOf(C.CKO_CERTIFICATE, key))) {
+  for (const handle of handles) {
     const value = (await token.getAttributes(handle, [C.CKA_VALUE])).get(C.CKA_VALUE)
     const certificate = value && parseCertificate(value)
     if (!certificate || (spki && !spki.equals(Buffer.from(certificate.publicKey.rawData)))) continue
