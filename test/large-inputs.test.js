@@ -69,3 +69,14 @@ describe('large RSA inputs', () => {
     })
   }
 })
+
+describe('inputs that are not a BufferSource', () => {
+  test('a view on a SharedArrayBuffer is a TypeError, as Node\'s WebCrypto says (another thread could change it mid-signature)', async () => {
+    const { privateKey } = await hsm.keys.get({ label: 'rsa' }, { algorithm: 'RS256' })
+    const shared = new Uint8Array(new SharedArrayBuffer(16))
+    await assert.rejects(crypto.subtle.digest('SHA-256', shared), TypeError)
+    await assert.rejects(hsm.subtle.sign('RSASSA-PKCS1-v1_5', privateKey, shared), (e) => e instanceof TypeError && /SharedArrayBuffer/.test(e.message))
+    await assert.rejects(hsm.subtle.sign('RSASSA-PKCS1-v1_5', privateKey, new DataView(new SharedArrayBuffer(8))), TypeError)
+    assert.equal((await hsm.subtle.sign('RSASSA-PKCS1-v1_5', privateKey, new Uint8Array(16))).byteLength, 256)
+  })
+})
