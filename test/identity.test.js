@@ -54,7 +54,7 @@ describe('identity is unique by default', () => {
     await assert.rejects(hsm.keys.delete({ label: 'twin' }), (e) => e instanceof KeyNotFoundError && /2 keys share CKA_ID aa/.test(e.message) && /label "prod"/.test(e.message) && /label "twin"/.test(e.message))
     assert.equal(objects().length, before)
     // A selector that matches both is refused and lists them.
-    await assert.rejects(hsm.keys.get({ id: 'aa' }, { algorithm: 'ES256' }), (e) => /2 keys match id aa/.test(e.message) && /label "prod"/.test(e.message) && /label "twin"/.test(e.message))
+    await assert.rejects(hsm.keys.get({ id: 'aa' }, { algorithm: 'ES256' }), (e) => /^2 keys on token "ident" match, select one by id \(.*\): id aa$/.test(e.message) && /label "prod"/.test(e.message) && /label "twin"/.test(e.message))
   })
 
   test('a certificate that cannot be made leaves no key behind (serialNumber "zz", HS256 with a certificate)', async () => {

@@ -247,9 +247,9 @@ export class KeyStore {
       if (id?.length) handles = await this.#keysMatching([{ type: C.CKA_ID, value: id }], classes)
     }
     const token = this.#token.slot.token!.label
-    if (handles.length > 1) throw new KeyNotFoundError(`${handles.length} keys match ${text} on token "${token}" (${await this.#listed(handles)}); select one by id`)
-    const key = handles.length === 1 ? await describeKey(this.#token, handles[0]) : undefined
     // The selector (a URI may carry a PIN) comes last: the redaction hides everything after a PIN.
+    if (handles.length > 1) throw new KeyNotFoundError(`${handles.length} keys on token "${token}" match, select one by id (${await this.#listed(handles)}): ${text}`)
+    const key = handles.length === 1 ? await describeKey(this.#token, handles[0]) : undefined
     if (!key) throw new KeyNotFoundError(`no usable private or secret key on token "${token}" with ${text}`)
     return key
   }
@@ -286,7 +286,7 @@ export class KeyStore {
 
 /** TypeError, before any key is made, for a certificate that could not be made for the key. */
 function checkCertificateOptions(certificate: CertificateOptions, algorithm: string): void {
-  if (!(algorithm in PUBLIC_USAGES) || PUBLIC_USAGES[algorithm].length === 0 || !PRIVATE_USAGES[algorithm].includes('sign')) {
+  if (!PRIVATE_USAGES[algorithm]?.includes('sign') || !PUBLIC_USAGES[algorithm]?.length) {
     throw new TypeError(`a ${algorithm} key cannot sign a certificate: only signing key pairs get one`)
   }
   checkCertificateFields(certificate)
