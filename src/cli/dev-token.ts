@@ -45,8 +45,12 @@ const OURS = new Set([MARKER, LOCK, 'softhsm2.conf', 'tokens', 'user-pin'])
 /** How long a run waits for another one that is making the token. */
 const LOCK_WAIT_MS = 120_000
 
-/** The lock this process holds while it makes the development token (released once its keys exist). */
-let creating: { home: string, release: () => void } | undefined
+/**
+ * The lock this process holds on a first run, released once the keys exist (`made`: this run made
+ * the token). A run that waited for another's first run keeps it through its own start too: the
+ * first processes to open a new SoftHSM token at once made it answer CKR_GENERAL_ERROR here.
+ */
+let firstRun: { home: string, made: boolean, release: () => void } | undefined
 
 /** Makes the development keys that are missing, each with a self-signed certificate; on a first run, then marks the token complete. */
 export async function ensureDevKeys(hsm: Pkcs11Crypto): Promise<void> {
@@ -61,10 +65,10 @@ export async function ensureDevKeys(hsm: Pkcs11Crypto): Promise<void> {
         if (!(error instanceof KeyExistsError)) throw error
       }
     }
-    if (creating) writeMarker(creating.home, true)
+    if (firstRun?.made) writeMarker(firstRun.home, true)
   } finally {
-    creating?.release()
-    creating = undefined
+    firstRun?.release()
+    firstRun = undefined
   }
 }
 
@@ -92,20 +96,23 @@ export function devTokenOptions(env: NodeJS.ProcessEnv = process.env): OpenOptio
   const conf = join(home, 'softhsm2.conf')
   const pinFile = join(home, 'user-pin')
   process.env.SOFTHSM2_CONF = conf
-  if (!markerOf(home)?.complete) {
+  // Complete means made, keys and all; a token without its PIN file is of no use and is made again.
+  const made = () => markerOf(home)?.complete === true && existsSync(pinFile)
+  if (!made()) {
     checkOwnFolder(home)
     mkdirSync(home, { recursive: true, mode: 0o700 })
     const release = lock(home)
     try {
       // Another run may have made it while this one waited.
       checkOwnFolder(home)
-      if (!markerOf(home)?.complete) {
+      const making = !made()
+      if (making) {
         writeMarker(home, false)
         if (!existsSync(pinFile)) create(module, home, conf, pinFile)
-        creating = { home, release }
       }
+      firstRun = { home, made: making, release }
     } finally {
-      if (!creating) release()
+      if (!firstRun) release()
     }
   }
   const pin = readFileSync(pinFile, 'utf8').trim()
@@ -131,10 +138,11 @@ function writeMarker(home: string, complete: boolean): void {
  * an earlier version made: its softhsm2.conf exactly, tokens/ and user-pin, nothing else).
  */
 function checkOwnFolder(home: string): void {
-  if (!existsSync(home) || markerOf(home)) return
+  // The marker's presence is what counts: another run may be writing it right now.
+  if (!existsSync(home) || existsSync(join(home, MARKER))) return
   const entries = readdirSync(home).filter((name) => name !== LOCK)
   if (entries.length === 0) return
-  const earlier = entries.every((name) => OURS.has(name)) && entries.includes('user-pin')
+  const earlier = entries.every((name) => OURS.has(name)) && entries.includes('user-pin') && entries.includes('softhsm2.conf')
     && readFileSync(join(home, 'softhsm2.conf'), 'utf8') === softHsmConf(join(home, 'tokens'))
   if (earlier) return writeMarker(home, true)
   throw new ConfigurationError(`${home} holds files the development token did not make (${entries.slice(0, 5).join(', ')}); `
