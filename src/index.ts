@@ -19,5 +19,5 @@ export { JOSE_ALGORITHMS } from './keys/jose-algorithms.js'
 export { parseJavaConfig } from './config/java-config.js'
 export { parsePkcs11Uri } from './config/pkcs11-uri.js'
 export {
-  Pkcs11WebCryptoError, TokenError, ConfigurationError, ModuleLoadError, TokenNotFoundError, KeyNotFoundError, KeyPinRequiredError, ClosedError,
+  Pkcs11WebCryptoError, TokenError, ConfigurationError, ModuleLoadError, TokenNotFoundError, KeyNotFoundError, KeyExistsError, KeyPinRequiredError, ClosedError,
 } from './errors.js'

@@ -19,6 +19,8 @@ describe('tpm2-pkcs11 on a software TPM', { skip: missing && `TPM stack not inst
     tpm.addKey('tpm', PIN, { label: 'ptool-rsa', id: '02', algorithm: 'rsa2048' })
     execFileSync('pkcs11-tool', ['--module', TPM_MODULE, '--token-label', 'tpm', '--login', '--pin', PIN,
       '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'p11tool-ec', '--id', '03'], { stdio: 'ignore' })
+    execFileSync('pkcs11-tool', ['--module', TPM_MODULE, '--token-label', 'tpm', '--login', '--pin', PIN,
+      '--keypairgen', '--key-type', 'EC:secp521r1', '--label', 'p11tool-p521', '--id', '04'], { stdio: 'ignore' })
   })
   after(() => tpm?.stop())
 
@@ -48,7 +50,10 @@ describe('tpm2-pkcs11 on a software TPM', { skip: missing && `TPM stack not inst
       await assert.rejects(hsm.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']),
         { name: 'NotSupportedError', message: /keeps no session objects: make the key with persistent: true/ })
       await assert.rejects(hsm.keys.generate({ algorithm: 'ES512', label: 'p521' }), { name: 'NotSupportedError', message: /P-521/ })
-      assert.ok(!(await hsm.keys.list()).some((k) => k.label === 'p521'), 'nothing left behind')
+      const listed = await hsm.keys.list()
+      assert.ok(!listed.some((k) => k.label === 'p521'), 'nothing left behind')
+      // One made by another tool is listed, with no algorithm to sign with.
+      assert.deepEqual(listed.find((k) => k.label === 'p11tool-p521')?.algorithms, [])
       // A token object works, and goes when deleted.
       await hsm.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256', label: 'persistent', persistent: true }, false, ['sign', 'verify'])
       assert.ok((await hsm.keys.delete({ label: 'persistent' })) >= 2)

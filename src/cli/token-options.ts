@@ -64,13 +64,7 @@ function rememberPins(flags: TokenFlags): void {
       // the library reports an unreadable PIN file
     }
   }
-  if (flags.uri) {
-    const match = /[?&;]pin-value=([^&]*)/.exec(flags.uri)
-    if (match) {
-      rememberSecret(match[1])
-      try { rememberSecret(decodeURIComponent(match[1])) } catch { /* not percent-encoded */ }
-    }
-  }
+  // A PIN inside --uri (or --key) needs no remembering: every message goes through redact().
 }
 
 /**

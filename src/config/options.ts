@@ -73,7 +73,9 @@ export function resolveOptions(options: OpenOptions = {}): TokenOptions {
   if (!library) throw new ConfigurationError('no PKCS#11 module: give library, config, uri (module-path) or env PKCS11_MODULE')
 
   const pinFile = options.pinFile ?? uri?.pinSource ?? (options.pin === undefined && uri?.pinValue === undefined ? env.PKCS11_PIN_FILE : undefined)
-  const pin = options.pin ?? uri?.pinValue ?? (pinFile ? readPinFile(pinFile) : env.PKCS11_PIN)
+  // A pin-source is redacted wherever it is shown: its path is not named in the error either.
+  const pinFileName = options.pinFile === undefined && pinFile === uri?.pinSource ? 'named by the URI\'s pin-source' : pinFile
+  const pin = options.pin ?? uri?.pinValue ?? (pinFile ? readPinFile(pinFile, pinFileName!) : env.PKCS11_PIN)
 
   return {
     library: resolveLibrary(library, env),
@@ -113,10 +115,11 @@ function resolveLibrary(library: string, env: Record<string, string | undefined>
   return found
 }
 
-function readPinFile(path: string): string {
+function readPinFile(path: string, shown: string): string {
   try {
     return readFileSync(path, 'utf8').replace(/\r?\n$/, '')
   } catch (cause) {
-    throw new ConfigurationError(`cannot read PIN file ${path}: ${(cause as NodeJS.ErrnoException).code}`, { cause })
+    // Not the cause itself: its message repeats the path.
+    throw new ConfigurationError(`cannot read PIN file ${shown}: ${(cause as NodeJS.ErrnoException).code}`)
   }
 }
