@@ -1,13 +1,16 @@
 /**
  * Errors of this library that are not WebCrypto's own. Every class has a stable `code` to branch on;
- * no message ever contains a PIN.
+ * no message ever contains a PIN: each goes through the one redaction (src/lib/redact.ts), and so
+ * do the messages of its causes.
  */
+import { redact, redactError } from './lib/redact.js'
 
-/** Base class: `code` names the cause. */
+/** Base class: `code` names the cause. Its message, and its cause's, are redacted before anything can show them. */
 export class Pkcs11WebCryptoError extends Error {
   readonly code: string
   constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options)
+    redactError(options?.cause)
+    super(redact(message), options)
     this.code = code
     this.name = new.target.name
   }
@@ -72,6 +75,16 @@ export class TokenNotFoundError extends Pkcs11WebCryptoError {
 export class KeyNotFoundError extends Pkcs11WebCryptoError {
   constructor(message: string) {
     super('ERR_PKCS11_KEY_NOT_FOUND', message)
+  }
+}
+
+/**
+ * A new key would take an id or label another object on the token already has (a second key of
+ * that id or label makes every later lookup by it ambiguous). Pass `unique: false` to add it anyway.
+ */
+export class KeyExistsError extends Pkcs11WebCryptoError {
+  constructor(identity: string, token: string) {
+    super('ERR_PKCS11_KEY_EXISTS', `token "${token}" already holds an object with ${identity}; choose another, or pass unique: false to add a key beside it`)
   }
 }
 

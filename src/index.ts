@@ -12,11 +12,12 @@ export type { OpenOptions } from './config/options.js'
 export type { TokenSelector } from './pkcs11/slots.js'
 export type { KeySelector, KeyGetOptions, KeyInfo, TokenKey, KeyStore } from './keys/key-store.js'
 export { TokenCryptoKey } from './webcrypto/crypto-key.js'
+export { TokenKeyToNodeError } from './webcrypto/errors.js'
 export { installGlobal } from './webcrypto/install-global.js'
 export type { JwksOptions, PublishedJwk } from './keys/jwks.js'
 export { JOSE_ALGORITHMS } from './keys/jose-algorithms.js'
 export { parseJavaConfig } from './config/java-config.js'
 export { parsePkcs11Uri } from './config/pkcs11-uri.js'
 export {
-  Pkcs11WebCryptoError, TokenError, ConfigurationError, ModuleLoadError, TokenNotFoundError, KeyNotFoundError, KeyPinRequiredError, InputRejectedError, ClosedError,
+  Pkcs11WebCryptoError, TokenError, ConfigurationError, ModuleLoadError, TokenNotFoundError, KeyNotFoundError, KeyExistsError, KeyPinRequiredError, InputRejectedError, ClosedError,
 } from './errors.js'

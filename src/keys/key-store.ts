@@ -14,12 +14,14 @@ import { oaepSupport } from './oaep-support.js'
 import { SIGNATURE_ALGORITHMS, TOKEN_ALGORITHMS } from '../webcrypto/algorithms/index.js'
 import type { HashName } from '../webcrypto/algorithm.js'
 import { supportedJoseAlgorithms } from './supported-algorithms.js'
+import { modulePolicy } from './templates.js'
 import { chooseAlgorithm, describe } from './key-algorithm.js'
 import { describeKey, objectsOf, type KeyDescription } from './key-description.js'
-import { CertificateStore, type CertificateOptions } from './certificate-store.js'
+import { CertificateStore, checkCertificateFields, type CertificateOptions } from './certificate-store.js'
 import type { TokenKeyFactory } from './key-factory.js'
 import { notSupported } from '../webcrypto/errors.js'
 import { findPublicPart } from './public-key.js'
+import { KeyPins } from './key-pins.js'
 import { selectorTemplate, type KeySelector } from './selector.js'
 
 export type { KeySelector }
@@ -63,6 +65,11 @@ export interface KeyGenerateOptions {
   namedCurve?: string
   /** Keep it on the token (default true); false makes a session key. */
   persistent?: boolean
+  /**
+   * Refuse (KeyExistsError) an id or label that an object on the token already has (default true);
+   * false adds another key beside it, which is then found by its id only.
+   */
+  unique?: boolean
   /** Also make a self-signed certificate and store it beside the key (Java sees only such keys). */
   certificate?: CertificateOptions
 }
@@ -87,6 +94,8 @@ export class KeyStore {
   readonly #replicas: Token[]
   readonly #factory: TokenKeyFactory
   readonly #resolved = new Map<string, Promise<TokenKey>>()
+  /** What the token said of the key PINs tried (CKA_ALWAYS_AUTHENTICATE keys): a refused one is never sent again. */
+  readonly #keyPins = new KeyPins()
 
   constructor(token: Token, factory: TokenKeyFactory, crypto: Crypto, replicas: Token[] = []) {
     this.#token = token
@@ -114,12 +123,24 @@ export class KeyStore {
           modulusLength: options.modulusLength ?? 2048, publicExponent: new Uint8Array([1, 0, 1]),
         }
       : options.algorithm as Algorithm
-    const storage = { label: options.label, id: options.id, persistent: options.persistent ?? true }
+    // What could fail after the key is made is checked before.
+    if (options.certificate) checkCertificateOptions(options.certificate, params.name)
+    const storage = { label: options.label, id: options.id, persistent: options.persistent ?? true, unique: options.unique }
     const usages = [...PRIVATE_USAGES[params.name] ?? [], ...PUBLIC_USAGES[params.name] ?? []]
-    const { id } = await this.#factory.generate({ ...params, ...storage }, false, usages)
-    const keyId = id.toString('hex')
-    if (options.certificate) await this.certificates.createSelfSigned({ id: keyId }, options.certificate)
-    return this.get({ id: keyId }, { algorithm: typeof options.algorithm === 'string' ? options.algorithm : undefined })
+    const made = await this.#factory.generate({ ...params, ...storage }, false, usages)
+    this.forget()
+    try {
+      // The key just made, by its handle: never an older one that shares its id or label.
+      const description = (await describeKey(this.#token, made.handle))!
+      const key = await this.#tokenKey(description, { algorithm: jose ? options.algorithm as string : undefined })
+      // Signed with the key's default algorithm (RS256 for any RSA key), as createSelfSigned does.
+      if (options.certificate) key.certificate = await this.certificates.selfSign(await this.#tokenKey(description, {}), options.certificate)
+      return key
+    } catch (error) {
+      await this.#factory.destroy(made).catch(() => undefined)
+      this.forget()
+      throw error
+    }
   }
 
   /**
@@ -131,6 +152,11 @@ export class KeyStore {
   async delete(selector: KeySelector): Promise<number> {
     this.#token.assertUsable()
     const key = await this.#find(selector, this.#token)
+    if (key.id.length) {
+      // Another key with the same CKA_ID would lose its public key and certificate with this one.
+      const sharing = await this.#keysMatching(this.#token, [{ type: C.CKA_ID, value: key.id }])
+      if (sharing.length > 1) throw new KeyNotFoundError(`${sharing.length} keys share CKA_ID ${key.id.toString('hex')} on token "${this.#token.slot.token!.label}" (${await this.#listed(this.#token, sharing)}); delete refused: remove the duplicates with a tool that selects by handle`)
+    }
     const related = key.id.length
       ? await this.#token.findObjects([{ type: C.CKA_ID, value: key.id }])
       : [key.handle]
@@ -208,12 +234,17 @@ export class KeyStore {
   async #resolve(selector: KeySelector, options: KeyGetOptions): Promise<TokenKey> {
     // One member answers the whole lookup: handles are its own.
     const token = this.lookupToken
-    const key = await this.#find(selector, token)
+    return this.#tokenKey(await this.#find(selector, token), options, token)
+  }
+
+  /** The CryptoKeys of `key`, found on `token` (a member of the group, or the only token). */
+  async #tokenKey(key: KeyDescription, options: KeyGetOptions, token = this.#token): Promise<TokenKey> {
     const choice = chooseAlgorithm(options.algorithm, key)
     const { jwk, certificate } = await findPublicPart(token, key)
     const usages = usagesAllowedBy(key, choice.name)
     if (usages.length === 0) throw invalidAccess(`${describe(key)} may not be used with ${choice.name} (its CKA_ usage flags forbid it)`)
-    const signer = await this.#signerOf(key, token)
+    const found = await this.#signerOf(key, token) ?? keySigner(token, key)
+    const signer = key.alwaysAuthenticate ? this.#keyPins.guard(found, `${key.type}/${key.id.toString('hex')}/${key.label}`) : found
     const what = typeof options.algorithm === 'string' ? options.algorithm : choice.name
     // Said now: jose hides a decryption the token cannot do behind a random key.
     if (!SIGNATURE_ALGORITHMS.has(choice.name) && !TOKEN_ALGORITHMS.get(choice.name)!.isSupportedBy(this.#token)) {
@@ -265,18 +296,36 @@ export class KeyStore {
   }
 
   async #find(selector: KeySelector, token: Token): Promise<KeyDescription> {
-    const { template, label, text } = selectorTemplate(selector)
-    let handles = await keysMatching(token, template)
+    // Selectors that name a token (a URI's token=) name the group's first one.
+    const { template, label, classes, text } = selectorTemplate(selector, this.#token.slot)
+    let handles = await this.#keysMatching(token, template, classes)
     if (handles.length === 0 && label !== undefined) {
       // Java's keytool stores the alias as the certificate's label and as the key's CKA_ID.
       const [certificate] = await token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_CERTIFICATE }, { type: C.CKA_LABEL, value: label }])
       const id = certificate && (await token.getAttributes(certificate, [C.CKA_ID])).get(C.CKA_ID)
-      if (id?.length) handles = await keysMatching(token, [{ type: C.CKA_ID, value: id }])
+      if (id?.length) handles = await this.#keysMatching(token, [{ type: C.CKA_ID, value: id }], classes)
     }
-    if (handles.length > 1) throw new KeyNotFoundError(`${handles.length} keys match ${text} on token "${token.slot.token!.label}"; select by id`)
+    const tokenLabel = token.slot.token!.label
+    // The selector (a URI may carry a PIN) comes last: the redaction hides everything after a PIN.
+    if (handles.length > 1) throw new KeyNotFoundError(`${handles.length} keys on token "${tokenLabel}" match, select one by id (${await this.#listed(token, handles)}): ${text}`)
     const key = handles.length === 1 ? await describeKey(token, handles[0]) : undefined
-    if (!key) throw new KeyNotFoundError(`no usable private or secret key with ${text} on token "${token.slot.token!.label}"`)
+    if (!key) throw new KeyNotFoundError(`no usable private or secret key on token "${tokenLabel}" with ${text}`)
     return key
+  }
+
+  async #keysMatching(token: Token, match: Template, classes: number[] = [C.CKO_PRIVATE_KEY, C.CKO_SECRET_KEY]): Promise<Handle[]> {
+    const handles: Handle[] = []
+    for (const objectClass of classes) handles.push(...await token.findObjects([{ type: C.CKA_CLASS, value: objectClass }, ...match]))
+    return handles
+  }
+
+  /** `id 01 label "a", id 01 label "b"`: the keys behind an ambiguous selector, for the error that refuses it. */
+  async #listed(token: Token, handles: Handle[]): Promise<string> {
+    const shown = await Promise.all(handles.slice(0, 10).map(async (handle) => {
+      const a = await token.getAttributes(handle, [C.CKA_ID, C.CKA_LABEL])
+      return `id ${a.get(C.CKA_ID)?.toString('hex') || '(none)'} label ${JSON.stringify(a.get(C.CKA_LABEL)?.toString('utf8') ?? '')}`
+    }))
+    return shown.join(', ') + (handles.length > 10 ? ', ...' : '')
   }
 
   /** The key's label; keytool leaves it empty and names the key's certificate instead. */
@@ -289,7 +338,9 @@ export class KeyStore {
   async #algorithmsOf(key: KeyDescription, token: Token): Promise<string[]> {
     // RFC 7518 asks for RSA keys of 2048 bits or more, and jose refuses smaller ones.
     if (key.kty === 'RSA' && key.bits! < 2048) return []
-    const signing = key.can.sign && key.secret !== 'aes'
+    // A curve the module cannot sign on (tpm2-pkcs11's P-521) gets no signature algorithm.
+    const signs = key.can.sign && key.secret !== 'aes' && !(key.curve && modulePolicy(this.#token.slot).unusableCurves.includes(key.curve.name))
+    const signing = signs
       ? supportedJoseAlgorithms(this.#token, (a) => a.use === undefined && a.kty === key.kty && (a.kty !== 'EC' || a.namedCurve === key.curve?.name)
         && (key.kty !== 'OKP' || key.curve?.name === 'Ed25519'))
       : []
@@ -324,9 +375,10 @@ function servesEncryption(key: KeyDescription, alg: JoseAlgorithm): boolean {
   return alg.name === 'AES-KW' ? key.can.unwrap || key.can.wrap : key.can.decrypt || key.can.encrypt
 }
 
-async function keysMatching(token: Token, match: Template): Promise<Handle[]> {
-  return [
-    ...await token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_PRIVATE_KEY }, ...match]),
-    ...await token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_SECRET_KEY }, ...match]),
-  ]
+/** TypeError, before any key is made, for a certificate that could not be made for the key. */
+function checkCertificateOptions(certificate: CertificateOptions, algorithm: string): void {
+  if (!PRIVATE_USAGES[algorithm]?.includes('sign') || !PUBLIC_USAGES[algorithm]?.length) {
+    throw new TypeError(`a ${algorithm} key cannot sign a certificate: only signing key pairs get one`)
+  }
+  checkCertificateFields(certificate)
 }

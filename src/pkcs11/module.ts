@@ -4,7 +4,8 @@
  * when its last user releases it, with no thread inside it.
  */
 import { existsSync, statSync } from 'node:fs'
-import { ModuleLoadError } from '../errors.js'
+import type pkcs11js from 'pkcs11js'
+import { ConfigurationError, ModuleLoadError, TokenError } from '../errors.js'
 import { C, NativeModule, callSync, isTokenError, type PKCS11 } from './binding.js'
 import { ModuleActivity } from './module-activity.js'
 
@@ -13,6 +14,8 @@ const loaded = new Map<string, Pkcs11Module>()
 export class Pkcs11Module {
   readonly path: string
   readonly native: PKCS11
+  /** C_Initialize's pReserved (NSS's softokn needs its database there); may hold a password: never shown. */
+  readonly #libraryParameters: string | undefined
   /** Calls of other threads under way; held back while the module is finalized. */
   readonly activity = new ModuleActivity()
   /** False when someone else in the process initialized the library: then they finalize it. */
@@ -24,7 +27,8 @@ export class Pkcs11Module {
   #generation = 0
   #finalizing: Promise<void> | undefined
 
-  private constructor(path: string, fileId: string, native: PKCS11, initializedHere: boolean) {
+  private constructor(path: string, fileId: string, native: PKCS11, initializedHere: boolean, libraryParameters: string | undefined) {
+    this.#libraryParameters = libraryParameters
     this.path = path
     this.fileId = fileId
     this.native = native
@@ -34,12 +38,13 @@ export class Pkcs11Module {
   /**
    * Loads and initializes the library at `path`, or shares the instance already loaded from the
    * same file. `onReinitialized` runs whenever any user of the module initialized it again.
+   * `libraryParameters` go to C_Initialize; a module already initialized with others is refused.
    *
    * @example
    * const module = Pkcs11Module.acquire('/usr/lib/softhsm/libsofthsm2.so', () => {})
    * try { console.log(module.native.C_GetInfo()) } finally { await module.release(user) }
    */
-  static async acquire(path: string, onReinitialized: () => void): Promise<Pkcs11Module> {
+  static async acquire(path: string, onReinitialized: () => void, libraryParameters?: string): Promise<Pkcs11Module> {
     if (!existsSync(path)) throw new ModuleLoadError(`PKCS#11 module not found: ${path}`)
     const { dev, ino } = statSync(path)
     const fileId = `${dev}:${ino}`
@@ -50,9 +55,11 @@ export class Pkcs11Module {
       module = loaded.get(fileId)
     }
     if (!module) {
-      const { native, initializedHere } = load(path)
-      module = new Pkcs11Module(path, fileId, native, initializedHere)
+      const { native, initializedHere } = load(path, libraryParameters)
+      module = new Pkcs11Module(path, fileId, native, initializedHere, libraryParameters)
       loaded.set(fileId, module)
+    } else if (module.#libraryParameters !== libraryParameters) {
+      throw new ConfigurationError(`${path} is already initialized in this process with other library parameters`)
     }
     module.#users.add(onReinitialized)
     return module
@@ -79,7 +86,7 @@ export class Pkcs11Module {
         // already finalized, or the connection is gone: initializing again is what matters
       }
       try {
-        callSync('C_Initialize', () => this.native.C_Initialize({ flags: C.CKF_OS_LOCKING_OK }))
+        callSync('C_Initialize', () => this.native.C_Initialize(initializeArgs(this.#libraryParameters)))
       } catch (error) {
         if (!isTokenError(error, 'CKR_CRYPTOKI_ALREADY_INITIALIZED')) throw error
       } finally {
@@ -104,7 +111,12 @@ export class Pkcs11Module {
   }
 }
 
-function load(path: string): { native: PKCS11, initializedHere: boolean } {
+/** Without CKF_OS_LOCKING_OK, SoftHSM (and others) turn their locking off and thread-pool calls race. */
+function initializeArgs(libraryParameters: string | undefined): pkcs11js.InitializationOptions {
+  return libraryParameters === undefined ? { flags: C.CKF_OS_LOCKING_OK } : { flags: C.CKF_OS_LOCKING_OK, libraryParameters }
+}
+
+function load(path: string, libraryParameters: string | undefined): { native: PKCS11, initializedHere: boolean } {
   const native = new NativeModule()
   try {
     native.load(path)
@@ -112,12 +124,15 @@ function load(path: string): { native: PKCS11, initializedHere: boolean } {
     throw new ModuleLoadError(`cannot load PKCS#11 module ${path}: ${(cause as Error).message}`, { cause })
   }
   try {
-    // Without CKF_OS_LOCKING_OK, SoftHSM (and others) turn their locking off and thread-pool calls race.
-    callSync('C_Initialize', () => native.C_Initialize({ flags: C.CKF_OS_LOCKING_OK }))
+    callSync('C_Initialize', () => native.C_Initialize(initializeArgs(libraryParameters)))
     return { native, initializedHere: true }
   } catch (error) {
     if (isTokenError(error, 'CKR_CRYPTOKI_ALREADY_INITIALIZED')) return { native, initializedHere: false }
     native.close()
+    // NSS's softokn answers so when its database parameters are missing.
+    if (isTokenError(error, 'CKR_ARGUMENTS_BAD') && libraryParameters === undefined) {
+      throw new TokenError(error.code, error.returnValue, error.function, 'the module may need libraryParameters, as NSS\'s softokn does')
+    }
     throw error
   }
 }

@@ -30,6 +30,11 @@ export class Reconnection {
     this.#steps = steps
   }
 
+  /** Callers waiting now. */
+  get waiting(): number {
+    return this.#waiting
+  }
+
   get searching(): boolean {
     return this.#search !== undefined
   }

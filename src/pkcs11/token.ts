@@ -26,6 +26,8 @@ import { TokenLifecycle, type TokenState } from './token-state.js'
 export interface TokenOptions {
   /** Path of the PKCS#11 library. */
   library: string
+  /** C_Initialize's library parameters (pReserved), for modules that need them (NSS's softokn). */
+  libraryParameters?: string
   /** Which token; when absent, the only token present. */
   token?: TokenSelector
   /**
@@ -105,11 +107,12 @@ export class Token {
       withSession: (use) => this.#lookup(use),
       restoreLogin: (session) => this.#restoreLogin(session),
     }, options.searchCacheMs ?? DEFAULT_SEARCH_CACHE_MS)
-    this.#reconnection = new Reconnection({
+    const life = this.#life
+    const reconnection: Reconnection = this.#reconnection = new Reconnection({
       attempt: () => this.#reconnectOnce(),
-      get wanted() { return wanted() },
+      // While closing, only for the calls made before close() that wait for the token.
+      get wanted() { return life.state === 'reconnecting' || (life.state === 'closing' && reconnection.waiting > 0) },
     })
-    const wanted = () => this.#life.state === 'reconnecting' || (this.#life.state === 'closing' && this.#reconnection.searching)
     this.mechanisms = new Set(callSync('C_GetMechanismList', () => module.native.C_GetMechanismList(slot.slot)))
   }
 
@@ -123,7 +126,7 @@ export class Token {
   static async open(options: TokenOptions): Promise<Token> {
     const user: { token?: Token } = {}
     const moduleUser = () => { if (user.token) user.token.#afterReinitialize() }
-    const module = await Pkcs11Module.acquire(options.library, moduleUser)
+    const module = await Pkcs11Module.acquire(options.library, moduleUser, options.libraryParameters)
     let pool: SessionPool | undefined
     try {
       const slot = selectSlot(module.native, options.token)
@@ -234,11 +237,11 @@ export class Token {
     // Each remedy is tried once (a token whose sessions were all closed needs a new session, then a
     // new login), and once more after the token came back or the module was initialized again
     // under the call (its handles changed): a few tries in all.
-    const tried = new Set<string>()
+    let tried: Set<string> | undefined
     let triedIn = this.#generation
     for (let attempt = 0; ; attempt++) {
       if (this.#generation !== triedIn) {
-        tried.clear()
+        tried = undefined
         triedIn = this.#generation
       }
       if (this.#life.state === 'refused') this.#life.check()
@@ -253,8 +256,8 @@ export class Token {
       } catch (error) {
         if (rejectsInput(error)) throw new InputRejectedError()
         const remedy = remedyFor(error)
-        if (!remedy || tried.has(remedy) || attempt >= MAX_ATTEMPTS || this.#life.state === 'closed') throw error
-        tried.add(remedy)
+        if (!remedy || tried?.has(remedy) || attempt >= MAX_ATTEMPTS || this.#life.state === 'closed') throw error
+        ;(tried ??= new Set()).add(remedy)
         if (remedy === 'login') this.#relogin(error as TokenError)
         if (remedy === 'refind') await this.#refind(key)
         if (remedy === 'reconnect') {

@@ -16,9 +16,9 @@ export function register(program: Command): void {
     .option('--json', 'print JSON')
     .addHelpText('after', '\nExample:\n  $ pkcs11-jwt slots --module /usr/lib/softhsm/libsofthsm2.so\n')
     .action(async (flags: SlotsFlags) => {
-      const { library } = resolveOptions({ ...openOptions(flags), pin: undefined, pinFile: undefined })
+      const { library, libraryParameters } = resolveOptions({ ...openOptions(flags), pin: undefined, pinFile: undefined })
       const user = () => {}
-      const module = await Pkcs11Module.acquire(library, user)
+      const module = await Pkcs11Module.acquire(library, user, libraryParameters)
       try {
         const slots = describeSlots(module.native).map((s) => ({
           slotIndex: s.slotIndex,
