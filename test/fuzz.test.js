@@ -591,9 +591,12 @@ describe(`fuzz: ${CALLS} random calls to hsm.subtle (FUZZ_SEED=${SEED})`, () => 
     await assert.rejects(hsm.subtle.generateKey({ name: 'HMAC', hash: 'SHA-512', length: null }, false, ['sign']), { name: 'OperationError' })
   })
 
-  test('Node 20\'s misspelt "InvalidAccessException" reaches callers as InvalidAccessError', async () => {
+  test('a Node key Node will not export: Node\'s own answer, spelt as the spec spells it (Node 20 says "InvalidAccessException")', async () => {
     const hkdf = await webcrypto.subtle.importKey('raw', new Uint8Array(32), 'HKDF', false, ['deriveBits'])
-    await assert.rejects(hsm.subtle.exportKey('raw', hkdf), { name: 'InvalidAccessError' })
+    const nodeAnswer = await webcrypto.subtle.exportKey('raw', hkdf).then(() => assert.fail('Node exported an HKDF key'), (error) => error.name)
+    const expected = nodeAnswer === 'InvalidAccessException' ? 'InvalidAccessError' : nodeAnswer
+    assert.ok(['InvalidAccessError', 'NotSupportedError'].includes(expected), `Node answered ${nodeAnswer}`)
+    await assert.rejects(hsm.subtle.exportKey('raw', hkdf), (error) => error instanceof DOMException && error.name === expected)
   })
 
   test('afterwards the token still signs correctly (ES256, RS256, checked by Node), within its session bound', async () => {
