@@ -7,7 +7,7 @@ import { createHash, webcrypto } from 'node:crypto'
 import { KeyNotFoundError } from '../errors.js'
 import { C, type Handle } from '../pkcs11/binding.js'
 import type { Token } from '../pkcs11/token.js'
-import { x509, X509Certificate } from '../lib/x509.js'
+import { loadX509, type Pkcs10CertificateRequest, type X509Certificate } from '../lib/x509.js'
 import { dataError } from '../webcrypto/errors.js'
 import { defaultJoseAlgorithm, type KeyKind } from './jose-algorithms.js'
 import type { KeySelector, KeyStore, TokenKey } from './key-store.js'
@@ -48,6 +48,7 @@ export class CertificateStore {
    * const certificate = await hsm.certificates.createSelfSigned({ label: 'signer' }, { subject: 'CN=signer', days: 730 })
    */
   async createSelfSigned(selector: KeySelector, options: CertificateOptions): Promise<X509Certificate> {
+    const x509 = await loadX509()
     const key = await this.#signingKey(selector)
     const notBefore = new Date()
     const certificate = await x509.X509CertificateGenerator.createSelfSigned({
@@ -74,9 +75,10 @@ export class CertificateStore {
    * const csr = await hsm.certificates.createCsr({ label: 'signer' }, { subject: 'CN=signer' })
    * writeFileSync('signer.csr', csr.toString('pem'))
    */
-  async createCsr(selector: KeySelector, options: Pick<CertificateOptions, 'subject'>): Promise<x509.Pkcs10CertificateRequest> {
+  async createCsr(selector: KeySelector, options: Pick<CertificateOptions, 'subject'>): Promise<Pkcs10CertificateRequest> {
+    const { Pkcs10CertificateRequestGenerator } = await loadX509()
     const key = await this.#signingKey(selector)
-    return x509.Pkcs10CertificateRequestGenerator.create({
+    return Pkcs10CertificateRequestGenerator.create({
       name: options.subject,
       keys: { privateKey: key.privateKey, publicKey: key.publicKey! },
       signingAlgorithm: signingAlgorithm(key),
@@ -91,7 +93,8 @@ export class CertificateStore {
    * await hsm.certificates.import({ label: 'signer' }, [leafPem, intermediatePem])
    */
   async import(selector: KeySelector, chain: string | ArrayBufferView | Array<string | ArrayBufferView | X509Certificate> | X509Certificate): Promise<X509Certificate> {
-    const [leaf, ...cas] = (Array.isArray(chain) ? chain : [chain]).map(toCertificate)
+    const { X509Certificate } = await loadX509()
+    const [leaf, ...cas] = (Array.isArray(chain) ? chain : [chain]).map((item) => toCertificate(X509Certificate, item))
     const key = await this.#keys.get(selector)
     if (!key.publicKey) throw new KeyNotFoundError('the key has no public half on the token to compare the certificate with')
     const ours = await webcrypto.subtle.exportKey('spki', key.publicKey)
@@ -111,6 +114,7 @@ export class CertificateStore {
    * for (const c of await hsm.certificates.list()) console.log(c.label, c.subject, c.notAfter)
    */
   async list(): Promise<CertificateInfo[]> {
+    const { X509Certificate } = await loadX509()
     const infos: CertificateInfo[] = []
     for (const handle of await this.#token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_CERTIFICATE }])) {
       const a = await this.#token.getAttributes(handle, [C.CKA_ID, C.CKA_LABEL, C.CKA_VALUE])
@@ -139,7 +143,7 @@ export class CertificateStore {
   async get(keyId: string): Promise<X509Certificate | undefined> {
     const [handle] = await this.#find(Buffer.from(keyId, 'hex'))
     const value = handle && (await this.#token.getAttributes(handle, [C.CKA_VALUE])).get(C.CKA_VALUE)
-    return value ? new X509Certificate(new Uint8Array(value)) : undefined
+    return value ? new (await loadX509()).X509Certificate(new Uint8Array(value)) : undefined
   }
 
   /** Deletes the certificates stored for the key with CKA_ID `keyId`; returns how many. */
@@ -195,10 +199,10 @@ function signingAlgorithm(key: TokenKey): Algorithm {
   return { name: key.privateKey.algorithm.name, hash } as Algorithm
 }
 
-function toCertificate(item: string | ArrayBufferView | X509Certificate): X509Certificate {
-  if (item instanceof X509Certificate) return item
+function toCertificate(Certificate: typeof X509Certificate, item: string | ArrayBufferView | X509Certificate): X509Certificate {
+  if (item instanceof Certificate) return item
   try {
-    return typeof item === 'string' ? new X509Certificate(item) : new X509Certificate(new Uint8Array(new Uint8Array(item.buffer, item.byteOffset, item.byteLength)))
+    return typeof item === 'string' ? new Certificate(item) : new Certificate(new Uint8Array(new Uint8Array(item.buffer, item.byteOffset, item.byteLength)))
   } catch {
     throw dataError('not an X.509 certificate (PEM or DER)')
   }

@@ -3,7 +3,7 @@
  * certificate beside the key, else (RSA) from the private key object itself.
  */
 import { createPublicKey } from 'node:crypto'
-import { X509Certificate } from '../lib/x509.js'
+import { loadX509, type X509Certificate } from '../lib/x509.js'
 import { C, type Handle } from '../pkcs11/binding.js'
 import type { Token } from '../pkcs11/token.js'
 import { unwrapPoint, type Curve } from './curves.js'
@@ -28,7 +28,7 @@ async function findCertificate(token: Token, key: Pick<KeyDescription, 'id' | 'l
   const [handle] = await token.findObjects(objectsOf(C.CKO_CERTIFICATE, key))
   if (!handle) return undefined
   const value = (await token.getAttributes(handle, [C.CKA_VALUE])).get(C.CKA_VALUE)
-  return value ? new X509Certificate(new Uint8Array(value)) : undefined
+  return value ? new (await loadX509()).X509Certificate(new Uint8Array(value)) : undefined
 }
 
 async function fromPublicKeyObject(token: Token, key: KeyDescription): Promise<JsonWebKey | undefined> {
