@@ -3,10 +3,30 @@
  * no message ever contains a PIN.
  */
 
+/** The name of a PKCS#11 return value, e.g. 'CKR_PIN_INCORRECT' (unknown values: 'CKR_0x80000001'). */
+export type CkrName = `CKR_${string}`
+
+/**
+ * Every `code` an error of this library has: the CKR_ name of a TokenError, else one per class.
+ *
+ * @example
+ * function retryable(code: ErrorCode) { return code === 'ERR_PKCS11_TIMEOUT' || code === 'CKR_DEVICE_REMOVED' }
+ */
+export type ErrorCode =
+  | CkrName
+  | 'ERR_PKCS11_TIMEOUT'
+  | 'ERR_PKCS11_QUEUE_FULL'
+  | 'ERR_PKCS11_CONFIG'
+  | 'ERR_PKCS11_MODULE'
+  | 'ERR_PKCS11_TOKEN_NOT_FOUND'
+  | 'ERR_PKCS11_KEY_NOT_FOUND'
+  | 'ERR_PKCS11_KEY_PIN_REQUIRED'
+  | 'ERR_PKCS11_CLOSED'
+
 /** Base class: `code` names the cause. */
 export class Pkcs11WebCryptoError extends Error {
-  readonly code: string
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  readonly code: ErrorCode
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options)
     this.code = code
     this.name = new.target.name
@@ -21,9 +41,10 @@ export class Pkcs11WebCryptoError extends Error {
  * catch (e) { if (e instanceof TokenError && e.code === 'CKR_DEVICE_REMOVED') reconnect() }
  */
 export class TokenError extends Pkcs11WebCryptoError {
+  declare readonly code: CkrName
   readonly returnValue: number
   readonly function: string
-  constructor(code: string, returnValue: number, fn: string, detail?: string) {
+  constructor(code: CkrName, returnValue: number, fn: string, detail?: string) {
     super(code, `${fn} failed: ${code}${detail ? ` (${detail})` : ''}`)
     this.returnValue = returnValue
     this.function = fn
@@ -35,6 +56,7 @@ export class TokenError extends Pkcs11WebCryptoError {
  * when one is given), in the queue for a session or for the token to come back.
  */
 export class TimeoutError extends Pkcs11WebCryptoError {
+  declare readonly code: 'ERR_PKCS11_TIMEOUT'
   constructor(ms: number) {
     super('ERR_PKCS11_TIMEOUT', `no answer from the token within ${ms} ms`)
   }
@@ -42,6 +64,7 @@ export class TimeoutError extends Pkcs11WebCryptoError {
 
 /** More calls wait for the token than the queue holds (the `maxQueue` option): shed load. */
 export class QueueFullError extends Pkcs11WebCryptoError {
+  declare readonly code: 'ERR_PKCS11_QUEUE_FULL'
   constructor(size: number) {
     super('ERR_PKCS11_QUEUE_FULL', `${size} calls are already waiting for the token`)
   }
@@ -49,6 +72,7 @@ export class QueueFullError extends Pkcs11WebCryptoError {
 
 /** The options do not say which module, token or PIN to use, or say it wrongly. */
 export class ConfigurationError extends Pkcs11WebCryptoError {
+  declare readonly code: 'ERR_PKCS11_CONFIG'
   constructor(message: string, options?: { cause?: unknown }) {
     super('ERR_PKCS11_CONFIG', message, options)
   }
@@ -56,6 +80,7 @@ export class ConfigurationError extends Pkcs11WebCryptoError {
 
 /** The PKCS#11 module could not be loaded or initialized. */
 export class ModuleLoadError extends Pkcs11WebCryptoError {
+  declare readonly code: 'ERR_PKCS11_MODULE'
   constructor(message: string, options?: { cause?: unknown }) {
     super('ERR_PKCS11_MODULE', message, options)
   }
@@ -63,6 +88,7 @@ export class ModuleLoadError extends Pkcs11WebCryptoError {
 
 /** No token matches the selection. */
 export class TokenNotFoundError extends Pkcs11WebCryptoError {
+  declare readonly code: 'ERR_PKCS11_TOKEN_NOT_FOUND'
   constructor(message: string) {
     super('ERR_PKCS11_TOKEN_NOT_FOUND', message)
   }
@@ -70,6 +96,7 @@ export class TokenNotFoundError extends Pkcs11WebCryptoError {
 
 /** No key on the token matches the selector. */
 export class KeyNotFoundError extends Pkcs11WebCryptoError {
+  declare readonly code: 'ERR_PKCS11_KEY_NOT_FOUND'
   constructor(message: string) {
     super('ERR_PKCS11_KEY_NOT_FOUND', message)
   }
@@ -80,6 +107,7 @@ export class KeyNotFoundError extends Pkcs11WebCryptoError {
  * a member of the sign call's algorithm.
  */
 export class KeyPinRequiredError extends Pkcs11WebCryptoError {
+  declare readonly code: 'ERR_PKCS11_KEY_PIN_REQUIRED'
   constructor() {
     super('ERR_PKCS11_KEY_PIN_REQUIRED', 'the key needs its own PIN for every use (CKA_ALWAYS_AUTHENTICATE): give keyPin')
   }
@@ -87,6 +115,7 @@ export class KeyPinRequiredError extends Pkcs11WebCryptoError {
 
 /** The instance was closed; open a new one. */
 export class ClosedError extends Pkcs11WebCryptoError {
+  declare readonly code: 'ERR_PKCS11_CLOSED'
   constructor() {
     super('ERR_PKCS11_CLOSED', 'this Pkcs11Crypto was closed')
   }

@@ -4,7 +4,7 @@
  * that names its CKR_ code.
  */
 import pkcs11js from 'pkcs11js'
-import { TokenError } from '../errors.js'
+import { TokenError, type CkrName } from '../errors.js'
 
 export type Handle = Buffer
 export type Mechanism = pkcs11js.Mechanism
@@ -16,13 +16,14 @@ export const { PKCS11: NativeModule } = pkcs11js
 const pkcs11v3 = { CKK_EC_EDWARDS: 0x40, CKM_EC_EDWARDS_KEY_PAIR_GEN: 0x1055, CKM_EDDSA: 0x1057 } as const
 export const C: typeof pkcs11js & typeof pkcs11v3 = { ...pkcs11js, ...pkcs11v3 }
 
-const ckrNames = new Map<number, string>()
+const isCkrName = (name: string): name is CkrName => name.startsWith('CKR_')
+const ckrNames = new Map<number, CkrName>()
 for (const [name, value] of Object.entries(pkcs11js)) {
-  if (name.startsWith('CKR_') && typeof value === 'number' && !ckrNames.has(value)) ckrNames.set(value, name)
+  if (isCkrName(name) && typeof value === 'number' && !ckrNames.has(value)) ckrNames.set(value, name)
 }
 
 /** The CKR_ name of a return value, e.g. 0xa0 -> 'CKR_PIN_INCORRECT'. */
-export function ckrName(value: number): string {
+export function ckrName(value: number): CkrName {
   return ckrNames.get(value) ?? `CKR_0x${value.toString(16).padStart(8, '0')}`
 }
 
