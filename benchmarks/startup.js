@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util'
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '7' } } })
 const RUNS = Number(values.runs)
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const CLI = join(ROOT, 'dist/cli/main.js')
+const CLI = join(ROOT, 'dist/cli/bin.js')
 const home = mkdtempSync(join(tmpdir(), 'startup-'))
 const cliEnv = { PATH: process.env.PATH, HOME: home, PKCS11_WEBCRYPTO_HOME: home }
 

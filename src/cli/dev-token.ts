@@ -10,10 +10,9 @@ import { randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import type { OpenOptions } from '../config/options.js'
-import { ConfigurationError } from '../errors.js'
+import type { Writable } from 'node:stream'
+import { ConfigurationError, type OpenOptions, type Pkcs11Crypto } from '../index.js'
 import { rememberSecret } from './errors.js'
-import type { Pkcs11Crypto } from '../pkcs11-crypto.js'
 
 export const DEV_TOKEN_LABEL = 'dev'
 
@@ -56,7 +55,7 @@ export function devTokenHome(env: NodeJS.ProcessEnv = process.env): string {
  * process.env.SOFTHSM2_CONF (SoftHSM reads it when the module is loaded) and announces the token
  * on stderr.
  */
-export function devTokenOptions(env: NodeJS.ProcessEnv = process.env): OpenOptions {
+export function devTokenOptions(env: NodeJS.ProcessEnv, announce: Writable): OpenOptions {
   const module = SOFTHSM_MODULES.find((path) => existsSync(path))
   if (!module) {
     throw new ConfigurationError('no token configured (give --module, --config or --uri, or set PKCS11_MODULE) and SoftHSM is not installed for the built-in development token')
@@ -68,7 +67,7 @@ export function devTokenOptions(env: NodeJS.ProcessEnv = process.env): OpenOptio
   if (!existsSync(pinFile)) create(home, conf, pinFile)
   const pin = readFileSync(pinFile, 'utf8').trim()
   rememberSecret(pin)
-  process.stderr.write(`pkcs11-jwt: using the built-in development token (SoftHSM, software only) in ${home}\n`)
+  announce.write(`pkcs11-jwt: using the built-in development token (SoftHSM, software only) in ${home}\n`)
   return { library: module, token: { label: DEV_TOKEN_LABEL }, pin, env: {} }
 }
 

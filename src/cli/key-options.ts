@@ -1,8 +1,6 @@
 /** The key options of sign, verify and jwks: `--key LABEL|pkcs11:URI` or `--key-id HEX`. */
 import type { Command } from 'commander'
-import type { Pkcs11Crypto } from '../pkcs11-crypto.js'
-import type { KeySelector, TokenKey } from '../keys/key-store.js'
-import { JOSE_ALGORITHMS, joseNameOf } from '../keys/jose-algorithms.js'
+import { JOSE_ALGORITHMS, joseNameOf, type KeySelector, type Pkcs11Crypto, type TokenKey } from '../index.js'
 import { FailureError, UsageError } from './errors.js'
 
 export interface KeyFlags {

@@ -8,8 +8,12 @@ export interface JwksOptions {
   kid?: 'thumbprint' | 'id' | 'label'
 }
 
-/** A public JWK as published: kid, alg, use, and x5c / x5t#S256 when a certificate exists. */
-export type PublishedJwk = JsonWebKey & { kid: string, alg: string, use: 'sig', x5c?: string[], 'x5t#S256'?: string }
+/**
+ * A public JWK as published: kid, use, and x5c / x5t#S256 when a certificate exists; alg when the
+ * key serves one JOSE algorithm on this token (an RSA key serves RS256..PS512: no alg, so a
+ * verifier takes any of them, as RFC 7517 allows).
+ */
+export type PublishedJwk = JsonWebKey & { kid: string, alg?: string, use: 'sig', x5c?: string[], 'x5t#S256'?: string }
 
 /**
  * @example
@@ -21,17 +25,23 @@ export async function buildJwks(store: KeyStore, options: JwksOptions = {}): Pro
   for (const info of await store.list()) {
     if (info.kty === 'oct' || info.algorithms.length === 0) continue
     const key = await store.get(info.id ? { id: info.id } : { label: info.label }, { algorithm: info.algorithms[0] })
-    if (key.publicKey) keys.push(await publishedJwk(key, info.algorithms[0], options))
+    const alg = info.algorithms.length === 1 ? info.algorithms[0] : undefined
+    if (key.publicKey) keys.push(await publishedJwk(key, alg, options))
   }
   return { keys }
 }
 
-/** The published JWK of one token key. */
-export async function publishedJwk(key: TokenKey, alg: string, options: JwksOptions = {}): Promise<PublishedJwk> {
+/**
+ * The published JWK of one token key, with `alg` when one is given.
+ *
+ * @example
+ * const jwk = await publishedJwk(await hsm.keys.get({ label: 'rsa' }, { algorithm: 'PS256' }), 'PS256')
+ */
+export async function publishedJwk(key: TokenKey, alg?: string, options: JwksOptions = {}): Promise<PublishedJwk> {
   const { kty, n, e, crv, x, y } = await webcrypto.subtle.exportKey('jwk', key.publicKey!)
   const jwk: JsonWebKey = kty === 'RSA' ? { kty, n, e } : kty === 'EC' ? { kty, crv, x, y } : { kty, crv, x }
   const kid = options.kid === 'id' ? key.id : options.kid === 'label' ? key.label : thumbprint(jwk)
-  const published: PublishedJwk = { ...jwk, kid, alg, use: 'sig' }
+  const published: PublishedJwk = { ...jwk, kid, ...(alg !== undefined && { alg }), use: 'sig' }
   if (key.certificate) {
     const der = Buffer.from(key.certificate.rawData)
     published.x5c = [der.toString('base64')]

@@ -1,10 +1,11 @@
 /** `pkcs11-jwt keygen`: a key pair made on the token, non-extractable, with a self-signed certificate. */
 import type { Command } from 'commander'
-import { publishedJwk } from '../../keys/jwks.js'
+import { publishedJwk } from '../../index.js'
 import { UsageError } from '../errors.js'
 import { checkAlgorithm } from '../key-options.js'
 import { printJson, printTable } from '../output.js'
 import { addTokenOptions, parseIndex, withToken, type TokenFlags } from '../token-options.js'
+import type { CliIo } from '../io.js'
 
 interface KeygenFlags extends TokenFlags {
   alg: string
@@ -16,7 +17,7 @@ interface KeygenFlags extends TokenFlags {
   json?: boolean
 }
 
-export function register(program: Command): void {
+export function register(program: Command, io: CliIo): void {
   addTokenOptions(program.command('keygen'))
     .description('generate a non-extractable key pair on the token, with a self-signed certificate beside it (so Java\'s SunPKCS11 sees it too)')
     .requiredOption('--alg <alg>', 'JOSE algorithm the key is for: RS256..PS512 (RSA), ES256/ES384/ES512 (P-256/384/521), EdDSA, HS256..HS512 (secret)')
@@ -31,7 +32,7 @@ export function register(program: Command): void {
       checkAlgorithm(flags.alg)
       if (flags.id !== undefined && !/^([0-9a-f]{2})+$/i.test(flags.id)) throw new UsageError(`--id ${JSON.stringify(flags.id)} is not even-length hex`)
       const secret = flags.alg.startsWith('HS')
-      await withToken(flags, async (hsm) => {
+      await withToken(flags, io, async (hsm) => {
         const key = await hsm.keys.generate({
           algorithm: flags.alg,
           label: flags.label,
@@ -40,8 +41,8 @@ export function register(program: Command): void {
           certificate: secret ? undefined : { subject: flags.subject ?? `CN=${flags.label}`, days: flags.days },
         })
         const jwk = key.publicKey ? await publishedJwk(key, flags.alg) : undefined
-        if (flags.json) return printJson({ id: key.id, label: key.label, alg: flags.alg, certificate: key.certificate?.subject, jwk })
-        printTable(['ID', 'LABEL', 'ALG', 'CERTIFICATE', 'KID'], [[key.id, key.label, flags.alg, key.certificate?.subject ?? '-', jwk?.kid ?? '-']])
+        if (flags.json) return printJson(io.stdout, { id: key.id, label: key.label, alg: flags.alg, certificate: key.certificate?.subject, jwk })
+        printTable(io.stdout, ['ID', 'LABEL', 'ALG', 'CERTIFICATE', 'KID'], [[key.id, key.label, flags.alg, key.certificate?.subject ?? '-', jwk?.kid ?? '-']])
       })
     })
 }

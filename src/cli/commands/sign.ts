@@ -1,13 +1,13 @@
 /** `pkcs11-jwt sign`: a compact JWT signed on the token, through unmodified jose. */
 import { randomUUID, webcrypto } from 'node:crypto'
 import { Option, type Command } from 'commander'
-import { SignJWT, type JWTHeaderParameters } from 'jose'
-import { thumbprint } from '../../keys/jwks.js'
+import { SignJWT, calculateJwkThumbprint, type JWTHeaderParameters } from 'jose'
 import { FailureError, UsageError } from '../errors.js'
 import { parseJsonObject, readStdin, readText } from '../input.js'
 import { addKeyOptions, checkAlgorithm, describeSelector, keyForAlgorithm, keySelector, type KeyFlags } from '../key-options.js'
 import { printLine } from '../output.js'
 import { addTokenOptions, withToken, type TokenFlags } from '../token-options.js'
+import type { CliIo } from '../io.js'
 
 interface SignFlags extends TokenFlags, KeyFlags {
   alg?: string
@@ -32,15 +32,15 @@ function timeClaim(value: string | undefined, name: string): number | string | u
   return value
 }
 
-async function readClaims(flags: SignFlags): Promise<Record<string, unknown>> {
+async function readClaims(flags: SignFlags, io: CliIo): Promise<Record<string, unknown>> {
   if (flags.claims !== undefined && flags.claimsFile !== undefined) throw new UsageError('give --claims or --claims-file, not both')
   if (flags.claims !== undefined) return parseJsonObject(flags.claims, '--claims')
-  if (flags.claimsFile !== undefined) return parseJsonObject(await readText(flags.claimsFile, 'claims file'), `claims file ${flags.claimsFile}`)
-  const stdin = (await readStdin()).trim()
+  if (flags.claimsFile !== undefined) return parseJsonObject(await readText(flags.claimsFile, 'claims file', io.stdin), `claims file ${flags.claimsFile}`)
+  const stdin = (await readStdin(io.stdin)).trim()
   return stdin ? parseJsonObject(stdin, 'the claims on stdin') : {}
 }
 
-export function register(program: Command): void {
+export function register(program: Command, io: CliIo): void {
   addKeyOptions(addTokenOptions(program.command('sign')))
     .description('sign a JWT with a key on the token; prints the compact JWT on stdout')
     .option('--alg <alg>', 'JOSE algorithm (default: the key\'s first, e.g. RS256, ES256, EdDSA)')
@@ -68,11 +68,11 @@ Example:
       const exp = timeClaim(flags.exp, 'exp')
       const nbf = timeClaim(flags.nbf, 'nbf')
       const extraHeader = flags.header === undefined ? {} : parseJsonObject(flags.header, '--header')
-      const claims = await readClaims(flags)
-      const jwt = await withToken(flags, async (hsm) => {
+      const claims = await readClaims(flags, io)
+      const jwt = await withToken(flags, io, async (hsm) => {
         const { key, alg } = await keyForAlgorithm(hsm, selector, flags.alg)
         let kid = flags.kid ?? (typeof extraHeader.kid === 'string' ? extraHeader.kid : undefined)
-        if (kid === undefined && key.publicKey) kid = thumbprint(await webcrypto.subtle.exportKey('jwk', key.publicKey))
+        if (kid === undefined && key.publicKey) kid = await calculateJwkThumbprint(await webcrypto.subtle.exportKey('jwk', key.publicKey))
         const header: JWTHeaderParameters = { ...extraHeader, alg }
         if (kid !== undefined) header.kid = kid
         const builder = new SignJWT(claims).setProtectedHeader(header)
@@ -92,6 +92,6 @@ Example:
           uninstall()
         }
       })
-      printLine(jwt)
+      printLine(io.stdout, jwt)
     })
 }

@@ -6,6 +6,7 @@ import { parseJsonObject, readStdin, readText } from '../input.js'
 import { addKeyOptions, checkAlgorithm, keySelector, type KeyFlags } from '../key-options.js'
 import { printJson } from '../output.js'
 import { addTokenOptions, withToken, type TokenFlags } from '../token-options.js'
+import type { CliIo } from '../io.js'
 
 interface VerifyFlags extends TokenFlags, KeyFlags {
   jwks?: string
@@ -20,7 +21,7 @@ function invalid(cause: unknown): never {
   throw cause
 }
 
-export function register(program: Command): void {
+export function register(program: Command, io: CliIo): void {
   addKeyOptions(addTokenOptions(program.command('verify')))
     .description('verify a JWT (signature, exp, nbf and the given claims); prints its header and payload as JSON')
     .argument('[token]', 'the compact JWT (default: read from stdin)')
@@ -40,13 +41,13 @@ Example:
       flags.alg?.forEach((alg) => checkAlgorithm(alg))
       if (selector !== undefined && flags.jwks !== undefined) throw new UsageError('give --key / --key-id or --jwks, not both')
       if (selector === undefined && flags.jwks === undefined) throw new UsageError('name the verification key with --key, --key-id or --jwks FILE')
-      const jwt = (argument ?? await readStdin()).trim()
+      const jwt = (argument ?? await readStdin(io.stdin)).trim()
       if (!jwt) throw new UsageError('no token: give it as an argument or on stdin')
       const options: JWTVerifyOptions = { issuer: flags.iss, audience: flags.aud, algorithms: flags.alg }
 
       let result: JWTVerifyResult
       if (flags.jwks !== undefined) {
-        const jwks = parseJsonObject(await readText(flags.jwks, 'JWKS file'), `JWKS file ${flags.jwks}`)
+        const jwks = parseJsonObject(await readText(flags.jwks, 'JWKS file', io.stdin), `JWKS file ${flags.jwks}`)
         if (!Array.isArray(jwks.keys)) throw new UsageError(`JWKS file ${flags.jwks} has no "keys" array`)
         result = await jwtVerify(jwt, createLocalJWKSet(jwks as unknown as JSONWebKeySet), options).catch(invalid)
       } else {
@@ -57,7 +58,7 @@ Example:
           throw new FailureError(`invalid token: ${(cause as Error).message}`, { cause })
         }
         if (!alg) throw new FailureError('invalid token: its header has no alg')
-        result = await withToken(flags, async (hsm) => {
+        result = await withToken(flags, io, async (hsm) => {
           const key = await hsm.keys.get(selector!, { algorithm: alg })
           const uninstall = hsm.installGlobal()
           try {
@@ -67,6 +68,6 @@ Example:
           }
         })
       }
-      printJson({ header: result.protectedHeader, payload: result.payload })
+      printJson(io.stdout, { header: result.protectedHeader, payload: result.payload })
     })
 }
