@@ -64,6 +64,20 @@ describe('certificates made with token keys', () => {
       assert.equal(stored.token, true)
       assert.equal(stored.value, Buffer.from(certificate.rawData).toString('hex'))
       assert.ok((await hsm.keys.get({ label })).certificate, 'keys.get sees the new certificate')
+      // CKA_SERIAL_NUMBER is the certificate's own DER INTEGER, as OpenSSL reads it from the certificate.
+      const { stdout: serial } = await openssl(['x509', '-in', path, '-noout', '-serial'])
+      const der = Buffer.from(stored.serialNumber, 'hex')
+      assert.deepEqual([der[0], der[1], der.length], [0x02, der.length - 2, der.length], 'one DER INTEGER')
+      assert.ok(der[2] < 0x80, 'positive')
+      assert.equal(BigInt(`0x${der.subarray(2).toString('hex')}`), BigInt(`0x${/serial=([0-9A-F]+)/.exec(serial)[1]}`))
+      assert.ok(Buffer.from(certificate.rawData).includes(der), 'the INTEGER of the certificate itself')
+    })
+
+    test(`${kind}: a serial number with its high bit set is stored as a positive DER INTEGER`, async () => {
+      const label = `serial-${kind}`
+      await hsm.keys.generate({ algorithm: alg, label, certificate: { subject: `CN=${label}`, serialNumber: 'f00d' } })
+      const stored = onToken(label).find((o) => o.class === 'certificate')
+      assert.equal(stored.serialNumber, '020300f00d')
     })
 
     test(`${kind}: a CSR that OpenSSL verifies, with the subject and public key asked for`, async () => {

@@ -4,6 +4,7 @@
  * CKA_ID and label, which is how Java's SunPKCS11 (and so keytool) pairs them.
  */
 import { createHash, webcrypto } from 'node:crypto'
+import { AsnIntegerBigIntConverter } from '@peculiar/asn1-schema'
 import { KeyNotFoundError } from '../errors.js'
 import { C, type Handle } from '../pkcs11/binding.js'
 import type { Token } from '../pkcs11/token.js'
@@ -177,7 +178,8 @@ export class CertificateStore {
       { type: C.CKA_ID, value: id },
       { type: C.CKA_SUBJECT, value: Buffer.from(certificate.subjectName.toArrayBuffer()) },
       { type: C.CKA_ISSUER, value: Buffer.from(certificate.issuerName.toArrayBuffer()) },
-      { type: C.CKA_SERIAL_NUMBER, value: derInteger(Buffer.from(certificate.serialNumber, 'hex')) },
+      // The DER INTEGER of the serial number (x509 gives it as unsigned hex).
+      { type: C.CKA_SERIAL_NUMBER, value: Buffer.from(AsnIntegerBigIntConverter.toASN(BigInt(`0x${certificate.serialNumber}`)).toBER()) },
       { type: C.CKA_VALUE, value: Buffer.from(certificate.rawData) },
       ...(ofOwnKey ? [] : [{ type: C.CKA_CERTIFICATE_CATEGORY, value: 2 /* authority */ }]),
     ])
@@ -206,9 +208,4 @@ function toCertificate(Certificate: typeof X509Certificate, item: string | Array
   } catch {
     throw dataError('not an X.509 certificate (PEM or DER)')
   }
-}
-
-function derInteger(unsigned: Buffer): Buffer {
-  const body = unsigned[0] & 0x80 ? Buffer.concat([Buffer.from([0]), unsigned]) : unsigned
-  return Buffer.concat([Buffer.from([0x02, body.length]), body])
 }
