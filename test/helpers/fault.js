@@ -35,7 +35,7 @@ export const FUNCTIONS = [
   'C_UnwrapKey', 'C_DeriveKey', 'C_SeedRandom', 'C_GenerateRandom', 'C_GetFunctionStatus',
   'C_CancelFunction', 'C_WaitForSlotEvent',
 ]
-const EXTRA = ['sessionsOpened', 'sessionsClosed', 'sessionsOpen', 'injected']
+const EXTRA = ['sessionsOpened', 'sessionsClosed', 'sessionsOpen', 'injected', 'sleepingNow', 'sleepingPeak']
 
 /** CKR_ names the helpers accept (numbers are accepted too). */
 export const CKR = {
@@ -148,14 +148,14 @@ export class FaultControl {
     return this.command('reset')
   }
 
-  /** Sets the counts to 0 now (sessionsOpen is kept), writing the shared counts file in place. */
+  /** Sets the counts to 0 now (sessionsOpen and sleepingNow are kept), writing the shared counts file in place. */
   zero() {
     if (!existsSync(this.countsPath)) return this
     const fd = openSync(this.countsPath, 'r+')
     try {
       const names = [...FUNCTIONS, ...EXTRA]
       for (let i = 0; i < names.length; i++) {
-        if (names[i] !== 'sessionsOpen') writeSync(fd, Buffer.alloc(8), 0, 8, 24 + 8 * i)
+        if (names[i] !== 'sessionsOpen' && names[i] !== 'sleepingNow') writeSync(fd, Buffer.alloc(8), 0, 8, 24 + 8 * i)
       }
     } finally {
       closeSync(fd)
@@ -165,7 +165,8 @@ export class FaultControl {
 
   /**
    * Call counts as the module sees them now: { C_Sign: n, ... (all 68), sessionsOpened,
-   * sessionsClosed, sessionsOpen, injected }. All 0 before the module's first call.
+   * sessionsClosed, sessionsOpen, injected, sleepingNow, sleepingPeak (most calls asleep in
+   * their latency at once) }. All 0 before the module's first call.
    */
   countsSync() {
     const result = Object.fromEntries([...FUNCTIONS, ...EXTRA].map((name) => [name, 0]))
