@@ -2,7 +2,7 @@
 // the README names with their codes, the published JWK of one key.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import * as api from '../dist/index.js'
+import * as api from 'pkcs11-webcrypto'
 import { freshSoftHsm, PIN } from './helpers/softhsm.js'
 
 const softhsm = freshSoftHsm()
@@ -12,10 +12,11 @@ softhsm.initToken('api-b')
 test('listSlots: every slot and its token, no PIN needed', () => {
   const slots = api.listSlots({ library: softhsm.module })
   const labels = slots.map((s) => s.token?.label)
-  assert.deepEqual(labels.slice(0, 2), ['api-a', 'api-b'])
+  // SoftHSM orders its slots by their (random) ids; the uninitialized token of the free slot has no label
+  assert.deepEqual(labels.filter((label) => label).sort(), ['api-a', 'api-b'])
   assert.deepEqual(slots.map((s) => s.slotIndex), slots.map((_, i) => i))
   for (const slot of slots) assert.equal(typeof slot.slotId, 'bigint')
-  assert.equal(slots[0].token.model, 'SoftHSM v2')
+  assert.ok(slots.every((s) => s.token?.model === 'SoftHSM v2'))
   // from the environment as Pkcs11Crypto.open reads it; a PIN there is neither needed nor read
   assert.deepEqual(api.listSlots({ env: { PKCS11_MODULE: softhsm.module, PKCS11_PIN_FILE: '/nonexistent' } }).map((s) => s.token?.label), labels)
   assert.throws(() => api.listSlots({ env: {} }), { name: 'ConfigurationError', code: 'ERR_PKCS11_CONFIG' })

@@ -9,7 +9,7 @@ import { provisionTestKeys } from './helpers/keys.js'
 const softhsm = freshSoftHsm()
 softhsm.initToken('busy')
 provisionTestKeys(softhsm, 'busy')
-const { Pkcs11Crypto } = await import('../dist/index.js')
+const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 
 describe('500 concurrent signs', () => {
   let hsm
@@ -26,6 +26,7 @@ describe('500 concurrent signs', () => {
       const results = await Promise.allSettled(messages.map((m) => hsm.subtle.sign(params, privateKey, m)))
       const failures = results.filter((r) => r.status === 'rejected')
       assert.deepEqual(failures.map((f) => f.reason.message), [])
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'value' does not exist on type 'PromiseSettledResult<any>'.
       const checks = await Promise.all(results.map((r, i) => webcrypto.subtle.verify(params, publicKey, r.value, messages[i])))
       assert.ok(checks.every(Boolean))
       assert.ok(hsm.openSessions <= 6, `${hsm.openSessions} sessions open`)

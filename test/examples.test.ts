@@ -14,7 +14,7 @@ import { freshSoftHsm, PIN } from './helpers/softhsm.js'
 const SPY = ['/usr/lib/x86_64-linux-gnu/pkcs11-spy.so', '/usr/lib/aarch64-linux-gnu/pkcs11-spy.so'].find(existsSync)
 const softhsm = freshSoftHsm()
 softhsm.initToken('nimbus')
-const { Pkcs11Crypto } = await import('../dist/index.js')
+const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 
 test('examples/nimbus-hsm-guide: RS256, ES256 and EdDSA keys by id, verified with their certificates', async () => {
   const hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: 'nimbus' }, pin: PIN })
@@ -39,6 +39,7 @@ test('examples/nimbus-hsm-guide: RS256, ES256 and EdDSA keys by id, verified wit
     const key = createPublicKey({ key: jwk, format: 'jwk' })
     const ok = verify(alg === 'EdDSA' ? null : 'sha256', Buffer.from(`${header}.${payload}`), { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(signature, 'base64url'))
     assert.ok(ok, `${alg} signature verifies with Node on the exported JWK`)
+    // @ts-expect-error TS2345 (converted from JavaScript): Argument of type 'Buffer<ArrayBuffer>' is not assignable to parameter of type 'string'.
     assert.equal(JSON.parse(Buffer.from(payload, 'base64url')).sub, 'alice')
   }
 })
@@ -51,6 +52,7 @@ let serviceTokenMade = false
 function makeServiceToken() {
   if (serviceTokenMade) return
   softhsm.initToken('service')
+  // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
   softhsm.pkcs11Tool(['--token-label', 'service', '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'service-key', '--id', '51'])
   serviceTokenMade = true
 }
@@ -63,6 +65,7 @@ async function startService(pin, env = {}) {
   makeServiceToken()
   const probe = createServer().listen(0, '127.0.0.1')
   await once(probe, 'listening')
+  // @ts-expect-error TS2339 (converted from JavaScript): Property 'port' does not exist on type 'string | AddressInfo'.
   const { port } = probe.address()
   probe.close()
   const example = fileURLToPath(new URL('../dist/examples/cluster-signing-service.js', import.meta.url))
@@ -76,6 +79,7 @@ async function startService(pin, env = {}) {
   await new Promise((resolve) => {
     service.stdout.on('data', (chunk) => {
       stdout += chunk
+      // @ts-expect-error TS2794 (converted from JavaScript): Expected 1 arguments, but got 0. Did you forget to include 'void' in your type argument to 'Promise'?
       if (stdout.includes('listening on')) resolve()
     })
     void exited.then(resolve)
@@ -96,7 +100,9 @@ test('examples/cluster-signing-service: two processes sign ES256 JWTs that verif
       signers.add(reply.headers.get('x-signed-by'))
       // Checked with Node's crypto on the published JWK, not with jose, which made the token.
       const [header, payload, signature] = (await reply.text()).split('.')
+      // @ts-expect-error TS2345 (converted from JavaScript): Argument of type 'Buffer<ArrayBuffer>' is not assignable to parameter of type 'string'.
       assert.deepEqual(JSON.parse(Buffer.from(header, 'base64url')), { alg: 'ES256', kid: jwk.kid })
+      // @ts-expect-error TS2345 (converted from JavaScript): Argument of type 'Buffer<ArrayBuffer>' is not assignable to parameter of type 'string'.
       assert.equal(JSON.parse(Buffer.from(payload, 'base64url')).n, n)
       assert.ok(verify('sha256', Buffer.from(`${header}.${payload}`), { key: publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(signature, 'base64url')))
     }

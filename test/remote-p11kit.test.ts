@@ -36,13 +36,14 @@ if (server) {
   // p11-kit-client reads it at C_GetFunctionList: before the library (or anyone) loads the module.
   process.env.P11_KIT_SERVER_ADDRESS = server.address
 }
-const { Pkcs11Crypto } = await import('../dist/index.js')
+const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 const pkcs11js = createRequire(import.meta.url)('pkcs11js')
 
 after(async () => { await server?.stopAll() })
 
 const data = new TextEncoder().encode('eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJyZW1vdGUifQ')
 const ecdsa = { name: 'ECDSA', hash: 'SHA-256' }
+// @ts-expect-error TS2339 (converted from JavaScript): Property 'p256' does not exist on type '{}'.
 const verifiesP256 = (signature) => nodeVerify('sha256', data, { key: keys.p256.publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(signature))
 
 /** Rejects when `promise` takes longer than `ms`: nothing may hang. */
@@ -160,7 +161,9 @@ describe('p11-kit itself (raw binding): what the library meets', { skip: missing
       await sleep(100)
       const seen = { sign: ckr(() => client.signEcdsa(client.session, key)), slots: ckr(() => client.p11.C_GetSlotList(true)), open: ckr(() => client.p11.C_OpenSession(client.slot, 6)) }
       await probeServer.start()
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'slotsWithNewServer' does not exist on type '{ sign: any; slots: any; open: any; }'.
       seen.slotsWithNewServer = ckr(() => client.p11.C_GetSlotList(true))
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'openWithNewServer' does not exist on type '{ sign: any; slots: any; open: any; }'.
       seen.openWithNewServer = ckr(() => client.p11.C_OpenSession(client.slot, 6))
       assert.deepEqual(seen, { sign: 'CKR_DEVICE_ERROR', slots: 'CKR_DEVICE_ERROR', open: 'CKR_DEVICE_ERROR', slotsWithNewServer: 'CKR_DEVICE_ERROR', openWithNewServer: 'CKR_DEVICE_ERROR' })
 
@@ -198,13 +201,17 @@ describe('every feature through p11-kit-client.so', { skip: missing }, () => {
     assert.deepEqual(byLabel.p256.algorithms, ['ES256'])
     assert.equal(byLabel.p521.curve, 'P-521')
     const { publicKey } = await hsm.keys.get({ label: 'p256' })
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'p256' does not exist on type '{}'.
     assert.deepEqual(Buffer.from(await hsm.subtle.exportKey('spki', publicKey)), keys.p256.publicKey.export({ format: 'der', type: 'spki' }))
   })
 
   for (const [alg, label, check] of [
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'rsa' does not exist on type '{}'.
     ['RS256', 'rsa', (sig) => nodeVerify('sha256', data, keys.rsa.publicKey, sig)],
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'rsa' does not exist on type '{}'.
     ['PS256', 'rsa', (sig) => nodeVerify('sha256', data, { key: keys.rsa.publicKey, padding: 6, saltLength: 32 }, sig)],
     ['ES256', 'p256', (sig) => verifiesP256(sig)],
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'p384' does not exist on type '{}'.
     ['ES384', 'p384', (sig) => nodeVerify('sha384', data, { key: keys.p384.publicKey, dsaEncoding: 'ieee-p1363' }, sig)],
   ]) {
     test(`${alg} with "${label}" signs through the server; Node verifies on the exported public key`, async () => {
@@ -212,12 +219,15 @@ describe('every feature through p11-kit-client.so', { skip: missing }, () => {
       const params = { name: privateKey.algorithm.name, hash: privateKey.algorithm.hash ?? publicKey.algorithm.hash, saltLength: 32 }
       let signature
       try {
+        // @ts-expect-error TS2339 (converted from JavaScript): Property 'startsWith' does not exist on type 'string | ((sig: any) => boolean)'.
         signature = Buffer.from(await within(10_000, hsm.subtle.sign(alg.startsWith('ES') ? { name: 'ECDSA', hash: `SHA-${alg.slice(2)}` } : params, privateKey, data)))
       } catch (error) {
         assert.fail(`${alg} sign through p11-kit-client failed: ${describeError(error)}`)
       }
       const spki = createPublicKey({ key: Buffer.from(await hsm.subtle.exportKey('spki', publicKey)), format: 'der', type: 'spki' })
+      // @ts-expect-error TS2538 (converted from JavaScript): Type '(sig: any) => boolean' cannot be used as an index type.
       assert.ok(spki.equals(keys[label].publicKey))
+      // @ts-expect-error TS2349 (converted from JavaScript): This expression is not callable.
       assert.ok(check(signature), `${alg} signature verifies`)
     })
   }
@@ -233,6 +243,7 @@ describe('every feature through p11-kit-client.so', { skip: missing }, () => {
     }
     const { privateKey } = await hsm.keys.get({ label: 'ed25519' })
     const signature = await hsm.subtle.sign('Ed25519', privateKey, data)
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'ed25519' does not exist on type '{}'.
     assert.ok(nodeVerify(null, data, keys.ed25519.publicKey, Buffer.from(signature)))
   })
 
@@ -240,6 +251,7 @@ describe('every feature through p11-kit-client.so', { skip: missing }, () => {
     const { privateKey } = await hsm.keys.get({ label: 'hmac' }, { algorithm: 'HS256' })
     try {
       const mac = await within(10_000, hsm.subtle.sign('HMAC', privateKey, data))
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'hmac' does not exist on type '{}'.
       assert.deepEqual(Buffer.from(mac), createHmac('sha256', keys.hmac.secret).update(data).digest())
     } catch (error) {
       if (error instanceof assert.AssertionError) throw error
@@ -341,14 +353,18 @@ async function signThroughRestart(stop) {
   // Well after the new server is up: one more sign, one more random, on the same instance.
   const after = {}
   try {
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'sign' does not exist on type '{}'.
     after.sign = verifiesP256(await within(10_000, hsm.subtle.sign(ecdsa, privateKey, data))) ? 'ok' : 'bad signature'
   } catch (error) {
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'sign' does not exist on type '{}'.
     after.sign = describeError(error)
   }
   try {
     hsm.getRandomValues(new Uint8Array(16))
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'random' does not exist on type '{}'.
     after.random = 'ok'
   } catch (error) {
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'random' does not exist on type '{}'.
     after.random = describeError(error)
   }
   await within(10_000, hsm.close())

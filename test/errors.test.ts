@@ -10,7 +10,7 @@ import { provisionTestKeys } from './helpers/keys.js'
 const softhsm = freshSoftHsm()
 softhsm.initToken('errs')
 provisionTestKeys(softhsm, 'errs')
-const { Pkcs11Crypto, TokenError, KeyNotFoundError, ModuleLoadError, TokenNotFoundError, ConfigurationError } = await import('../dist/index.js')
+const { Pkcs11Crypto, TokenError, KeyNotFoundError, ModuleLoadError, TokenNotFoundError, ConfigurationError } = await import('pkcs11-webcrypto')
 const SPY = ['/usr/lib/x86_64-linux-gnu/pkcs11-spy.so', '/usr/lib/aarch64-linux-gnu/pkcs11-spy.so'].find(existsSync)
 const data = new Uint8Array([1, 2, 3])
 
@@ -135,6 +135,7 @@ describe('opening errors', () => {
     const hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: 'errs' }, pin: PIN })
     const { privateKey } = await hsm.keys.get({ label: 'ed25519' })
     await hsm.close()
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'name' does not exist on type 'unknown'.
     await assert.rejects(hsm.subtle.sign('Ed25519', privateKey, data), (e) => e.name === 'OperationError' && e.cause?.code === 'ERR_PKCS11_CLOSED')
     assert.throws(() => hsm.getRandomValues(new Uint8Array(4)), { code: 'ERR_PKCS11_CLOSED' })
   })

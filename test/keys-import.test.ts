@@ -10,7 +10,7 @@ import { freshSoftHsm, PIN } from './helpers/softhsm.js'
 const TOKEN = 'imp'
 const softhsm = freshSoftHsm()
 softhsm.initToken(TOKEN)
-const { Pkcs11Crypto, TokenCryptoKey } = await import('../dist/index.js')
+const { Pkcs11Crypto, TokenCryptoKey } = await import('pkcs11-webcrypto')
 
 const RAW = fileURLToPath(new URL('./helpers/raw-attributes.cjs', import.meta.url))
 function onToken(label) {
@@ -30,6 +30,7 @@ const pkcs8 = (pair) => pair.privateKey.export({ format: 'der', type: 'pkcs8' })
 const jwkOf = (pair) => pair.privateKey.export({ format: 'jwk' })
 
 /** The private key on the token is sensitive, not extractable, with the given flags and id. */
+// @ts-expect-error TS2339 (converted from JavaScript): Property 'id' does not exist on type '{ sign?: boolean; }'.
 function assertStoredPrivate(label, { id, sign = true } = {}) {
   const objects = onToken(label)
   const [priv] = byClass(objects, 'private')
@@ -55,12 +56,15 @@ describe('hsm.subtle.importKey into the token', () => {
     assert.ok(key instanceof TokenCryptoKey)
     assert.equal(key.type, 'private')
     assert.equal(key.extractable, false)
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'modulusLength' does not exist on type 'KeyAlgorithm'.
     assert.equal(key.algorithm.modulusLength, 2048)
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'publicExponent' does not exist on type 'KeyAlgorithm'.
     assert.deepEqual([...key.algorithm.publicExponent], [1, 0, 1])
     assert.deepEqual(key.usages, ['sign'])
     assert.deepEqual(Buffer.from(await hsm.subtle.sign('RSASSA-PKCS1-v1_5', key, data)), nodeSign('sha256', data, rsa.privateKey))
     for (const format of ['pkcs8', 'jwk']) await assert.rejects(hsm.subtle.exportKey(format, key), { name: 'InvalidAccessError' })
     const modulus = Buffer.from(jwkOf(rsa).n, 'base64url')
+    // @ts-expect-error TS2353 (converted from JavaScript): Object literal may only specify known properties, and 'id' does not exist in type '{ sign?: boolean; }'.
     const objects = assertStoredPrivate('imp-rsa', { id: sha1(modulus) })
     assert.equal(byClass(objects, 'private')[0].modulus, modulus.toString('hex'))
     const [pub] = byClass(objects, 'public')
@@ -77,6 +81,7 @@ describe('hsm.subtle.importKey into the token', () => {
     assert.deepEqual(key.algorithm.hash, { name: 'SHA-512' })
     assert.deepEqual(Buffer.from(await hsm.subtle.sign('RSASSA-PKCS1-v1_5', key, data)), nodeSign('sha512', data, rsa2.privateKey))
     await assert.rejects(hsm.subtle.exportKey('jwk', key), { name: 'InvalidAccessError' })
+    // @ts-expect-error TS2353 (converted from JavaScript): Object literal may only specify known properties, and 'id' does not exist in type '{ sign?: boolean; }'.
     const objects = assertStoredPrivate('imp-rsa-jwk', { id: '0a0b' })
     assert.equal(byClass(objects, 'public')[0].id, '0a0b')
   })
@@ -93,6 +98,7 @@ describe('hsm.subtle.importKey into the token', () => {
     assert.deepEqual(Buffer.from(await hsm.subtle.sign('Ed25519', key, data)), nodeSign(null, data, ed.privateKey))
     await assert.rejects(hsm.subtle.exportKey('pkcs8', key), { name: 'InvalidAccessError' })
     const x = Buffer.from(ed.publicKey.export({ format: 'jwk' }).x, 'base64url')
+    // @ts-expect-error TS2353 (converted from JavaScript): Object literal may only specify known properties, and 'id' does not exist in type '{ sign?: boolean; }'.
     const objects = assertStoredPrivate('imp-ed', { id: sha1(x) })
     assert.equal(byClass(objects, 'private')[0].keyType, 'EC_EDWARDS')
   })
@@ -113,6 +119,7 @@ describe('hsm.subtle.importKey into the token', () => {
     assert.equal(nodeVerify('sha384', data, { key: p384.publicKey, dsaEncoding: 'ieee-p1363' }, s384), true)
     assert.equal(nodeVerify('sha384', Buffer.from('other'), { key: p384.publicKey, dsaEncoding: 'ieee-p1363' }, s384), false)
     const point = Buffer.from(p384.publicKey.export({ format: 'der', type: 'spki' })).subarray(-97)
+    // @ts-expect-error TS2353 (converted from JavaScript): Object literal may only specify known properties, and 'id' does not exist in type '{ sign?: boolean; }'.
     assertStoredPrivate('imp-p384', { id: sha1(point) })
 
     const k256 = await hsm.subtle.importKey('jwk', jwkOf(p256), { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign'])

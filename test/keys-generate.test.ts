@@ -15,7 +15,7 @@ const execFile = promisify(execFileCb)
 const TOKEN = 'gen'
 const softhsm = freshSoftHsm()
 softhsm.initToken(TOKEN)
-const { Pkcs11Crypto, TokenCryptoKey, KeyNotFoundError } = await import('../dist/index.js')
+const { Pkcs11Crypto, TokenCryptoKey, KeyNotFoundError } = await import('pkcs11-webcrypto')
 
 const RAW = fileURLToPath(new URL('./helpers/raw-attributes.cjs', import.meta.url))
 /** The objects with CKA_LABEL `label` as another process sees them (token objects only). */
@@ -90,7 +90,9 @@ describe('hsm.subtle.generateKey on the token', () => {
       assert.equal(privateKey.type, 'private')
       assert.equal(privateKey.extractable, false)
       assert.equal(privateKey.algorithm.name, c.algorithm.name)
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'modulusLength' does not exist on type 'KeyAlgorithm'.
       if (c.algorithm.modulusLength) assert.equal(privateKey.algorithm.modulusLength, c.algorithm.modulusLength)
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'namedCurve' does not exist on type 'KeyAlgorithm'.
       if (c.algorithm.namedCurve) assert.equal(privateKey.algorithm.namedCurve, c.algorithm.namedCurve)
       assert.equal(publicKey.type, 'public')
       assert.equal(publicKey.extractable, true)
@@ -141,6 +143,7 @@ describe('hsm.subtle.generateKey on the token', () => {
       assert.ok(key instanceof TokenCryptoKey)
       assert.equal(key.type, 'secret')
       assert.equal(key.extractable, false)
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'length' does not exist on type 'KeyAlgorithm'.
       assert.equal(key.algorithm.length, c.bytes * 8)
       const objects = onToken(label)
       assert.equal(objects.length, 1)
@@ -221,8 +224,11 @@ describe('hsm.subtle.generateKey on the token', () => {
 
   test('persistent keys survive close and reopen; session keys (the default) are gone', async () => {
     const a = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: TOKEN }, pin: PIN })
+    // @ts-expect-error TS2769 (converted from JavaScript): No overload matches this call.
     const kept = await a.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256', label: 'kept', persistent: true }, false, ['sign', 'verify'])
+    // @ts-expect-error TS2769 (converted from JavaScript): No overload matches this call.
     await a.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256', label: 'transient' }, false, ['sign', 'verify'])
+    // @ts-expect-error TS2769 (converted from JavaScript): No overload matches this call.
     await a.subtle.generateKey({ name: 'HMAC', hash: 'SHA-256', label: 'transient-hmac' }, false, ['sign'])
     // Both are there while the instance is open ...
     assert.equal((await a.keys.get({ label: 'transient' })).label, 'transient')
@@ -320,6 +326,7 @@ describe('hsm.keys.generate with JOSE names', () => {
     der[der.length - 3] ^= 0x01
     const file = join(softhsm.dir, 'tampered.pem')
     writeFileSync(file, `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END CERTIFICATE-----\n`)
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'code' does not exist on type 'unknown'.
     await assert.rejects(execFile('openssl', ['verify', '-check_ss_sig', '-CAfile', file, file]), (e) => e.code !== 0)
     await hsm.keys.delete({ label: 'tamper' })
   })

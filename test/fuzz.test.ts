@@ -16,7 +16,7 @@ import { provisionTestKeys } from './helpers/keys.js'
 const softhsm = freshSoftHsm()
 softhsm.initToken('fuzz')
 const provisioned = provisionTestKeys(softhsm, 'fuzz')
-const { Pkcs11Crypto } = await import('../dist/index.js')
+const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 
 const SEED = (Number(process.env.FUZZ_SEED ?? 0x5eed_2026) >>> 0)
 const CALLS = Number(process.env.FUZZ_CALLS ?? 10_000)
@@ -209,11 +209,17 @@ function algorithm(r, pool, forName) {
   }
   if (/ECDH|X25519|X448/.test(base)) maybe('public', (q) => q.pick(pool.all))
   // The token's extra members, and junk.
+  // @ts-expect-error TS2339 (converted from JavaScript): Property 'label' does not exist on type '{ name: any; }'.
   if (r.chance(0.15)) a.label = r.pick(['fuzz-key', '', 5, null, {}])
+  // @ts-expect-error TS2339 (converted from JavaScript): Property 'id' does not exist on type '{ name: any; }'.
   if (r.chance(0.1)) a.id = r.pick(['0a0b', 'xyz', '0', 42, '', null])
+  // @ts-expect-error TS2339 (converted from JavaScript): Property 'persistent' does not exist on type '{ name: any; }'.
   if (r.chance(0.05)) a.persistent = r.pick([false, undefined, 0, 'no'])
+  // @ts-expect-error TS2339 (converted from JavaScript): Property 'signal' does not exist on type '{ name: any; }'.
   if (r.chance(0.1)) a.signal = signalOf(r)
+  // @ts-expect-error TS2339 (converted from JavaScript): Property 'timeout' does not exist on type '{ name: any; }'.
   if (r.chance(0.08)) a.timeout = r.pick([0, -1, 1e-9, 1, 'x', 10_000, Infinity, NaN])
+  // @ts-expect-error TS2339 (converted from JavaScript): Property 'keyPin' does not exist on type '{ name: any; }'.
   if (r.chance(0.05)) a.keyPin = r.pick([PIN, '', 5, null])
   if (r.chance(0.05)) a[r.pick(['foo', 'Name', 'hash2', '__proto__x'])] = r.pick([1, 'x', null, {}])
   return a
@@ -329,6 +335,7 @@ const METHODS = ['sign', 'verify', 'encrypt', 'decrypt', 'digest', 'generateKey'
 /** A matching algorithm for a key, so that calls often get past the first checks. */
 function algorithmFor(r, key, pool) {
   const alg = key && typeof key === 'object' && key.algorithm && typeof key.algorithm === 'object' ? key.algorithm : undefined
+  // @ts-expect-error TS2554 (converted from JavaScript): Expected 3 arguments, but got 2.
   if (!alg || typeof alg.name !== 'string' || r.chance(0.15)) return algorithm(r, pool)
   const a = algorithm(r, pool, alg.name)
   if (typeof a === 'object' && a !== null && r.chance(0.8)) {
@@ -367,6 +374,7 @@ function makeCall(index, pool, material) {
       break
     }
     case 'digest':
+      // @ts-expect-error TS2554 (converted from JavaScript): Expected 3 arguments, but got 2.
       args = [r.chance(0.7) ? r.pick(['SHA-1', 'SHA-256', 'SHA-384', 'SHA-512', { name: 'SHA-256' }]) : algorithm(r, pool), data(r)]
       break
     case 'generateKey':
@@ -382,6 +390,7 @@ function makeCall(index, pool, material) {
     }
     case 'deriveKey': {
       const k = key()
+      // @ts-expect-error TS2554 (converted from JavaScript): Expected 3 arguments, but got 2.
       args = [algorithmFor(r, k, pool), k, algorithm(r, pool), extractable(r), usages(r)]
       break
     }
@@ -395,6 +404,7 @@ function makeCall(index, pool, material) {
     }
     case 'unwrapKey': {
       const unwrapping = key()
+      // @ts-expect-error TS2554 (converted from JavaScript): Expected 3 arguments, but got 2.
       args = [format(r), data(r), unwrapping, algorithmFor(r, unwrapping, pool), algorithm(r, pool), extractable(r), usages(r)]
       break
     }
@@ -471,6 +481,7 @@ describe(`fuzz: ${CALLS} random calls to hsm.subtle (FUZZ_SEED=${SEED})`, () => 
       [{ name: 'RSA-OAEP', hash: 'SHA-256', modulusLength: 1024, publicExponent: new Uint8Array([1, 0, 1]) }, ['decrypt', 'encrypt', 'wrapKey', 'unwrapKey'], false],
     ]) {
       const made = await hsm.subtle.generateKey(params, ext, usageList)
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'name' does not exist on type 'boolean | string[] | { name: string; namedCurve: string; } | { name...
       const name = `token-made:${params.name}${params.namedCurve ?? ''}${ext ? '(extractable)' : ''}`
       if (made.privateKey) { add(made.privateKey, `${name}.private`); add(made.publicKey, `${name}.public`) } else add(made, name)
     }
@@ -485,7 +496,9 @@ describe(`fuzz: ${CALLS} random calls to hsm.subtle (FUZZ_SEED=${SEED})`, () => 
       [{ name: 'AES-GCM', length: 128 }, ['encrypt', 'decrypt', 'wrapKey', 'unwrapKey']], [{ name: 'AES-CBC', length: 256 }, ['encrypt', 'decrypt']],
       [{ name: 'AES-CTR', length: 128 }, ['encrypt', 'decrypt']], [{ name: 'AES-KW', length: 256 }, ['wrapKey', 'unwrapKey']],
     ]) {
+      // @ts-expect-error TS2769 (converted from JavaScript): No overload matches this call.
       const made = await node.generateKey(params, true, usageList)
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'name' does not exist on type 'string[] | { name: any; hash: string; modulusLength: number; public...
       const name = `node:${params.name}${params.namedCurve ?? ''}`
       if (made.privateKey) { add(made.privateKey, `${name}.private`); add(made.publicKey, `${name}.public`) } else add(made, name)
     }
@@ -497,6 +510,7 @@ describe(`fuzz: ${CALLS} random calls to hsm.subtle (FUZZ_SEED=${SEED})`, () => 
       [{ ...pool.all[0] }, '{...tokenKey}']]) add(value, name)
     pool.all.push(null, undefined, 'key', 42)
     // Valid key data to import on the token.
+    // @ts-expect-error TS2769 (converted from JavaScript): No overload matches this call.
     const exp = async (fmt, key) => { const out = await node.exportKey(fmt, key); return fmt === 'jwk' ? out : new Uint8Array(out) }
     const nodeKey = (name) => pool.all.find((k) => names.get(k) === name)
     const ecdsaPair = await node.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, true, ['sign', 'verify'])
@@ -514,6 +528,7 @@ describe(`fuzz: ${CALLS} random calls to hsm.subtle (FUZZ_SEED=${SEED})`, () => 
       ['raw', nodeKey('node:AES-KW'), { name: 'AES-KW' }, ['wrapKey']],
     ]) {
       const keyData = await exp(fmt, key)
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'key_ops' does not exist on type 'Uint8Array<ArrayBuffer> | JsonWebKey'.
       if (fmt === 'jwk') { delete keyData.key_ops; delete keyData.ext; delete keyData.alg }
       material.push({ format: fmt, data: keyData, algorithm: alg, usages: usageList })
     }
@@ -530,8 +545,10 @@ describe(`fuzz: ${CALLS} random calls to hsm.subtle (FUZZ_SEED=${SEED})`, () => 
       while (next < indices.length) {
         const call = makeCall(indices[next++], pool, material)
         const result = await runCall(hsm.subtle, call)
+        // @ts-expect-error TS2339 (converted from JavaScript): Property 'outcome' does not exist on type 'unknown'.
         if (ONLY) console.log(`${call.text}\n  -> ${result.outcome} ${result.error !== undefined ? describeError(result.error) : show(result.value)}`)
         const count = (name) => report.tally.set(name, (report.tally.get(name) ?? 0) + 1)
+        // @ts-expect-error TS2339 (converted from JavaScript): Property 'outcome' does not exist on type 'unknown'.
         switch (result.outcome) {
           case 'resolved':
             count('(resolved)')
@@ -541,13 +558,17 @@ describe(`fuzz: ${CALLS} random calls to hsm.subtle (FUZZ_SEED=${SEED})`, () => 
             }
             break
           case 'rejected': {
+            // @ts-expect-error TS2339 (converted from JavaScript): Property 'error' does not exist on type 'unknown'.
             const kind = specKind(result.error, call)
             if (kind) count(kind)
+            // @ts-expect-error TS2339 (converted from JavaScript): Property 'error' does not exist on type 'unknown'.
             else { count(`NOT SPEC: ${result.error?.constructor?.name ?? typeof result.error}/${result.error?.name}`); note(call, `rejected with ${describeError(result.error)}`) }
             break
           }
           case 'timeout': count('(no answer in 10 s)'); note(call, `did not settle within ${SETTLE_MS} ms`); break
+          // @ts-expect-error TS2339 (converted from JavaScript): Property 'error' does not exist on type 'unknown'.
           case 'sync-throw': count('(threw synchronously)'); note(call, `threw synchronously: ${describeError(result.error)}`); break
+          // @ts-expect-error TS2339 (converted from JavaScript): Property 'value' does not exist on type 'unknown'.
           default: count('(not a promise)'); note(call, `returned ${show(result.value)} instead of a promise`)
         }
       }
@@ -575,6 +596,7 @@ describe(`fuzz: ${CALLS} random calls to hsm.subtle (FUZZ_SEED=${SEED})`, () => 
     const empty = new Uint8Array(0)
     const hmac = await hsm.keys.get({ label: 'hmac' })
     const mac = await hsm.subtle.sign('HMAC', hmac.privateKey, empty)
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'hmac' does not exist on type '{}'.
     assert.deepEqual(Buffer.from(mac), createHmac('sha256', provisioned.hmac.secret).update(empty).digest())
     assert.equal(await hsm.subtle.verify('HMAC', hmac.privateKey, empty, empty), false)
     const rsa = await hsm.keys.get({ label: 'rsa' })
@@ -603,10 +625,12 @@ describe(`fuzz: ${CALLS} random calls to hsm.subtle (FUZZ_SEED=${SEED})`, () => 
     const message = new TextEncoder().encode('still alive after the fuzz')
     const ec = await hsm.keys.get({ label: 'p256' }, { algorithm: 'ES256' })
     const ecSignature = await hsm.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, ec.privateKey, message)
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'p256' does not exist on type '{}'.
     assert.ok(nodeVerify('sha256', message, { key: provisioned.p256.publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(ecSignature)))
     assert.equal(await hsm.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, ec.publicKey, ecSignature, message), true)
     const rsa = await hsm.keys.get({ label: 'rsa' }, { algorithm: 'RS256' })
     const rsaSignature = await hsm.subtle.sign('RSASSA-PKCS1-v1_5', rsa.privateKey, message)
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'rsa' does not exist on type '{}'.
     assert.ok(nodeVerify('sha256', message, provisioned.rsa.publicKey, Buffer.from(rsaSignature)))
     assert.equal(await hsm.subtle.verify('RSASSA-PKCS1-v1_5', rsa.publicKey, rsaSignature, message), true)
     assert.ok(hsm.openSessions <= MAX_SESSIONS, `${hsm.openSessions} sessions open, more than maxSessions ${MAX_SESSIONS}`)

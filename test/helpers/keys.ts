@@ -19,6 +19,7 @@ export function provisionTestKeys(hsm, token) {
   }
   const keys = {}
   for (const [label, [type, options, id]] of Object.entries(specs)) {
+    // @ts-expect-error TS2769 (converted from JavaScript): No overload matches this call.
     const pair = generateKeyPairSync(type, options)
     hsm.importKey(token, pair.privateKey.export({ format: 'pem', type: 'pkcs8' }), { label, id })
     keys[label] = { ...pair, id, label }
@@ -26,6 +27,7 @@ export function provisionTestKeys(hsm, token) {
   // SoftHSM wants an HMAC key at least as long as the hash output.
   const secret = randomBytes(64)
   execFileSync(process.execPath, [createSecret, hsm.module, token, PIN, 'hmac', '07', secret.toString('hex')], { env: hsm.env })
+  // @ts-expect-error TS2339 (converted from JavaScript): Property 'hmac' does not exist on type '{}'.
   keys.hmac = { secret, id: '07', label: 'hmac' }
   return keys
 }

@@ -11,7 +11,7 @@ function collector() {
 }
 
 /** Runs pkcs11-jwt with `args`; resolves to { status, stdout, stderr }. */
-export async function runCli(args, { env, input = '' }) {
+export async function runCli(args: string[], { env, input = '' }: { env: NodeJS.ProcessEnv, input?: string }) {
   const stdout = collector()
   const stderr = collector()
   const status = await main(args, { stdout: stdout.stream, stderr: stderr.stream, stdin: Readable.from(input ? [input] : []), env })

@@ -20,7 +20,7 @@ softhsm.initToken('b')
 const keys = provisionTestKeys(softhsm, 'jose')
 const keysB = provisionTestKeys(softhsm, 'b')
 
-const { Pkcs11Crypto } = await import('../dist/index.js')
+const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 
 const NODE_CRYPTO = globalThis.crypto
 const enc = new TextEncoder()
@@ -158,6 +158,7 @@ describe('jose with token keys through installGlobal()', () => {
       assert.equal(thumbprint, await calculateJwkThumbprint(keys[label].publicKey.export({ format: 'jwk' })))
       assert.equal(jwks.keys.filter((k) => k.kid === thumbprint).length, 1, `${label}: JWKS kid = RFC 7638 thumbprint`)
       await assert.rejects(exportJWK(privateKey), TypeError)
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'name' does not exist on type 'unknown'.
       await assert.rejects(globalThis.crypto.subtle.exportKey('pkcs8', privateKey), (e) => e.name === 'InvalidAccessError')
     }
   })
@@ -170,8 +171,10 @@ describe('jose with token keys through installGlobal()', () => {
       const iat = 1700000000
       const jwt = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg }).setIssuedAt(iat).sign(privateKey)
       const { signingInput, signature } = compactParts(jwt)
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'hmac' does not exist on type '{}'.
       assert.deepEqual(Buffer.from(signature), createHmac(hash, keys.hmac.secret).update(signingInput).digest())
       // Known answer: jose with the secret as bytes (Node, no token) makes the same JWT.
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'hmac' does not exist on type '{}'.
       const software = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg }).setIssuedAt(iat).sign(new Uint8Array(keys.hmac.secret))
       assert.equal(jwt, software)
       // Verify on the token (C_Verify through the routed global).
@@ -181,6 +184,7 @@ describe('jose with token keys through installGlobal()', () => {
       await assert.rejects(jwtVerify(tamperSignature(jwt), privateKey), errors.JWSSignatureVerificationFailed)
 
       const compact = await new CompactSign(payload).setProtectedHeader({ alg }).sign(privateKey)
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'hmac' does not exist on type '{}'.
       assert.deepEqual(Buffer.from(compactParts(compact).signature), createHmac(hash, keys.hmac.secret).update(compactParts(compact).signingInput).digest())
       assert.deepEqual(Buffer.from((await compactVerify(compact, privateKey)).payload), Buffer.from(payload))
 
@@ -244,6 +248,7 @@ describe('hsm.jwks()', () => {
     const { keys: published } = await hsm.jwks()
     assert.equal(published.length, ASYM_LABELS.length, JSON.stringify(published.map((k) => k.kid)))
     assert.ok(published.every((k) => k.kty !== 'oct' && k.k === undefined && k.d === undefined))
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'rsa1024' does not exist on type '{}'.
     const small = await calculateJwkThumbprint(keys.rsa1024.publicKey.export({ format: 'jwk' }))
     assert.ok(!published.some((k) => k.kid === small), 'the RSA-1024 key is not published')
     for (const label of ASYM_LABELS) {
@@ -258,6 +263,7 @@ describe('hsm.jwks()', () => {
       // The published thumbprint is what jose computes on the published JWK itself.
       assert.equal(await calculateJwkThumbprint(jwk), jwk.kid)
       // A usable public key for its alg.
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'type' does not exist on type 'CryptoKey | Uint8Array<ArrayBufferLike> | Uint8Array<ArrayBufferLik...
       assert.equal((await jose.importJWK(jwk, jwk.alg ?? 'PS256')).type, 'public')
     }
   })
@@ -445,8 +451,10 @@ describe('installGlobal() counts its users; two tokens behind one global', () =>
       }
       // Token B's keys are not token A's: a JWT from B does not verify with A's public key.
       const b = jobs.findIndex((j) => j.token === 'b' && j.alg === 'ES256')
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'p256' does not exist on type '{}'.
       await assert.rejects(jwtVerify(jwts[b], keys.p256.publicKey), errors.JWSSignatureVerificationFailed)
       const bh = jobs.findIndex((j) => j.token === 'b' && j.alg === 'HS256')
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'hmac' does not exist on type '{}'.
       await assert.rejects(jwtVerify(jwts[bh], new Uint8Array(keys.hmac.secret)), errors.JWSSignatureVerificationFailed)
     } finally {
       uninstall()

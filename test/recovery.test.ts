@@ -20,7 +20,7 @@ softhsm.importKey(LABEL, pair.privateKey.export({ format: 'pem', type: 'pkcs8' }
 const control = new FaultControl()
 Object.assign(process.env, control.env) // before the fault module is first loaded
 const faultModule = buildFaultModule()
-const { Pkcs11Crypto } = await import('../dist/index.js')
+const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 
 const params = { name: 'ECDSA', hash: 'SHA-256' }
 const data = new TextEncoder().encode('eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9')
@@ -61,6 +61,7 @@ describe('a failure injected once in a burst of 200 concurrent signs', () => {
 
   test('the same code twice in a row for one sign: it fails, naming the code, and the next succeeds', async () => {
     control.fail('C_Sign', 'CKR_DEVICE_ERROR', { count: 2 })
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'name' does not exist on type 'unknown'.
     await assert.rejects(within(10_000, hsm.subtle.sign(params, privateKey, data)), (e) => e.name === 'OperationError' && e.cause?.code === 'CKR_DEVICE_ERROR')
     assert.ok(verifies(await hsm.subtle.sign(params, privateKey, data)))
   })
@@ -68,6 +69,7 @@ describe('a failure injected once in a burst of 200 concurrent signs', () => {
   test('a bad input is not tried again', async () => {
     const before = await control.counts()
     control.fail('C_Sign', 'CKR_DATA_LEN_RANGE', { count: 1 })
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'cause' does not exist on type 'unknown'.
     await assert.rejects(hsm.subtle.sign(params, privateKey, data), (e) => e.cause?.code === 'CKR_DATA_LEN_RANGE')
     assert.equal((await control.counts()).C_Sign - before.C_Sign, 1)
   })
@@ -138,10 +140,12 @@ describe('the login', () => {
     control.fail('C_Login', 'CKR_PIN_INCORRECT', { always: true })
     control.fail('C_Sign', 'CKR_USER_NOT_LOGGED_IN', { always: true })
     for (let i = 0; i < 5; i++) {
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'cause' does not exist on type 'unknown'.
       await assert.rejects(within(5000, hsm.subtle.sign(params, privateKey, data)), (e) => e.cause?.code === 'CKR_PIN_INCORRECT' || e.cause?.code === 'CKR_USER_NOT_LOGGED_IN')
     }
     assert.equal((await control.counts()).C_Login - before.C_Login, 1, 'one login attempt, then none')
     control.reset()
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'cause' does not exist on type 'unknown'.
     await assert.rejects(hsm.subtle.sign(params, privateKey, data), (e) => e.cause?.code === 'CKR_PIN_INCORRECT')
     await hsm.close()
   })
@@ -154,6 +158,7 @@ describe('the login', () => {
       assert.ok(!(JSON.stringify(value) ?? '').includes(PIN))
     }
     await hsm.close()
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'cause' does not exist on type 'unknown'.
     await assert.rejects(hsm.subtle.sign(params, privateKey, data), (e) => e.cause?.code === 'ERR_PKCS11_CLOSED')
   })
 })
@@ -199,10 +204,12 @@ describe('slow and busy devices', () => {
     control.latency('C_Sign', 200_000)
     const busy = hsm.subtle.sign(params, privateKey, data)
     const controller = new AbortController()
+    // @ts-expect-error TS2353 (converted from JavaScript): Object literal may only specify known properties, and 'signal' does not exist in type 'Algorithm | RsaPssPa...
     const waiting = hsm.subtle.sign({ ...params, signal: controller.signal }, privateKey, data)
     setTimeout(() => controller.abort(), 50)
     await assert.rejects(within(1000, waiting), { name: 'AbortError' })
     assert.ok(verifies(await busy))
+    // @ts-expect-error TS2353 (converted from JavaScript): Object literal may only specify known properties, and 'signal' does not exist in type 'Algorithm | RsaPssPa...
     await assert.rejects(hsm.subtle.sign({ ...params, signal: AbortSignal.abort() }, privateKey, data), { name: 'AbortError' })
     control.latency('C_Sign', 0)
     await hsm.close()

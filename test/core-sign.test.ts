@@ -9,11 +9,14 @@ import { provisionTestKeys } from './helpers/keys.js'
 const softhsm = freshSoftHsm()
 softhsm.initToken('core')
 const keys = provisionTestKeys(softhsm, 'core')
+// @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
 softhsm.pkcs11Tool(['--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:edwards25519', '--label', 'opensc-ed', '--id', '11'])
+// @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
 softhsm.pkcs11Tool(['--login', '--pin', PIN, '--keypairgen', '--key-type', 'rsa:2048', '--label', 'opensc-rsa', '--id', '12'])
+// @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
 softhsm.pkcs11Tool(['--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'opensc-p256', '--id', '13'])
 
-const { Pkcs11Crypto, TokenCryptoKey } = await import('../dist/index.js')
+const { Pkcs11Crypto, TokenCryptoKey } = await import('pkcs11-webcrypto')
 const data = new TextEncoder().encode('eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9')
 
 const CASES = [
@@ -55,8 +58,10 @@ describe('signing on the token, verified by Node', () => {
 
   test('RSASSA-PKCS1-v1_5 signatures equal Node\'s (known answer)', async () => {
     for (const hash of ['SHA-256', 'SHA-384', 'SHA-512']) {
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'rsa' does not exist on type '{}'.
       const { privateKey } = await hsm.keys.get({ id: keys.rsa.id }, { algorithm: { name: 'RSASSA-PKCS1-v1_5', hash } })
       const ours = Buffer.from(await hsm.subtle.sign('RSASSA-PKCS1-v1_5', privateKey, data))
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'rsa' does not exist on type '{}'.
       assert.deepEqual(ours, nodeSign(hash.replace('-', '').toLowerCase(), data, keys.rsa.privateKey))
     }
   })
@@ -64,6 +69,7 @@ describe('signing on the token, verified by Node', () => {
   test('Ed25519 signatures equal Node\'s (known answer)', async () => {
     const { privateKey } = await hsm.keys.get({ label: 'ed25519' })
     const ours = Buffer.from(await hsm.subtle.sign('Ed25519', privateKey, data))
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'ed25519' does not exist on type '{}'.
     assert.deepEqual(ours, nodeSign(null, data, keys.ed25519.privateKey))
   })
 
@@ -74,6 +80,7 @@ describe('signing on the token, verified by Node', () => {
       assert.equal(publicKey, undefined)
       assert.deepEqual(privateKey.usages, ['sign', 'verify'])
       const mac = await hsm.subtle.sign('HMAC', privateKey, data)
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'hmac' does not exist on type '{}'.
       assert.deepEqual(Buffer.from(mac), createHmac(hash, keys.hmac.secret).update(data).digest())
       assert.equal(await hsm.subtle.verify('HMAC', privateKey, mac, data), true)
       const wrong = Buffer.from(mac)
@@ -95,9 +102,11 @@ describe('signing on the token, verified by Node', () => {
   test('public keys export as spki, jwk and raw; they match Node\'s', async () => {
     const { publicKey } = await hsm.keys.get({ label: 'p256' })
     const jwk = await hsm.subtle.exportKey('jwk', publicKey)
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'p256' does not exist on type '{}'.
     assert.deepEqual({ ...jwk, key_ops: undefined, ext: undefined }, { ...keys.p256.publicKey.export({ format: 'jwk' }), key_ops: undefined, ext: undefined })
     assert.equal((await hsm.subtle.exportKey('raw', publicKey)).byteLength, 65)
     const rsa = await hsm.keys.get({ label: 'rsa' })
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'rsa' does not exist on type '{}'.
     assert.deepEqual(Buffer.from(await hsm.subtle.exportKey('spki', rsa.publicKey)), keys.rsa.publicKey.export({ format: 'der', type: 'spki' }))
   })
 

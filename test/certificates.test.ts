@@ -18,8 +18,9 @@ const JAVA_TOKEN = 'javacerts'
 const softhsm = freshSoftHsm()
 softhsm.initToken(TOKEN)
 softhsm.initToken(JAVA_TOKEN)
+// @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
 softhsm.pkcs11Tool(['--token-label', TOKEN, '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'aa', '--id', '0aa0', '--always-auth'])
-const { Pkcs11Crypto } = await import('../dist/index.js')
+const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 
 const RAW = fileURLToPath(new URL('./helpers/raw-attributes.cjs', import.meta.url))
 function onToken(label, token = TOKEN) {
@@ -52,8 +53,10 @@ describe('certificates made with token keys', () => {
       assert.match(stdout, /: OK/)
       const { stdout: text } = await openssl(['x509', '-in', path, '-noout', '-subject', '-pubkey', '-enddate', '-nameopt', 'RFC2253'])
       assert.match(text, new RegExp(`subject=O=Test,CN=${label}`))
+      // @ts-expect-error TS2345 (converted from JavaScript): Argument of type 'string | NonSharedBuffer' is not assignable to parameter of type 'string'.
       assert.ok(text.includes(await spkiPem(key.publicKey)), 'the certificate carries the key\'s public key')
       const notAfter = new Date(/notAfter=(.*)/.exec(text)[1])
+      // @ts-expect-error TS2362 (converted from JavaScript): The left-hand side of an arithmetic operation must be of type 'any', 'number', 'bigint' or an enum type.
       assert.ok(Math.abs(notAfter - Date.now() - 30 * 86_400_000) < 86_400_000, `notAfter ${notAfter.toISOString()} is 30 days away`)
       // Stored beside the key, under its id and label.
       assert.deepEqual(Buffer.from((await hsm.certificates.get(key.id)).rawData), Buffer.from(certificate.rawData))
@@ -89,6 +92,7 @@ describe('certificates made with token keys', () => {
       assert.match(stdout + stderr, /verify OK/i)
       assert.doesNotMatch(stdout + stderr, /failure/i)
       assert.match(stdout, new RegExp(`subject=O=Test,CN=csr-${kind}`))
+      // @ts-expect-error TS2345 (converted from JavaScript): Argument of type 'string | NonSharedBuffer' is not assignable to parameter of type 'string'.
       assert.ok(stdout.includes(await spkiPem(key.publicKey)))
       // The check can fail: a CSR with one signature bit flipped does not verify.
       const der = Buffer.from(csr.rawData)
@@ -101,7 +105,9 @@ describe('certificates made with token keys', () => {
   }
 
   test('a CA-issued certificate is imported for its key, with its CA; list, get, delete', async () => {
+    // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
     const caKey = file('ca.key')
+    // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
     const caPem = file('ca.pem')
     await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', caKey, '-out', caPem, '-subj', '/CN=Test CA', '-days', '30'])
     const key = await hsm.keys.generate({ algorithm: 'ES256', label: 'leaf' })
@@ -109,6 +115,7 @@ describe('certificates made with token keys', () => {
     assert.equal(before.certificate, undefined)
     const csr = await hsm.certificates.createCsr({ label: 'leaf' }, { subject: 'CN=leaf' })
     const csrPath = file('leaf.csr', csr.toString('pem'))
+    // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
     const leafPath = file('leaf.pem')
     await openssl(['x509', '-req', '-in', csrPath, '-CA', caPem, '-CAkey', caKey, '-set_serial', '4242', '-days', '10', '-out', leafPath])
     await openssl(['verify', '-CAfile', caPem, leafPath])
@@ -163,6 +170,7 @@ describe('Java keytool sees a key with a stored certificate', { skip: !javaAvail
     } finally {
       await hsm.close()
     }
+    // @ts-expect-error TS2345 (converted from JavaScript): Argument of type '{ library: string; slot: number; }' is not assignable to parameter of type '{ library: an...
     const cfg = writeSunPkcs11Config(softhsm.dir, { library: softhsm.module, slot: Number(slotId) })
     const { stdout } = await execFile('keytool', ['-list', '-storetype', 'PKCS11', '-providerClass', 'sun.security.pkcs11.SunPKCS11', '-providerArg', cfg, '-storepass', PIN],
       { env: softhsm.env, timeout: 60_000 })
@@ -216,6 +224,7 @@ describe('CKA_ALWAYS_AUTHENTICATE keys (pkcs11-tool --always-auth)', () => {
 
   test('no key PIN: OperationError caused by ERR_PKCS11_KEY_PIN_REQUIRED', { timeout: 20_000 }, async () => {
     const plain = await hsm.keys.get({ label: 'aa' })
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'name' does not exist on type 'unknown'.
     await assert.rejects(hsm.subtle.sign(ecdsa, plain.privateKey, data), (e) => e.name === 'OperationError' && e.cause?.code === 'ERR_PKCS11_KEY_PIN_REQUIRED')
   })
 
@@ -227,6 +236,7 @@ describe('CKA_ALWAYS_AUTHENTICATE keys (pkcs11-tool --always-auth)', () => {
         const key = await other.keys.get({ label: 'aa' }, how === 'keys.get' ? { keyPin: '9999' } : {})
         const algorithm = how === 'per call' ? { ...ecdsa, keyPin: '0000' } : ecdsa
         await assert.rejects(other.subtle.sign(algorithm, key.privateKey, data),
+          // @ts-expect-error TS2339 (converted from JavaScript): Property 'name' does not exist on type 'unknown'.
           (e) => e.name === 'OperationError' && e.cause?.code === 'CKR_PIN_INCORRECT' && !/0000|9999/.test(String(e.message + e.cause.message)))
       } finally {
         await other.close()
@@ -236,8 +246,10 @@ describe('CKA_ALWAYS_AUTHENTICATE keys (pkcs11-tool --always-auth)', () => {
 
   test('after a wrong key PIN the session is usable again: no sign operation is left active', { timeout: 20_000 }, async () => {
     const plain = await hsm.keys.get({ label: 'aa' })
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'cause' does not exist on type 'unknown'.
     await assert.rejects(hsm.subtle.sign({ ...ecdsa, keyPin: '0000' }, plain.privateKey, data), (e) => e.cause?.code === 'CKR_PIN_INCORRECT')
     // A second wrong PIN must fail the same way, not with CKR_OPERATION_ACTIVE.
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'cause' does not exist on type 'unknown'.
     await assert.rejects(hsm.subtle.sign({ ...ecdsa, keyPin: '0000' }, plain.privateKey, data), (e) => e.cause?.code === 'CKR_PIN_INCORRECT')
     const good = await hsm.keys.get({ label: 'aa' }, { keyPin: PIN })
     for (let i = 0; i < 3; i++) assert.equal(await verify(good.publicKey, await hsm.subtle.sign(ecdsa, good.privateKey, data)), true)

@@ -88,8 +88,14 @@ function ckrCode(code) {
  * loaded: merge `env` into process.env before that (one FaultControl per process).
  */
 export class FaultControl {
-  /** @param {string} [dir] a folder for the control and counts files (default: a new temp folder) */
-  constructor(dir, { module = MODULE } = {}) {
+  readonly dir: string
+  readonly controlPath: string
+  readonly countsPath: string
+  /** To merge into process.env before the module is first loaded. */
+  readonly env: { FAULT_PKCS11_MODULE: string, FAULT_PKCS11_CONTROL: string, FAULT_PKCS11_COUNTS: string }
+
+  /** @param dir a folder for the control and counts files (default: a new temp folder) */
+  constructor(dir?: string, { module = MODULE } = {}) {
     if (!dir) {
       dir = mkdtempSync(join(tmpdir(), 'p11fault-'))
       process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
@@ -123,6 +129,7 @@ export class FaultControl {
    * Makes `fn` answer `code` (a CKR_ name or number): { count: N } the next N calls (default 1),
    * { rate: K } every K-th call, { always: true } until cleared; { skip: M } lets M calls pass first.
    */
+  // @ts-expect-error TS2339 (converted from JavaScript): Property 'count' does not exist on type '{}'.
   fail(fn, code, { count, rate, always, skip } = {}) {
     let line = `fail ${functionName(fn)} ${ckrCode(code)}`
     if ([count, rate, always].filter((x) => x !== undefined && x !== false).length > 1) throw new TypeError('one of count, rate, always')

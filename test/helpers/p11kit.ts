@@ -8,11 +8,12 @@
 //   process.env.P11_KIT_SERVER_ADDRESS = server.address   // before the client module is loaded
 //   ... Pkcs11Crypto.open({ library: CLIENT_MODULE, token: { label: 'remote' }, pin })
 //   await server.stop()                                   // SIGTERM; start() again: same socket
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { freshSoftHsm } from './softhsm.js'
 
 /** p11-kit's client module: a PKCS#11 module whose token lives in the p11-kit server. */
 export const CLIENT_MODULE = findClientModule()
@@ -44,10 +45,12 @@ const servers = new Set()
 /** p11-kit-remote processes (one per client connection) seen under our servers. */
 const connections = new Set()
 process.on('exit', () => {
+  // @ts-expect-error TS2339 (converted from JavaScript): Property 'kill' does not exist on type 'unknown'.
   for (const server of servers) server.kill('SIGKILL')
   for (const pid of connections) {
     if (!isConnectionProcess(pid)) continue
     try {
+      // @ts-expect-error TS2345 (converted from JavaScript): Argument of type 'unknown' is not assignable to parameter of type 'number'.
       process.kill(pid, 'SIGKILL')
     } catch {
       // gone already
@@ -66,8 +69,23 @@ function isConnectionProcess(pid) {
 
 /** `p11-kit server -f` for one token of a fresh SoftHSM store, on a Unix socket of its own temp folder. */
 export class P11KitServer {
+  readonly softhsm: ReturnType<typeof freshSoftHsm>
+  readonly tokenLabel: string
+  readonly dir: string
+  readonly socket: string
+  /** What P11_KIT_SERVER_ADDRESS says to the client module. */
+  readonly address: string
+  /** The running server, if any. */
+  process: ChildProcess | undefined
+  /** How often start() was called. */
+  starts: number
+  /** All the servers wrote on stderr. */
+  stderr: string
+  /** Settles when the current server ends. */
+  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+
   /** @param softhsm what freshSoftHsm() returned (the server gets its SOFTHSM2_CONF) */
-  constructor(softhsm, tokenLabel) {
+  constructor(softhsm: ReturnType<typeof freshSoftHsm>, tokenLabel: string) {
     this.softhsm = softhsm
     this.tokenLabel = tokenLabel
     this.dir = mkdtempSync(join(tmpdir(), 'p11kit-'))
@@ -92,7 +110,9 @@ export class P11KitServer {
     // Should this process die without its exit handlers (SIGKILL), the watchdog's stdin closes and it ends the server.
     const watchdog = spawn('sh', ['-c', `read _ || kill -TERM ${child.pid} 2>/dev/null`], { stdio: ['pipe', 'ignore', 'ignore'] })
     watchdog.unref()
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'unref' does not exist on type 'Writable'.
     watchdog.stdin.unref?.()
+    // @ts-expect-error TS2339 (converted from JavaScript): Property '_handle' does not exist on type 'Writable'.
     watchdog.stdin._handle?.unref?.()
     child.once('exit', () => watchdog.kill('SIGKILL'))
     this.starts++
@@ -104,6 +124,7 @@ export class P11KitServer {
       servers.delete(child)
       if (this.process === child) this.process = undefined
     })
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'exited' does not exist on type 'P11KitServer'.
     this.exited = exited
     // It prints P11_KIT_SERVER_ADDRESS=...; export ... once the socket is listening.
     const t0 = Date.now()
@@ -155,6 +176,7 @@ export class P11KitServer {
     const child = this.process
     if (!child) return
     const served = this.connectionProcesses()
+    // @ts-expect-error TS2345 (converted from JavaScript): Argument of type 'string' is not assignable to parameter of type 'number | Signals'.
     child.kill(signal)
     if (connections) this.killProcesses(served, signal)
     const exit = await Promise.race([this.exited, sleep(3000).then(() => undefined)])

@@ -19,7 +19,7 @@ softhsm.importKey('replica-a', generateKeyPairSync('ec', { namedCurve: 'P-256' }
 const control = new FaultControl()
 Object.assign(process.env, control.env) // before the fault module is first loaded
 const faultModule = buildFaultModule()
-const { Pkcs11Crypto, KeyNotFoundError } = await import('../dist/index.js')
+const { Pkcs11Crypto, KeyNotFoundError } = await import('pkcs11-webcrypto')
 
 const params = { name: 'ECDSA', hash: 'SHA-256' }
 const data = new TextEncoder().encode('eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9')

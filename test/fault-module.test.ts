@@ -20,13 +20,14 @@ const control = new FaultControl()
 Object.assign(process.env, control.env) // before the fault module is first loaded
 const faultModule = buildFaultModule()
 
-const { Pkcs11Crypto } = await import('../dist/index.js')
+const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 const data = new TextEncoder().encode('eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9')
 const verifies = (signature) => nodeVerify('sha256', data, { key: pair.publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(signature))
 
 /** Asserts that `run` throws the pkcs11js error for `name`. */
 function throwsCkr(run, name) {
   assert.throws(run, (error) => {
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'code' does not exist on type 'unknown'.
     assert.equal(error.code, CKR[name], `expected ${name}, got ${error.message}`)
     return true
   })
@@ -116,6 +117,7 @@ describe('the raw binding through the fault module', () => {
     throwsCkr(() => p11.C_SignInit(session, { mechanism: pkcs11js.CKM_ECDSA }, key), 'CKR_DEVICE_REMOVED')
     assert.equal(p11.C_GetSlotList(true).length, 0)
     assert.ok(p11.C_GetSlotList(false).length > 0)
+    // @ts-expect-error TS2551 (converted from JavaScript): Property 'CKF_TOKEN_PRESENT' does not exist on type 'typeof import("pkcs11js")'. Did you mean 'CKR_TOKEN_NO...
     assert.equal(p11.C_GetSlotInfo(slot).flags & pkcs11js.CKF_TOKEN_PRESENT, 0)
     throwsCkr(() => p11.C_GetTokenInfo(slot), 'CKR_TOKEN_NOT_PRESENT')
     throwsCkr(() => p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION), 'CKR_TOKEN_NOT_PRESENT')
@@ -187,6 +189,7 @@ describe('our library through the fault module', () => {
     await assert.rejects(hsm.subtle.sign(params, privateKey, data), (error) => {
       assert.ok(error instanceof DOMException)
       assert.equal(error.name, 'OperationError')
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'code' does not exist on type 'unknown'.
       assert.equal(error.cause?.code, 'CKR_DEVICE_ERROR')
       assert.match(error.message, /C_Sign failed: CKR_DEVICE_ERROR/)
       return true
@@ -226,8 +229,11 @@ describe('our library through the fault module', () => {
     control.removed(true)
     const started = performance.now()
     await assert.rejects(hsm.subtle.sign(params, privateKey, data), (error) => {
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'name' does not exist on type 'unknown'.
       assert.equal(error.name, 'OperationError')
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'cause' does not exist on type 'unknown'.
       assert.equal(error.cause?.code, 'CKR_DEVICE_REMOVED')
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'message' does not exist on type 'unknown'.
       assert.match(error.message, /did not come back within 1000 ms/)
       return true
     })

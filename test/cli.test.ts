@@ -28,12 +28,12 @@ function cleanEnv(extra = {}) {
 }
 
 /** Runs the CLI in this process; resolves to { status, stdout, stderr }. */
-function cli(args, { env = cleanEnv(), input = '' } = {}) {
+function cli(args: string[], { env = cleanEnv(), input = '' } = {}) {
   return runCli(args, { env, input })
 }
 
 /** Runs the built executable in a child process; returns { status, stdout, stderr }. */
-function bin(args, { env = cleanEnv(), input = '' } = {}) {
+function bin(args: string[], { env = cleanEnv(), input = '' } = {}) {
   const result = spawnSync(process.execPath, [BIN, ...args], { env, input, encoding: 'utf8', timeout: 60_000 })
   if (result.error) throw result.error
   return result
@@ -42,14 +42,16 @@ function bin(args, { env = cleanEnv(), input = '' } = {}) {
 const TOKEN = ['--module', softhsm.module, '--token', 'cli', '--pin', PIN]
 
 /** Runs the CLI on the test token and expects success. */
-async function ok(args, options) {
+async function ok(args: string[], options?: { env?: NodeJS.ProcessEnv, input?: string }) {
+  // @ts-expect-error TS2345 (converted from JavaScript): Argument of type '{ env?: ProcessEnv; input?: string; }' is not assignable to parameter of type '{ env?: { ...
   const result = await cli([...args, ...TOKEN], options)
   assert.equal(result.status, 0, `pkcs11-jwt ${args.join(' ')} failed: ${result.stderr}`)
   return result.stdout
 }
 
 /** Expects exit `status` and exactly one line on stderr; returns that line. */
-async function fails(args, status, options) {
+async function fails(args: string[], status: number, options?: { env?: NodeJS.ProcessEnv, input?: string }) {
+  // @ts-expect-error TS2345 (converted from JavaScript): Argument of type '{ env?: ProcessEnv; input?: string; }' is not assignable to parameter of type '{ env?: { ...
   const result = await cli(args, options)
   assert.equal(result.status, status, `expected exit ${status}, got ${result.status}: ${result.stderr}`)
   const lines = result.stderr.trim().split('\n')
@@ -233,6 +235,7 @@ describe('pkcs11-jwt', () => {
       const listed = JSON.parse(await ok(['keys', '--json'])).find((k) => k.label === label)
       assert.equal(listed.certificate, true)
       assert.ok(listed.algorithms.includes(alg))
+      // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
       const objects = softhsm.pkcs11Tool(['--login', '--pin', PIN, '-O', '--label', label])
       assert.match(objects, /Private Key Object[\s\S]*Access:\s+sensitive, always sensitive, never extractable, local/)
       assert.match(objects, /Certificate Object/)

@@ -17,14 +17,17 @@ const keys = provisionTestKeys(softhsm, 'java')
 const env = softhsm.env
 let cfg
 if (!skip) {
+  // @ts-expect-error TS2345 (converted from JavaScript): Argument of type '{ library: string; slotListIndex: number; }' is not assignable to parameter of type '{ li...
   cfg = writeSunPkcs11Config(softhsm.dir, { library: softhsm.module, slotListIndex: 0 })
   // keytool writes to the token files; it runs before this process opens the token (SoftHSM caches
   // objects), and one at a time: two JVMs writing one SoftHSM token at once fail with "load failed".
+  // @ts-expect-error TS2345 (converted from JavaScript): Argument of type '{ cfg: any; pin: string; alias: string; keyalg: string; keysize: number; env: { SOFTHSM2_...
   await keytoolGenKeyPair({ cfg, pin: PIN, alias: 'javarsa', keyalg: 'RSA', keysize: 2048, env })
+  // @ts-expect-error TS2345 (converted from JavaScript): Argument of type '{ cfg: any; pin: string; alias: string; keyalg: string; groupname: string; env: { SOFTHSM...
   await keytoolGenKeyPair({ cfg, pin: PIN, alias: 'javaec', keyalg: 'EC', groupname: 'secp256r1', env })
 }
 
-const { Pkcs11Crypto } = await import('../dist/index.js')
+const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 
 const ASYMMETRIC = [
   ['RS256', 'rsa'], ['RS384', 'rsa'], ['RS512', 'rsa'],

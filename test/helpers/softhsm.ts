@@ -30,12 +30,14 @@ export function freshSoftHsm() {
     module: MODULE,
     /** Initializes a token in the next free slot. */
     initToken(label, pin = PIN) {
+      // @ts-expect-error TS2554 (converted from JavaScript): Expected 3 arguments, but got 2.
       run('softhsm2-util', ['--init-token', '--free', '--label', label, '--pin', pin, '--so-pin', SO_PIN])
     },
     /** Imports a PKCS#8 PEM private key (and its public key) with softhsm2-util. */
     importKey(token, pem, { label, id }, pin = PIN) {
       const file = join(dir, `import-${label}.pem`)
       writeFileSync(file, pem)
+      // @ts-expect-error TS2554 (converted from JavaScript): Expected 3 arguments, but got 2.
       run('softhsm2-util', ['--import', file, '--token', token, '--label', label, '--id', id, '--pin', pin])
       rmSync(file)
     },
