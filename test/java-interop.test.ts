@@ -13,7 +13,7 @@ const skip = javaAvailable() ? false : 'java and keytool are not installed (JDK 
 
 const softhsm = freshSoftHsm()
 softhsm.initToken('java') // the only token: slotListIndex 0
-const keys = provisionTestKeys(softhsm, 'java')
+provisionTestKeys(softhsm, 'java')
 const env = softhsm.env
 let cfg
 if (!skip) {

@@ -2,7 +2,7 @@
 // `globalThis.crypto`, every signature is checked again by OpenSSL, jose operations without token
 // keys behave exactly as before, and installGlobal counts its users across tokens.
 import assert from 'node:assert/strict'
-import { createHmac, createPublicKey, webcrypto } from 'node:crypto'
+import { createHmac, createPublicKey } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import * as jose from 'jose'
 import { freshSoftHsm, PIN } from './helpers/softhsm.js'

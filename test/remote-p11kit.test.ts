@@ -14,7 +14,6 @@
 //  - when a connection's server process is gone, every call of that client returns CKR_DEVICE_ERROR,
 //    even after a new server listens on the same socket: only C_Finalize + C_Initialize connects again.
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { createHmac, createPublicKey, verify as nodeVerify, X509Certificate } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { performance } from 'node:perf_hooks'
