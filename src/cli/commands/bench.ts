@@ -1,7 +1,6 @@
 /** `pkcs11-jwt bench`: signing throughput and latency of this token, through jose as an application signs. */
 import { monitorEventLoopDelay, createHistogram, performance } from 'node:perf_hooks'
 import type { Command } from 'commander'
-import { SignJWT } from 'jose'
 import { UsageError } from '../errors.js'
 import { addKeyOptions, checkAlgorithm, keyForAlgorithm, keySelector, type KeyFlags } from '../key-options.js'
 import { printJson, printTable } from '../output.js'
@@ -65,6 +64,7 @@ async function firstKeyFor(hsm: Pkcs11Crypto, alg: string): Promise<{ id: string
 
 /** Keeps `concurrency` JWT signatures under way for `duration` seconds. */
 async function measure(flags: BenchFlags, key: CryptoKey, name: string, live: CliIo['stderr'] | undefined): Promise<BenchResult> {
+  const { SignJWT } = await import('jose')
   const latency = createHistogram()
   const loop = monitorEventLoopDelay({ resolution: 1 })
   let signatures = 0

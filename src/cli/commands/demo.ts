@@ -4,7 +4,6 @@
  * jose, verifies each against the token's JWKS, and prints the JWTs and the JWKS.
  */
 import type { Command } from 'commander'
-import { SignJWT, createLocalJWKSet, jwtVerify } from 'jose'
 import { publishedJwk } from '../../index.js'
 import { DEV_KEYS, ensureDevKeys } from '../dev-token.js'
 import { printJson, printLine } from '../output.js'
@@ -16,6 +15,7 @@ export function register(program: Command, io: CliIo): void {
     .description('sign and verify a JWT with an RSA, an EC and an Ed25519 key on the token (made when missing)')
     .addHelpText('after', '\nExample:\n  $ npm run demo            # the built-in development token\n  $ pkcs11-jwt demo --token mytoken --pin-file pin.txt\n')
     .action(async (flags: TokenFlags) => {
+      const { SignJWT, createLocalJWKSet, jwtVerify } = await import('jose')
       await withToken(flags, io, async (hsm) => {
         await ensureDevKeys(hsm)
         const jwks = await hsm.jwks()

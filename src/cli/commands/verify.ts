@@ -1,6 +1,6 @@
 /** `pkcs11-jwt verify`: checks a JWT's signature and time claims with a token key or a JWKS file. */
 import type { Command } from 'commander'
-import { createLocalJWKSet, decodeProtectedHeader, errors, jwtVerify, type JSONWebKeySet, type JWTVerifyOptions, type JWTVerifyResult } from 'jose'
+import type { errors, JSONWebKeySet, JWTVerifyOptions, JWTVerifyResult } from 'jose'
 import { FailureError, UsageError } from '../errors.js'
 import { parseJsonObject, readStdin, readText } from '../input.js'
 import { addKeyOptions, checkAlgorithm, keySelector, type KeyFlags } from '../key-options.js'
@@ -16,8 +16,8 @@ interface VerifyFlags extends TokenFlags, KeyFlags {
 }
 
 /** Turns jose's verdict into a one-line reason with exit 1. */
-function invalid(cause: unknown): never {
-  if (cause instanceof errors.JOSEError) throw new FailureError(`invalid token: ${cause.message} (${cause.code})`, { cause })
+function invalid(cause: unknown, JOSEError: typeof errors.JOSEError): never {
+  if (cause instanceof JOSEError) throw new FailureError(`invalid token: ${cause.message} (${cause.code})`, { cause })
   throw cause
 }
 
@@ -37,6 +37,8 @@ Example:
   $ pkcs11-jwt sign --key signer --exp 5m | pkcs11-jwt verify --jwks jwks.json
 `)
     .action(async (argument: string | undefined, flags: VerifyFlags) => {
+      const { createLocalJWKSet, decodeProtectedHeader, errors, jwtVerify } = await import('jose')
+      const rejected = (cause: unknown) => invalid(cause, errors.JOSEError)
       const selector = keySelector(flags, false)
       flags.alg?.forEach((alg) => checkAlgorithm(alg))
       if (selector !== undefined && flags.jwks !== undefined) throw new UsageError('give --key / --key-id or --jwks, not both')
@@ -49,7 +51,7 @@ Example:
       if (flags.jwks !== undefined) {
         const jwks = parseJsonObject(await readText(flags.jwks, 'JWKS file', io.stdin), `JWKS file ${flags.jwks}`)
         if (!Array.isArray(jwks.keys)) throw new UsageError(`JWKS file ${flags.jwks} has no "keys" array`)
-        result = await jwtVerify(jwt, createLocalJWKSet(jwks as unknown as JSONWebKeySet), options).catch(invalid)
+        result = await jwtVerify(jwt, createLocalJWKSet(jwks as unknown as JSONWebKeySet), options).catch(rejected)
       } else {
         let alg: string | undefined
         try {
@@ -62,7 +64,7 @@ Example:
           const key = await hsm.keys.get(selector!, { algorithm: alg })
           const uninstall = hsm.installGlobal()
           try {
-            return await jwtVerify(jwt, key.publicKey ?? key.privateKey, options).catch(invalid)
+            return await jwtVerify(jwt, key.publicKey ?? key.privateKey, options).catch(rejected)
           } finally {
             uninstall()
           }
