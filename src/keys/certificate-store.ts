@@ -4,7 +4,6 @@
  * CKA_ID and label, which is how Java's SunPKCS11 (and so keytool) pairs them.
  */
 import { createHash, webcrypto } from 'node:crypto'
-import { AsnIntegerBigIntConverter } from '@peculiar/asn1-schema'
 import { KeyNotFoundError } from '../errors.js'
 import { C, type Handle } from '../pkcs11/binding.js'
 import type { Token } from '../pkcs11/token.js'
@@ -168,6 +167,7 @@ export class CertificateStore {
   }
 
   async #store(certificate: X509Certificate, id: Buffer, label: string, ofOwnKey = true): Promise<void> {
+    const { AsnIntegerBigIntConverter } = await import('@peculiar/asn1-schema') // loaded with x509 already
     await this.#token.createObject([
       { type: C.CKA_CLASS, value: C.CKO_CERTIFICATE },
       { type: C.CKA_CERTIFICATE_TYPE, value: C.CKC_X_509 },
