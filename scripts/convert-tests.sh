@@ -15,6 +15,7 @@ for file in test/*.test.js test/helpers/*.js; do
   git mv "$file" "${file%.js}.ts"
 done
 sed -i "s#'\.\./dist/index\.js'#'pkcs11-webcrypto'#g" test/*.test.ts test/helpers/*.ts
+sed -i 's#\(test/[a-z0-9-]*\.test\)\.js#\1.ts#g' README.md   # the README names test files
 node -e "
 const fs = require('node:fs')
 const pkg = JSON.parse(fs.readFileSync('package.json', 'utf8'))

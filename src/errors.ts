@@ -1,7 +1,9 @@
 /**
  * Errors of this library that are not WebCrypto's own. Every class has a stable `code` to branch on;
- * no message ever contains a PIN.
+ * no message ever contains a PIN: each goes through the one redaction (src/lib/redact.ts), and so
+ * do the messages of its causes.
  */
+import { redact, redactError } from './lib/redact.js'
 
 /** The name of a PKCS#11 return value, e.g. 'CKR_PIN_INCORRECT' (unknown values: 'CKR_0x80000001'). */
 export type CkrName = `CKR_${string}`
@@ -20,14 +22,16 @@ export type ErrorCode =
   | 'ERR_PKCS11_MODULE'
   | 'ERR_PKCS11_TOKEN_NOT_FOUND'
   | 'ERR_PKCS11_KEY_NOT_FOUND'
+  | 'ERR_PKCS11_KEY_EXISTS'
   | 'ERR_PKCS11_KEY_PIN_REQUIRED'
   | 'ERR_PKCS11_CLOSED'
 
-/** Base class: `code` names the cause. */
+/** Base class: `code` names the cause. Its message, and its cause's, are redacted before anything can show them. */
 export class Pkcs11WebCryptoError extends Error {
   readonly code: ErrorCode
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options)
+    redactError(options?.cause)
+    super(redact(message), options)
     this.code = code
     this.name = new.target.name
   }
@@ -99,6 +103,17 @@ export class KeyNotFoundError extends Pkcs11WebCryptoError {
   declare readonly code: 'ERR_PKCS11_KEY_NOT_FOUND'
   constructor(message: string) {
     super('ERR_PKCS11_KEY_NOT_FOUND', message)
+  }
+}
+
+/**
+ * A new key would take an id or label another object on the token already has (a second key of
+ * that id or label makes every later lookup by it ambiguous). Pass `unique: false` to add it anyway.
+ */
+export class KeyExistsError extends Pkcs11WebCryptoError {
+  declare readonly code: 'ERR_PKCS11_KEY_EXISTS'
+  constructor(identity: string, token: string) {
+    super('ERR_PKCS11_KEY_EXISTS', `token "${token}" already holds an object with ${identity}; choose another, or pass unique: false to add a key beside it`)
   }
 }
 

@@ -15,12 +15,13 @@ export type { CertificateStore, CertificateOptions, CertificateInfo } from './ke
 export type { X509Certificate, Pkcs10CertificateRequest } from './lib/x509.js'
 export { listSlots, type ListSlotsOptions, type SlotInfo } from './list-slots.js'
 export { TokenCryptoKey } from './webcrypto/crypto-key.js'
+export { TokenKeyToNodeError } from './webcrypto/errors.js'
 export { installGlobal } from './webcrypto/install-global.js'
 export { publishedJwk, type JwksOptions, type PublishedJwk } from './keys/jwks.js'
 export { JOSE_ALGORITHMS, joseNameOf, type JoseAlgorithm } from './keys/jose-algorithms.js'
 export { parseJavaConfig } from './config/java-config.js'
 export { parsePkcs11Uri } from './config/pkcs11-uri.js'
 export {
-  Pkcs11WebCryptoError, TokenError, ConfigurationError, ModuleLoadError, TokenNotFoundError, KeyNotFoundError, KeyPinRequiredError, ClosedError,
+  Pkcs11WebCryptoError, TokenError, ConfigurationError, ModuleLoadError, TokenNotFoundError, KeyNotFoundError, KeyExistsError, KeyPinRequiredError, ClosedError,
   TimeoutError, QueueFullError, type ErrorCode, type CkrName,
 } from './errors.js'

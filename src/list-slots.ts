@@ -4,7 +4,7 @@ import { Pkcs11Module } from './pkcs11/module.js'
 import { describeSlots } from './pkcs11/slots.js'
 
 /** The module to ask: the module options of `Pkcs11Crypto.open` (no token or PIN is needed). */
-export type ListSlotsOptions = Pick<OpenOptions, 'library' | 'config' | 'uri' | 'env'>
+export type ListSlotsOptions = Pick<OpenOptions, 'library' | 'config' | 'uri' | 'env' | 'libraryParameters'>
 
 /** One slot, as `pkcs11-tool --list-slots` shows it. */
 export interface SlotInfo {
@@ -21,12 +21,13 @@ export interface SlotInfo {
  * Lists the slots of a module and the tokens in them.
  *
  * @example
- * for (const slot of listSlots({ library: '/usr/lib/softhsm/libsofthsm2.so' })) console.log(slot.slotIndex, slot.token?.label)
+ * for (const slot of await listSlots({ library: '/usr/lib/softhsm/libsofthsm2.so' })) console.log(slot.slotIndex, slot.token?.label)
  */
-export function listSlots(options: ListSlotsOptions = {}): SlotInfo[] {
+export async function listSlots(options: ListSlotsOptions = {}): Promise<SlotInfo[]> {
   const env = { ...(options.env ?? process.env), PKCS11_PIN: undefined, PKCS11_PIN_FILE: undefined } // no PIN is read
-  const { library } = resolveOptions({ library: options.library, config: options.config, uri: options.uri, env })
-  const module = Pkcs11Module.acquire(library)
+  const { library, libraryParameters } = resolveOptions({ library: options.library, config: options.config, uri: options.uri, libraryParameters: options.libraryParameters, env })
+  const user = () => {} // nothing to redo when another user initializes the module again
+  const module = await Pkcs11Module.acquire(library, user, libraryParameters)
   try {
     return describeSlots(module.native).map(({ slotIndex, slotId, description, token }) => ({
       slotIndex,
@@ -35,6 +36,6 @@ export function listSlots(options: ListSlotsOptions = {}): SlotInfo[] {
       ...(token && { token: { label: token.label, serial: token.serial, manufacturer: token.manufacturer, model: token.model } }),
     }))
   } finally {
-    module.release()
+    await module.release(user)
   }
 }

@@ -9,6 +9,7 @@ import { KeyStore } from './keys/key-store.js'
 import type { CertificateStore } from './keys/certificate-store.js'
 import { Token } from './pkcs11/token.js'
 import { supportedJoseAlgorithms } from './keys/supported-algorithms.js'
+import { modulePolicy } from './keys/templates.js'
 import { buildJwks, type JwksOptions, type PublishedJwk } from './keys/jwks.js'
 import { installGlobal } from './webcrypto/install-global.js'
 import { RoutingSubtleCrypto } from './webcrypto/subtle.js'
@@ -129,7 +130,8 @@ export class Pkcs11Crypto implements Crypto {
    * hsm.algorithms() // ['RS256', 'RS384', 'RS512', 'PS256', ..., 'ES256', 'ES384', 'ES512', 'EdDSA', 'HS256', ...]
    */
   algorithms(): string[] {
-    return supportedJoseAlgorithms(this.#token)
+    const { unusableCurves } = modulePolicy(this.#token.slot)
+    return supportedJoseAlgorithms(this.#token, (alg) => !alg.namedCurve || !unusableCurves.includes(alg.namedCurve))
   }
 
   randomUUID(): `${string}-${string}-${string}-${string}-${string}` {

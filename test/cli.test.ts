@@ -187,7 +187,7 @@ describe('pkcs11-jwt', () => {
   })
 
   test('exit 1: unknown key, tampered or expired JWT, wrong issuer', async () => {
-    assert.match(await fails(['sign', '--key', 'missing', ...TOKEN], 1), /no usable private or secret key with label "missing"/)
+    assert.match(await fails(['sign', '--key', 'missing', ...TOKEN], 1), /no usable private or secret key on token "cli" with label "missing"/)
     const jwt = (await ok(['sign', '--key', 'p256', '--sub', 'alice'])).trim()
     const [h, p, s] = jwt.split('.')
     const forged = `${h}.${Buffer.from(JSON.stringify({ sub: 'mallory' })).toString('base64url')}.${s}`

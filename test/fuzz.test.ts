@@ -351,13 +351,22 @@ function algorithmFor(r, key, pool) {
   return a
 }
 
+/** A value's usages, or none: the getters of an object forged on a key's prototype throw, as Node's own do. */
+function usagesOf(value) {
+  try {
+    return Array.isArray(value?.usages) ? value.usages : []
+  } catch {
+    return []
+  }
+}
+
 function makeCall(index, pool, material) {
   const r = generator(mix32(SEED, index))
   const method = r.pick(METHODS)
   const USAGE_OF = { sign: 'sign', verify: 'verify', encrypt: 'encrypt', decrypt: 'decrypt', deriveBits: 'deriveBits', deriveKey: 'deriveKey', wrapKey: 'wrapKey', unwrapKey: 'unwrapKey' }
   // Mostly a key that has the usage the method needs, so that calls get past the first checks.
   const key = (usage = USAGE_OF[method]) => {
-    const fitting = usage && r.chance(0.6) ? pool.all.filter((k) => Array.isArray(k?.usages) && k.usages.includes(usage)) : []
+    const fitting = usage && r.chance(0.6) ? pool.all.filter((k) => usagesOf(k).includes(usage)) : []
     return r.pick(fitting.length ? fitting : pool.all)
   }
   let args

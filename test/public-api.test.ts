@@ -9,8 +9,8 @@ const softhsm = freshSoftHsm()
 softhsm.initToken('api-a')
 softhsm.initToken('api-b')
 
-test('listSlots: every slot and its token, no PIN needed', () => {
-  const slots = api.listSlots({ library: softhsm.module })
+test('listSlots: every slot and its token, no PIN needed', async () => {
+  const slots = await api.listSlots({ library: softhsm.module })
   const labels = slots.map((s) => s.token?.label)
   // SoftHSM orders its slots by their (random) ids; the uninitialized token of the free slot has no label
   assert.deepEqual(labels.filter((label) => label).sort(), ['api-a', 'api-b'])
@@ -18,8 +18,8 @@ test('listSlots: every slot and its token, no PIN needed', () => {
   for (const slot of slots) assert.equal(typeof slot.slotId, 'bigint')
   assert.ok(slots.every((s) => s.token?.model === 'SoftHSM v2'))
   // from the environment as Pkcs11Crypto.open reads it; a PIN there is neither needed nor read
-  assert.deepEqual(api.listSlots({ env: { PKCS11_MODULE: softhsm.module, PKCS11_PIN_FILE: '/nonexistent' } }).map((s) => s.token?.label), labels)
-  assert.throws(() => api.listSlots({ env: {} }), { name: 'ConfigurationError', code: 'ERR_PKCS11_CONFIG' })
+  assert.deepEqual((await api.listSlots({ env: { PKCS11_MODULE: softhsm.module, PKCS11_PIN_FILE: '/nonexistent' } })).map((s) => s.token?.label), labels)
+  await assert.rejects(api.listSlots({ env: {} }), { name: 'ConfigurationError', code: 'ERR_PKCS11_CONFIG' })
 })
 
 test('the error classes of the README, each with its code', () => {

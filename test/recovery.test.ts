@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { freshSoftHsm } from './helpers/softhsm.js'
 import { buildFaultModule, FaultControl } from './helpers/fault.js'
+import { otherUser } from './helpers/other-user.js'
 
 const LABEL = 'recovery'
 const PIN = '918273' // distinctive, so that a leak would be found
@@ -123,13 +124,27 @@ describe('the device removed for 2 s during a 10 s load', () => {
 })
 
 describe('the login', () => {
+  // A real logout, by another user of the module in this process: the token then answers the
+  // private key's handle with CKR_OBJECT_HANDLE_INVALID (SoftHSM), not CKR_USER_NOT_LOGGED_IN.
   test('lost: the library logs in again, once, and the sign succeeds', async () => {
+    control.reset()
+    const { hsm, privateKey } = await open()
+    const before = await control.counts()
+    otherUser(softhsm.module, LABEL).logout()
+    assert.ok(verifies(await hsm.subtle.sign(params, privateKey, data)))
+    assert.equal((await control.counts()).C_Login - before.C_Login, 1)
+    await hsm.close()
+  })
+
+  test('a synthetic CKR_USER_NOT_LOGGED_IN while the token is logged in: no C_Login, the sign is tried again', async () => {
     control.reset()
     const { hsm, privateKey } = await open()
     const before = await control.counts()
     control.fail('C_Sign', 'CKR_USER_NOT_LOGGED_IN', { count: 1 })
     assert.ok(verifies(await hsm.subtle.sign(params, privateKey, data)))
-    assert.equal((await control.counts()).C_Login - before.C_Login, 1)
+    const after = await control.counts()
+    assert.equal(after.C_Login - before.C_Login, 0, 'the session state said logged in')
+    assert.ok(after.C_GetSessionInfo - before.C_GetSessionInfo >= 1, 'the session state was read')
     await hsm.close()
   })
 
@@ -138,15 +153,16 @@ describe('the login', () => {
     const { hsm, privateKey } = await open()
     const before = await control.counts()
     control.fail('C_Login', 'CKR_PIN_INCORRECT', { always: true })
-    control.fail('C_Sign', 'CKR_USER_NOT_LOGGED_IN', { always: true })
+    otherUser(softhsm.module, LABEL).logout()
     for (let i = 0; i < 5; i++) {
-      // @ts-expect-error TS2339 (converted from JavaScript): Property 'cause' does not exist on type 'unknown'.
-      await assert.rejects(within(5000, hsm.subtle.sign(params, privateKey, data)), (e) => e.cause?.code === 'CKR_PIN_INCORRECT' || e.cause?.code === 'CKR_USER_NOT_LOGGED_IN')
+      await assert.rejects(within(5000, hsm.subtle.sign(params, privateKey, data)), (e) => e.cause?.code === 'CKR_PIN_INCORRECT')
     }
+    await assert.rejects(hsm.keys.list(), (e) => e.code === 'CKR_PIN_INCORRECT')
     assert.equal((await control.counts()).C_Login - before.C_Login, 1, 'one login attempt, then none')
     control.reset()
     // @ts-expect-error TS2339 (converted from JavaScript): Property 'cause' does not exist on type 'unknown'.
     await assert.rejects(hsm.subtle.sign(params, privateKey, data), (e) => e.cause?.code === 'CKR_PIN_INCORRECT')
+    assert.equal((await control.counts()).C_Login - before.C_Login, 1)
     await hsm.close()
   })
 

@@ -4,6 +4,7 @@
  * 0 done; 1 the operation or verification failed; 2 bad usage or configuration. Every error is one
  * line on stderr that names the cause (the CKR_ name for a token error) and never contains a PIN.
  */
+import { redact } from '../lib/redact.js'
 import { ConfigurationError, KeyNotFoundError, ModuleLoadError, Pkcs11WebCryptoError, TokenError, TokenNotFoundError } from '../index.js'
 
 export const EXIT_OK = 0
@@ -41,9 +42,12 @@ export function rememberSecret(value: string | undefined): void {
   if (value) secrets.add(value)
 }
 
-/** `text` with every remembered secret masked, on one line. */
+/**
+ * `text` on one line, through the library's one PIN redaction (a PIN in a URI, however mistyped),
+ * with every remembered secret (--pin, a PIN file's content, PKCS11_PIN) masked too.
+ */
 export function scrub(text: string): string {
-  let result = text.replace(/\s*[\r\n]+\s*/g, ' ').trim()
+  let result = redact(text.replace(/\s*[\r\n]+\s*/g, ' ').trim())
   for (const secret of [...secrets].sort((a, b) => b.length - a.length)) result = result.split(secret).join('****')
   return result
 }

@@ -19,6 +19,7 @@ export interface TokenFlags {
   uri?: string
   pin?: string
   pinFile?: string
+  libraryParameters?: string
 }
 
 /** The options of the development token, when this run uses it. */
@@ -41,16 +42,18 @@ export function addTokenOptions(command: Command): Command {
     .option('--uri <uri>', 'RFC 7512 pkcs11: URI (token=..., module-path=..., pin-value=...)')
     .option('--pin <pin>', 'user PIN (env PKCS11_PIN; prefer --pin-file)')
     .option('--pin-file <file>', 'file holding the user PIN (env PKCS11_PIN_FILE)')
+    .option('--library-parameters <string>', 'C_Initialize library parameters (NSS softokn: "configdir=\'sql:DIR\' certPrefix=\'\' keyPrefix=\'\' secmod=\'secmod.db\' flags=")')
 }
 
 /** True when the flags name a module, token, config, URI or PIN. */
 function flagsNameToken(flags: TokenFlags): boolean {
-  return [flags.module, flags.token, flags.serial, flags.slotIndex, flags.config, flags.uri, flags.pin, flags.pinFile].some((v) => v !== undefined)
+  return [flags.module, flags.token, flags.serial, flags.slotIndex, flags.config, flags.uri, flags.pin, flags.pinFile, flags.libraryParameters].some((v) => v !== undefined)
 }
 
 /** Remembers every PIN the flags or the environment could carry, so no message ever shows it. */
 function rememberPins(flags: TokenFlags, env: NodeJS.ProcessEnv): void {
   rememberSecret(flags.pin)
+  rememberSecret(flags.libraryParameters)
   rememberSecret(env.PKCS11_PIN)
   for (const file of [flags.pinFile, env.PKCS11_PIN_FILE]) {
     if (!file) continue
@@ -60,13 +63,7 @@ function rememberPins(flags: TokenFlags, env: NodeJS.ProcessEnv): void {
       // the library reports an unreadable PIN file
     }
   }
-  if (flags.uri) {
-    const match = /[?&;]pin-value=([^&]*)/.exec(flags.uri)
-    if (match) {
-      rememberSecret(match[1])
-      try { rememberSecret(decodeURIComponent(match[1])) } catch { /* not percent-encoded */ }
-    }
-  }
+  // A PIN inside --uri (or --key) needs no remembering: every message goes through redact().
 }
 
 /**
@@ -86,7 +83,7 @@ export function openOptions(flags: TokenFlags, io: Pick<CliIo, 'env' | 'stderr'>
   if (flags.token !== undefined) token = { label: flags.token }
   else if (flags.serial !== undefined) token = { serial: flags.serial }
   else if (flags.slotIndex !== undefined) token = { slotIndex: flags.slotIndex }
-  return { library: flags.module, token, config: flags.config, uri: flags.uri, pin: flags.pin, pinFile: flags.pinFile, env: io.env }
+  return { library: flags.module, token, config: flags.config, uri: flags.uri, pin: flags.pin, pinFile: flags.pinFile, libraryParameters: flags.libraryParameters, env: io.env }
 }
 
 /** Opens the token of the flags, runs `use`, and closes it again. */

@@ -8,7 +8,9 @@ import { join } from 'node:path'
 import { ConfigurationError } from '../errors.js'
 import type { TokenOptions } from '../pkcs11/token.js'
 import type { TokenSelector } from '../pkcs11/slots.js'
+import { checkOpenOptions } from './check-options.js'
 import { readJavaConfig } from './java-config.js'
+import { nssOptions } from './nss.js'
 import { parsePkcs11Uri } from './pkcs11-uri.js'
 
 /** Options of `Pkcs11Crypto.open`. */
@@ -21,6 +23,12 @@ export interface OpenOptions {
   pin?: string
   /** File holding the user PIN (default: env PKCS11_PIN_FILE). */
   pinFile?: string
+  /**
+   * C_Initialize's library parameters, for modules that take them in NSS's extended arguments
+   * (NSS's softokn: "configdir='sql:/etc/pki/nssdb' certPrefix='' keyPrefix='' secmod='secmod.db' flags=").
+   * Never shown in a message: they may hold a password.
+   */
+  libraryParameters?: string
   /** A Java SunPKCS11 config file, as in the Nimbus JOSE+JWT HSM guide. */
   config?: string
   /** An RFC 7512 URI: `pkcs11:token=demo?module-path=...&pin-value=...`. */
@@ -34,6 +42,12 @@ export interface OpenOptions {
   timeout?: number
   /** Calls that may wait for a session at once; more fail at once with QueueFullError (default 10,000). */
   maxQueue?: number
+  /**
+   * How long, in ms, a search of the token that found objects is reused (default 5,000; 0: every
+   * lookup searches). `keys.list()` and `jwks()` show objects made or removed by other
+   * applications once it has passed; a search that found nothing is never reused.
+   */
+  searchCacheMs?: number
   /** Environment to read defaults from (default: process.env). */
   env?: Record<string, string | undefined>
 }
@@ -49,23 +63,29 @@ const MODULES_IN_A_DIRECTORY = ['softhsm/libsofthsm2.so', 'libsofthsm2.so', 'ope
  * // { library: '/usr/lib/softhsm/libsofthsm2.so', token: { slotListIndex: 1 }, pin: '1234' }
  */
 export function resolveOptions(options: OpenOptions = {}): TokenOptions {
+  checkOpenOptions(options as Record<string, unknown>)
   const env = options.env ?? process.env
   const uri = options.uri ? parsePkcs11Uri(options.uri) : undefined
   const java = options.config ? readJavaConfig(options.config) : undefined
+  const nss = nssOptions(java)
 
-  const library = options.library ?? uri?.modulePath ?? java?.library ?? env.PKCS11_MODULE
+  const library = options.library ?? uri?.modulePath ?? java?.library ?? nss.library ?? env.PKCS11_MODULE
   if (!library) throw new ConfigurationError('no PKCS#11 module: give library, config, uri (module-path) or env PKCS11_MODULE')
 
   const pinFile = options.pinFile ?? uri?.pinSource ?? (options.pin === undefined && uri?.pinValue === undefined ? env.PKCS11_PIN_FILE : undefined)
-  const pin = options.pin ?? uri?.pinValue ?? (pinFile ? readPinFile(pinFile) : env.PKCS11_PIN)
+  // A pin-source is redacted wherever it is shown: its path is not named in the error either.
+  const pinFileName = options.pinFile === undefined && pinFile === uri?.pinSource ? 'named by the URI\'s pin-source' : pinFile
+  const pin = options.pin ?? uri?.pinValue ?? (pinFile ? readPinFile(pinFile, pinFileName!) : env.PKCS11_PIN)
 
   return {
     library: resolveLibrary(library, env),
-    token: options.token ?? tokenFromUri(uri) ?? tokenFromJava(java) ?? (env.PKCS11_TOKEN ? { label: env.PKCS11_TOKEN } : undefined),
+    libraryParameters: options.libraryParameters ?? uri?.libraryParameters ?? java?.nssArgs ?? nss.libraryParameters,
+    token: options.token ?? tokenFromUri(uri) ?? tokenFromJava(java) ?? nss.token ?? (env.PKCS11_TOKEN ? { label: env.PKCS11_TOKEN } : undefined),
     pin,
     maxSessions: options.maxSessions,
     timeout: options.timeout,
     maxQueue: options.maxQueue,
+    searchCacheMs: options.searchCacheMs,
   }
 }
 
@@ -95,10 +115,11 @@ function resolveLibrary(library: string, env: Record<string, string | undefined>
   return found
 }
 
-function readPinFile(path: string): string {
+function readPinFile(path: string, shown: string): string {
   try {
     return readFileSync(path, 'utf8').replace(/\r?\n$/, '')
   } catch (cause) {
-    throw new ConfigurationError(`cannot read PIN file ${path}: ${(cause as NodeJS.ErrnoException).code}`, { cause })
+    // Not the cause itself: its message repeats the path.
+    throw new ConfigurationError(`cannot read PIN file ${shown}: ${(cause as NodeJS.ErrnoException).code}`)
   }
 }

@@ -95,12 +95,13 @@ export function findAgain(key: Pick<KeyDescription, 'type' | 'id' | 'label'>): T
   return objectsOf(key.type === 'secret' ? C.CKO_SECRET_KEY : C.CKO_PRIVATE_KEY, key)
 }
 
+/** The key's algorithm, its members in the order Node gives its generated keys' (inspect() shows it). */
 function keyAlgorithm(key: KeyDescription, { name, hash, namedCurve }: KeyAlgorithmChoice, publicJwk?: JsonWebKey): KeyAlgorithm {
   if (key.kty === 'RSA') {
     const exponent = key.publicExponent ?? (publicJwk?.e ? Buffer.from(publicJwk.e, 'base64url') : Buffer.from([1, 0, 1]))
-    return { name, hash: { name: hash! }, modulusLength: key.bits!, publicExponent: new Uint8Array(exponent) } as RsaHashedKeyAlgorithm
+    return { name, modulusLength: key.bits!, publicExponent: new Uint8Array(exponent), hash: { name: hash! } } as RsaHashedKeyAlgorithm
   }
-  if (key.secret === 'generic') return { name, hash: { name: hash! }, length: key.bits! } as HmacKeyAlgorithm
+  if (key.secret === 'generic') return { name, length: key.bits!, hash: { name: hash! } } as HmacKeyAlgorithm
   if (key.secret === 'aes') return { name, length: key.bits! } as AesKeyAlgorithm
   if (namedCurve) return { name, namedCurve } as EcKeyAlgorithm
   return { name }

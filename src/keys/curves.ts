@@ -51,11 +51,12 @@ export function wrapPoint(point: Buffer): Buffer {
 /**
  * The point of CKA_EC_POINT without its DER OCTET STRING wrapping (PKCS#11 asks for the wrapping;
  * some modules leave it off). An uncompressed EC point also starts with 0x04, so length decides.
+ * The point is what the wrapping's header leaves: tpm2-pkcs11 writes a P-521 point's length (133)
+ * in one byte, which DER would read as a long form.
  */
 export function unwrapPoint(point: Buffer, curve: Curve): Buffer {
   const rawLength = curve.kty === 'EC' ? 1 + 2 * curve.size : curve.size
   if (point.length === rawLength) return point
-  if (point[0] !== 0x04) throw new Error('CKA_EC_POINT is neither a point nor an OCTET STRING')
-  const lengthBytes = point[1] & 0x80 ? point[1] & 0x7f : 0
-  return point.subarray(2 + lengthBytes)
+  if (point[0] !== 0x04 || point.length < rawLength + 2 || point.length > rawLength + 3) throw new Error('CKA_EC_POINT is neither a point nor an OCTET STRING')
+  return point.subarray(point.length - rawLength)
 }

@@ -1,6 +1,7 @@
 /** A JWKS of the token's public keys, with RFC 7638 thumbprints and certificate chains. */
 import { createHash } from 'node:crypto'
 import { webcrypto } from 'node:crypto'
+import { KeyNotFoundError } from '../errors.js'
 import type { KeyStore, TokenKey } from './key-store.js'
 
 export interface JwksOptions {
@@ -24,11 +25,28 @@ export async function buildJwks(store: KeyStore, options: JwksOptions = {}): Pro
   const keys: PublishedJwk[] = []
   for (const info of await store.list()) {
     if (info.kty === 'oct' || info.algorithms.length === 0) continue
-    const key = await store.get(info.id ? { id: info.id } : { label: info.label }, { algorithm: info.algorithms[0] })
+    let key: TokenKey
+    try {
+      key = await store.get(info.id ? { id: info.id } : { label: info.label }, { algorithm: info.algorithms[0] })
+    } catch (error) {
+      // One key that cannot be served (two keys share its CKA_ID, a group member lacks it) must
+      // not take the whole JWKS down: it is left out, and said once.
+      if (!(error instanceof KeyNotFoundError)) throw error
+      warnOnce(`JWKS: key ${info.label ? `"${info.label}" ` : ''}(id ${info.id || 'none'}) left out: ${error.message}`)
+      continue
+    }
     const alg = info.algorithms.length === 1 ? info.algorithms[0] : undefined
     if (key.publicKey) keys.push(await publishedJwk(key, alg, options))
   }
   return { keys }
+}
+
+const warned = new Set<string>()
+
+function warnOnce(message: string): void {
+  if (warned.has(message)) return
+  warned.add(message)
+  process.emitWarning(message, { code: 'PKCS11_JWKS_KEY_LEFT_OUT' })
 }
 
 /**

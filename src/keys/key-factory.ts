@@ -2,6 +2,8 @@
  * Keys made on the token (`generateKey`) or brought to it (`importKey`), as `hsm.subtle` does them.
  * Storage is said with extra members of the algorithm dictionary, which WebCrypto ignores:
  * `{ name: 'ECDSA', namedCurve: 'P-256', label: 'signer', id: '0a', persistent: true }`.
+ * A key's id and label are its identity: one already on the token is refused unless the caller
+ * says `unique: false`, and a key that cannot be finished (a second object refused) is destroyed.
  */
 import { createHash, createPrivateKey, createPublicKey, createSecretKey, randomBytes, webcrypto, type JsonWebKey as NodeJwk, type KeyObject } from 'node:crypto'
 import { C, type Mechanism, type Template } from '../pkcs11/binding.js'
@@ -14,7 +16,8 @@ import { curveNamed, wrapPoint, type Curve } from './curves.js'
 import { describeKey } from './key-description.js'
 import { readPublicKey } from './public-key.js'
 import { exportKeyJwk } from './key-export.js'
-import { idFromHex, publicAttributes, secretAttributes, usageAttributes, type StorageOptions } from './templates.js'
+import { KeyExistsError } from '../errors.js'
+import { checkAsk, describeAsk, describingTemplate, idFromHex, modulePolicy, publicAttributes, secretAttributes, usageAttributes, type StorageOptions } from './templates.js'
 
 /** The key pair kind of an asymmetric algorithm; undefined for secret-key algorithms. */
 const ASYMMETRIC = Object.fromEntries(Object.entries(KEY_KINDS).filter(([, kind]) => kind !== 'oct')) as Record<string, 'RSA' | 'EC' | 'OKP'>
@@ -22,13 +25,26 @@ const NAMES = Object.keys(KEY_KINDS)
 
 /** Parameters after normalization, with the storage members. */
 interface KeyParams extends KeyAlgorithmChoice, StorageOptions {
+  /** Refuse an id or label already on the token (default true); false adds another key beside it. */
+  unique?: boolean
   modulusLength?: number
   publicExponent?: Uint8Array
   length?: number
 }
 
+/** A key just made: its CryptoKey(s), CKA_ID, and every object made for it (to destroy it again). */
+export interface MadeKey {
+  keys: CryptoKey | CryptoKeyPair
+  id: Buffer
+  /** The private or secret key object. */
+  handle: Buffer
+  objects: Buffer[]
+}
+
 export class TokenKeyFactory implements KeyFactory {
   readonly #token: Token
+  /** Creations run one after another, so that two with the same id or label cannot both pass the check. */
+  #creations: Promise<unknown> = Promise.resolve()
 
   constructor(token: Token) {
     this.#token = token
@@ -43,13 +59,50 @@ export class TokenKeyFactory implements KeyFactory {
     return (await this.generate(algorithm, extractable, usages)).keys
   }
 
-  /** As generateKey, and says the new key's CKA_ID. */
-  async generate(algorithm: unknown, extractable: boolean, usages: KeyUsage[]): Promise<{ keys: CryptoKey | CryptoKeyPair, id: Buffer }> {
+  /** As generateKey, and says which objects it made. */
+  async generate(algorithm: unknown, extractable: boolean, usages: KeyUsage[]): Promise<MadeKey> {
     const params = normalizeGenerate(algorithm, extractable)
     checkUsages(params.name, usages)
-    const handle = ASYMMETRIC[params.name] ? await this.#generatePair(params, usages) : await this.#generateSecret(params, usages)
-    const id = (await this.#token.getAttributes(handle.private, [C.CKA_ID])).get(C.CKA_ID) ?? Buffer.alloc(0)
-    return { keys: handle.keys, id }
+    checkAsk(params, modulePolicy(this.#token.slot))
+    return this.#create(params, async (made) => {
+      const handle = ASYMMETRIC[params.name] ? await this.#generatePair(params, usages, made) : await this.#generateSecret(params, usages, made)
+      const id = (await this.#token.getAttributes(handle.private, [C.CKA_ID])).get(C.CKA_ID) ?? Buffer.alloc(0)
+      return { keys: handle.keys, id, handle: handle.private, objects: made }
+    })
+  }
+
+  /** Destroys the objects of a key made here (a caller that could not finish what it made with it). */
+  async destroy(made: Pick<MadeKey, 'objects'>): Promise<void> {
+    for (const handle of made.objects) await this.#token.destroyObject(handle)
+  }
+
+  /**
+   * Runs `make` after the others, once the id and label are known to be free; `make` pushes each
+   * object it creates into `made`, and they are destroyed if it fails.
+   */
+  #create<T>(params: KeyParams, make: (made: Buffer[]) => Promise<T>): Promise<T> {
+    const run = this.#creations.then(async () => {
+      await this.#checkFree(params)
+      const made: Buffer[] = []
+      try {
+        return await make(made)
+      } catch (error) {
+        await this.destroy({ objects: made }).catch(() => undefined)
+        throw error
+      }
+    })
+    this.#creations = run.catch(() => undefined)
+    return run
+  }
+
+  /** KeyExistsError when an object on the token already has the id or label asked for. */
+  async #checkFree(params: KeyParams): Promise<void> {
+    if (params.unique === false) return
+    const id = idFromHex(params.id)
+    if (id && (await this.#token.findObjects([{ type: C.CKA_ID, value: id }])).length > 0) throw new KeyExistsError(`id ${params.id}`, this.#token.slot.token!.label)
+    if (params.label !== undefined && (await this.#token.findObjects([{ type: C.CKA_LABEL, value: params.label }])).length > 0) {
+      throw new KeyExistsError(`label "${params.label}"`, this.#token.slot.token!.label)
+    }
   }
 
   /**
@@ -62,9 +115,15 @@ export class TokenKeyFactory implements KeyFactory {
   async importKey(format: KeyFormat, keyData: unknown, algorithm: unknown, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey> {
     const params = normalizeCommon(algorithm, extractable)
     const key = parseKeyData(format, keyData, params.name)
+    const policy = modulePolicy(this.#token.slot)
+    checkAsk(params, policy)
+    const create = (what: string, keyUsages: readonly KeyUsage[], template: Template) =>
+      describingTemplate(describeAsk(`${keyName(params, key)} ${what}`, keyUsages, params), () => this.#token.createObject(template))
     if (key.type === 'public') {
       const jwk = key.export({ format: 'jwk' }) as JsonWebKey
-      await this.#token.createObject([...publicTemplate(jwk, params), ...publicAttributes(params, idFromHex(params.id) ?? publicId(jwk))])
+      await this.#create(params, async (made) => {
+        made.push(await create('public key', [], [...publicTemplate(jwk, params), ...publicAttributes(params, idFromHex(params.id) ?? publicId(jwk))]))
+      })
       return webcrypto.subtle.importKey('jwk', jwk, { name: params.name, hash: params.hash, namedCurve: params.namedCurve } as Algorithm, true, usages)
     }
     checkUsages(params.name, usages, key.type === 'private' ? PRIVATE_USAGES[params.name] : undefined)
@@ -72,41 +131,48 @@ export class TokenKeyFactory implements KeyFactory {
       const value = key.export()
       if (params.name !== 'HMAC' && ![16, 24, 32].includes(value.length)) throw dataError(`an AES key has 16, 24 or 32 bytes, not ${value.length}`)
       if (value.length === 0) throw dataError('an HMAC key cannot be empty')
-      const handle = await this.#token.createObject([
-        ...secretKeyTemplate(params),
-        { type: C.CKA_VALUE, value },
-        ...usageAttributes(usages, 'secret'),
-        ...secretAttributes(params, idFromHex(params.id) ?? randomBytes(8)),
-      ])
-      return this.#cryptoKey(handle, params, usages)
+      return this.#create(params, async (made) => {
+        made.push(await create('secret key', usages, [
+          ...secretKeyTemplate(params),
+          { type: C.CKA_VALUE, value },
+          ...usageAttributes(usages, 'secret', policy),
+          ...secretAttributes(params, idFromHex(params.id) ?? randomBytes(8)),
+        ]))
+        return this.#cryptoKey(made[0], params, usages)
+      })
     }
     const jwk = key.export({ format: 'jwk' }) as JsonWebKey
     const id = idFromHex(params.id) ?? publicId(jwk)
     const publicJwk = toPublicJwk(jwk)
-    await this.#token.createObject([
-      ...publicTemplate(publicJwk, params),
-      ...usageAttributes(usages, 'public'),
-      ...publicAttributes(params, id),
-    ])
-    const handle = await this.#token.createObject([
-      ...privateTemplate(jwk, params),
-      ...usageAttributes(usages, 'private'),
-      ...secretAttributes(params, id),
-    ])
-    return this.#cryptoKey(handle, params, usages, publicJwk)
+    return this.#create(params, async (made) => {
+      made.push(await create('public key', usages.filter((u) => PUBLIC_USAGES[params.name]?.includes(u)), [
+        ...publicTemplate(publicJwk, params),
+        ...usageAttributes(usages, 'public', policy),
+        ...publicAttributes(params, id),
+      ]))
+      made.push(await create('private key', usages, [
+        ...privateTemplate(jwk, params),
+        ...usageAttributes(usages, 'private', policy),
+        ...secretAttributes(params, id),
+      ]))
+      return this.#cryptoKey(made[1], params, usages, publicJwk)
+    })
   }
 
-  async #generatePair(params: KeyParams, usages: KeyUsage[]): Promise<{ keys: CryptoKeyPair, private: Buffer }> {
+  async #generatePair(params: KeyParams, usages: KeyUsage[], made: Buffer[]): Promise<{ keys: CryptoKeyPair, private: Buffer }> {
     const kty = ASYMMETRIC[params.name]
     const privateUsages = usages.filter((u) => PRIVATE_USAGES[params.name].includes(u))
     const publicUsages = usages.filter((u) => PUBLIC_USAGES[params.name].includes(u))
     const curve = params.namedCurve ? curveNamed(params.namedCurve) : kty === 'OKP' ? curveNamed('Ed25519') : undefined
     const givenId = idFromHex(params.id)
-    const { publicKey, privateKey } = await this.#token.generateKeyPair(
+    const policy = modulePolicy(this.#token.slot)
+    const asked = describeAsk(curve ? (kty === 'OKP' ? curve.name : `EC ${curve.name}`) : `RSA ${params.modulusLength}`, [...privateUsages, ...publicUsages], params)
+    const { publicKey, privateKey } = await describingTemplate(asked, () => this.#token.generateKeyPair(
       pairMechanism(kty),
-      [...pairPublicTemplate(params, curve), ...usageAttributes(publicUsages, 'public'), ...publicAttributes(params, givenId)],
-      [...usageAttributes(privateUsages, 'private'), ...secretAttributes(params, givenId)],
-    )
+      [...pairPublicTemplate(params, curve), ...usageAttributes(publicUsages, 'public', policy), ...publicAttributes(params, givenId)],
+      [...usageAttributes(privateUsages, 'private', policy), ...secretAttributes(params, givenId)],
+    ))
+    made.push(privateKey, publicKey)
     const publicPart = await readPublicKey(this.#token, publicKey, { kty, curve })
     if (!publicPart) throw notSupported('the token made a key pair whose public key it does not show')
     if (!givenId) {
@@ -124,18 +190,19 @@ export class TokenKeyFactory implements KeyFactory {
     }
   }
 
-  async #generateSecret(params: KeyParams, usages: KeyUsage[]): Promise<{ keys: CryptoKey, private: Buffer }> {
+  async #generateSecret(params: KeyParams, usages: KeyUsage[], made: Buffer[]): Promise<{ keys: CryptoKey, private: Buffer }> {
     const bits = params.length!
     const hmac = params.name === 'HMAC'
-    const handle = await this.#token.generateKey(
+    const handle = await describingTemplate(describeAsk(`${hmac ? 'HMAC' : 'AES'} ${bits}`, usages, params), () => this.#token.generateKey(
       { mechanism: hmac ? C.CKM_GENERIC_SECRET_KEY_GEN : C.CKM_AES_KEY_GEN },
       [
         ...secretKeyTemplate(params),
         { type: C.CKA_VALUE_LEN, value: bits / 8 },
-        ...usageAttributes(usages, 'secret'),
+        ...usageAttributes(usages, 'secret', modulePolicy(this.#token.slot)),
         ...secretAttributes(params, idFromHex(params.id) ?? randomBytes(8)),
       ],
-    )
+    ))
+    made.push(handle)
     return { keys: await this.#cryptoKey(handle, params, usages), private: handle }
   }
 
@@ -149,10 +216,12 @@ export class TokenKeyFactory implements KeyFactory {
 }
 
 function normalizeCommon(algorithm: unknown, extractable: boolean): KeyParams {
-  const input = toDictionary(algorithm) as NormalizedAlgorithm & StorageOptions
+  const input = toDictionary(algorithm) as NormalizedAlgorithm & StorageOptions & { unique?: unknown }
   const name = canonicalName(input.name, NAMES)
-  const params: KeyParams = { name, label: input.label, id: input.id, persistent: input.persistent, extractable }
   if (input.label !== undefined && typeof input.label !== 'string') throw new TypeError('label must be a string')
+  if (input.unique !== undefined && typeof input.unique !== 'boolean') throw new TypeError('unique must be a boolean')
+  idFromHex(input.id)
+  const params: KeyParams = { name, label: input.label, id: input.id, persistent: input.persistent, extractable, unique: input.unique }
   if (ASYMMETRIC[name] === 'RSA' || name === 'HMAC') params.hash = hashName(input.hash)
   if (ASYMMETRIC[name] === 'EC') {
     if (input.namedCurve === undefined) throw new TypeError('namedCurve is required')
@@ -292,6 +361,13 @@ function curveOf(jwk: JsonWebKey, params: KeyParams): Curve {
   const curve = curveNamed(String(jwk.crv))
   if (!curve || (params.namedCurve && params.namedCurve !== curve.name)) throw dataError(`the key is on ${jwk.crv}, not ${params.namedCurve ?? params.name}`)
   return curve
+}
+
+/** The key's kind and size in words, for an error: "RSA 2048", "EC P-256", "AES 128". */
+function keyName(params: KeyParams, key: KeyObject): string {
+  if (key.type === 'secret') return `${params.name} ${(key.symmetricKeySize ?? 0) * 8}`
+  const details = key.asymmetricKeyDetails
+  return details?.modulusLength ? `RSA ${details.modulusLength}` : params.namedCurve ? `EC ${params.namedCurve}` : params.name
 }
 
 function toPublicJwk(jwk: JsonWebKey): JsonWebKey {

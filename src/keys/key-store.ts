@@ -11,12 +11,14 @@ import { ReplicaSet, type Signer } from '../pkcs11/signer.js'
 import { invalidAccess } from '../webcrypto/errors.js'
 import { JOSE_ALGORITHMS } from './jose-algorithms.js'
 import { supportedJoseAlgorithms } from './supported-algorithms.js'
+import { modulePolicy } from './templates.js'
 import { chooseAlgorithm, describe } from './key-algorithm.js'
 import { describeKey, objectsOf, type KeyDescription } from './key-description.js'
-import { CertificateStore, type CertificateOptions } from './certificate-store.js'
+import { CertificateStore, checkCertificateFields, type CertificateOptions } from './certificate-store.js'
 import type { TokenKeyFactory } from './key-factory.js'
 import { notSupported } from '../webcrypto/errors.js'
 import { findPublicPart } from './public-key.js'
+import { KeyPins } from './key-pins.js'
 import { selectorTemplate, type KeySelector } from './selector.js'
 
 export type { KeySelector }
@@ -51,6 +53,11 @@ export interface KeyGenerateOptions {
   modulusLength?: number
   /** Keep it on the token (default true); false makes a session key. */
   persistent?: boolean
+  /**
+   * Refuse (KeyExistsError) an id or label that an object on the token already has (default true);
+   * false adds another key beside it, which is then found by its id only.
+   */
+  unique?: boolean
   /** Also make a self-signed certificate and store it beside the key (Java sees only such keys). */
   certificate?: CertificateOptions
 }
@@ -75,6 +82,8 @@ export class KeyStore {
   readonly #replicas: Token[]
   readonly #factory: TokenKeyFactory
   readonly #resolved = new Map<string, Promise<TokenKey>>()
+  /** What the token said of the key PINs tried (CKA_ALWAYS_AUTHENTICATE keys): a refused one is never sent again. */
+  readonly #keyPins = new KeyPins()
 
   constructor(token: Token, factory: TokenKeyFactory, crypto: Crypto, replicas: Token[] = []) {
     this.#token = token
@@ -91,17 +100,30 @@ export class KeyStore {
    * const { privateKey, certificate } = await hsm.keys.generate({ algorithm: 'ES256', label: 'signer', id: '0a', certificate: { subject: 'CN=signer' } })
    */
   async generate(options: KeyGenerateOptions): Promise<TokenKey> {
+    this.#token.assertUsable()
     const jose = typeof options.algorithm === 'string' ? JOSE_ALGORITHMS[options.algorithm] : undefined
     if (typeof options.algorithm === 'string' && !jose) throw notSupported(`${options.algorithm} is not a JOSE algorithm this library knows`)
     const params = jose
       ? { name: jose.name, hash: jose.hash, namedCurve: jose.namedCurve, modulusLength: options.modulusLength ?? 2048, publicExponent: new Uint8Array([1, 0, 1]) }
       : options.algorithm as Algorithm
-    const storage = { label: options.label, id: options.id, persistent: options.persistent ?? true }
+    // What could fail after the key is made is checked before.
+    if (options.certificate) checkCertificateOptions(options.certificate, params.name)
+    const storage = { label: options.label, id: options.id, persistent: options.persistent ?? true, unique: options.unique }
     const usages = [...PRIVATE_USAGES[params.name] ?? [], ...PUBLIC_USAGES[params.name] ?? []]
-    const { id } = await this.#factory.generate({ ...params, ...storage }, false, usages)
-    const keyId = id.toString('hex')
-    if (options.certificate) await this.certificates.createSelfSigned({ id: keyId }, options.certificate)
-    return this.get({ id: keyId }, { algorithm: typeof options.algorithm === 'string' ? options.algorithm : undefined })
+    const made = await this.#factory.generate({ ...params, ...storage }, false, usages)
+    this.forget()
+    try {
+      // The key just made, by its handle: never an older one that shares its id or label.
+      const description = (await describeKey(this.#token, made.handle))!
+      const key = await this.#tokenKey(description, { algorithm: jose ? options.algorithm as string : undefined })
+      // Signed with the key's default algorithm (RS256 for any RSA key), as createSelfSigned does.
+      if (options.certificate) key.certificate = await this.certificates.selfSign(await this.#tokenKey(description, {}), options.certificate)
+      return key
+    } catch (error) {
+      await this.#factory.destroy(made).catch(() => undefined)
+      this.forget()
+      throw error
+    }
   }
 
   /**
@@ -111,7 +133,13 @@ export class KeyStore {
    * await hsm.keys.delete({ label: 'old-signer' })
    */
   async delete(selector: KeySelector): Promise<number> {
-    const key = await this.#find(selector)
+    this.#token.assertUsable()
+    const key = await this.#find(selector, this.#token)
+    if (key.id.length) {
+      // Another key with the same CKA_ID would lose its public key and certificate with this one.
+      const sharing = await this.#keysMatching(this.#token, [{ type: C.CKA_ID, value: key.id }])
+      if (sharing.length > 1) throw new KeyNotFoundError(`${sharing.length} keys share CKA_ID ${key.id.toString('hex')} on token "${this.#token.slot.token!.label}" (${await this.#listed(this.#token, sharing)}); delete refused: remove the duplicates with a tool that selects by handle`)
+    }
     const related = key.id.length
       ? await this.#token.findObjects([{ type: C.CKA_ID, value: key.id }])
       : [key.handle]
@@ -133,6 +161,12 @@ export class KeyStore {
    * const jwt = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'PS256' }).sign(privateKey)
    */
   get(selector: KeySelector, options: KeyGetOptions = {}): Promise<TokenKey> {
+    // A closed instance answers nothing, not even from the cache.
+    try {
+      this.#token.assertUsable()
+    } catch (error) {
+      return Promise.reject(error)
+    }
     // The key PIN is part of the key it is given for, so it separates cache entries too.
     const cacheKey = JSON.stringify([selector, options.algorithm ?? null, options.keyPin ?? null])
     let found = this.#resolved.get(cacheKey)
@@ -152,22 +186,24 @@ export class KeyStore {
    * for (const key of await hsm.keys.list()) console.log(key.label, key.kty, key.algorithms)
    */
   async list(page: { offset?: number, limit?: number } = {}): Promise<KeyInfo[]> {
+    this.#token.assertUsable()
+    const token = this.lookupToken
     const all = [
-      ...await this.#token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_PRIVATE_KEY }]),
-      ...await this.#token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_SECRET_KEY }]),
+      ...await token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_PRIVATE_KEY }]),
+      ...await token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_SECRET_KEY }]),
     ]
     // Handles are cheap; describing a key costs attribute reads, so only the page is described.
     const offset = page.offset ?? 0
     const handles = all.slice(offset, page.limit === undefined ? undefined : offset + page.limit)
     const infos: KeyInfo[] = []
     for (const handle of handles) {
-      const key = await describeKey(this.#token, handle)
+      const key = await describeKey(token, handle)
       if (!key) continue
       // Whether a certificate is there needs no reading and parsing of it.
-      const certificates = await this.#token.findObjects(objectsOf(C.CKO_CERTIFICATE, key))
+      const certificates = await token.findObjects(objectsOf(C.CKO_CERTIFICATE, key))
       infos.push({
         id: key.id.toString('hex'),
-        label: await this.#labelOf(key),
+        label: await this.#labelOf(key, token),
         kty: key.kty,
         bits: key.curve ? undefined : key.bits,
         curve: key.curve?.name,
@@ -179,64 +215,111 @@ export class KeyStore {
   }
 
   async #resolve(selector: KeySelector, options: KeyGetOptions): Promise<TokenKey> {
-    const key = await this.#find(selector)
-    const choice = chooseAlgorithm(options.algorithm, key)
-    const { jwk, certificate } = await findPublicPart(this.#token, key)
-    const usages = usagesAllowedBy(key, choice.name)
-    if (usages.length === 0) throw invalidAccess(`${describe(key)} may not be used with ${choice.name} (its CKA_ usage flags forbid it)`)
-    const privateKey = tokenCryptoKey(this.#token, key, choice, usages, { publicJwk: jwk, keyPin: options.keyPin, signer: await this.#signerOf(key) })
-    const publicKey = jwk && key.type === 'private' ? await publicCryptoKey(jwk, choice) : undefined
-    return { privateKey, publicKey, certificate, id: key.id.toString('hex'), label: await this.#labelOf(key) }
+    // One member answers the whole lookup: handles are its own.
+    const token = this.lookupToken
+    return this.#tokenKey(await this.#find(selector, token), options, token)
   }
 
-  /** With replicas: the key on every token, as one ReplicaSet (the same CKA_ID, or label, on each). */
-  async #signerOf(key: KeyDescription): Promise<Signer | undefined> {
+  /** The CryptoKeys of `key`, found on `token` (a member of the group, or the only token). */
+  async #tokenKey(key: KeyDescription, options: KeyGetOptions, token = this.#token): Promise<TokenKey> {
+    const choice = chooseAlgorithm(options.algorithm, key)
+    const { jwk, certificate } = await findPublicPart(token, key)
+    const usages = usagesAllowedBy(key, choice.name)
+    if (usages.length === 0) throw invalidAccess(`${describe(key)} may not be used with ${choice.name} (its CKA_ usage flags forbid it)`)
+    const signer = await this.#signerOf(key, token) ?? keySigner(token, key)
+    const privateKey = tokenCryptoKey(token, key, choice, usages, {
+      publicJwk: jwk,
+      keyPin: options.keyPin,
+      signer: key.alwaysAuthenticate ? this.#keyPins.guard(signer, `${key.type}/${key.id.toString('hex')}/${key.label}`) : signer,
+    })
+    const publicKey = jwk && key.type === 'private' ? await publicCryptoKey(jwk, choice) : undefined
+    return { privateKey, publicKey, certificate, id: key.id.toString('hex'), label: await this.#labelOf(key, token) }
+  }
+
+  /** The member of the group that answers lookups: the first that is up (the first token when none is). */
+  get lookupToken(): Token {
+    return [this.#token, ...this.#replicas].find((token) => token.available) ?? this.#token
+  }
+
+  /**
+   * With replicas: the key on every token, as one ReplicaSet (the same CKA_ID, or label, on each).
+   * A member that is away now is looked up when it is back, as signing does.
+   */
+  async #signerOf(key: KeyDescription, found: Token): Promise<Signer | undefined> {
     if (this.#replicas.length === 0) return undefined
-    const members = [keySigner(this.#token, key)]
-    for (const replica of this.#replicas) {
-      const [handle] = await replica.findObjects(findAgain(key))
-      const copy = handle && await describeKey(replica, handle)
-      if (!copy || copy.kty !== key.kty || copy.bits !== key.bits || copy.curve !== key.curve) {
-        throw new KeyNotFoundError(`token "${replica.slot.token!.label}" has no copy of ${describe(key)} (same CKA_ID, type and size)`)
+    const members: Signer[] = []
+    for (const member of [this.#token, ...this.#replicas]) {
+      if (member === found) {
+        members.push(keySigner(member, key))
+        continue
       }
-      members.push(keySigner(replica, copy))
+      if (!member.available) {
+        members.push(member.signer(member.keyRefToFind(findAgain(key))))
+        continue
+      }
+      const [handle] = await member.findObjects(findAgain(key))
+      const copy = handle && await describeKey(member, handle)
+      if (!copy || copy.kty !== key.kty || copy.bits !== key.bits || copy.curve !== key.curve) {
+        throw new KeyNotFoundError(`token "${member.slot.token!.label}" has no copy of ${describe(key)} (same CKA_ID, type and size)`)
+      }
+      members.push(keySigner(member, copy))
     }
     return new ReplicaSet(members)
   }
 
-  async #find(selector: KeySelector): Promise<KeyDescription> {
-    const { template, label, text } = selectorTemplate(selector)
-    let handles = await this.#keysMatching(template)
+  async #find(selector: KeySelector, token: Token): Promise<KeyDescription> {
+    // Selectors that name a token (a URI's token=) name the group's first one.
+    const { template, label, classes, text } = selectorTemplate(selector, this.#token.slot)
+    let handles = await this.#keysMatching(token, template, classes)
     if (handles.length === 0 && label !== undefined) {
       // Java's keytool stores the alias as the certificate's label and as the key's CKA_ID.
-      const [certificate] = await this.#token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_CERTIFICATE }, { type: C.CKA_LABEL, value: label }])
-      const id = certificate && (await this.#token.getAttributes(certificate, [C.CKA_ID])).get(C.CKA_ID)
-      if (id?.length) handles = await this.#keysMatching([{ type: C.CKA_ID, value: id }])
+      const [certificate] = await token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_CERTIFICATE }, { type: C.CKA_LABEL, value: label }])
+      const id = certificate && (await token.getAttributes(certificate, [C.CKA_ID])).get(C.CKA_ID)
+      if (id?.length) handles = await this.#keysMatching(token, [{ type: C.CKA_ID, value: id }], classes)
     }
-    if (handles.length > 1) throw new KeyNotFoundError(`${handles.length} keys match ${text} on token "${this.#token.slot.token!.label}"; select by id`)
-    const key = handles.length === 1 ? await describeKey(this.#token, handles[0]) : undefined
-    if (!key) throw new KeyNotFoundError(`no usable private or secret key with ${text} on token "${this.#token.slot.token!.label}"`)
+    const tokenLabel = token.slot.token!.label
+    // The selector (a URI may carry a PIN) comes last: the redaction hides everything after a PIN.
+    if (handles.length > 1) throw new KeyNotFoundError(`${handles.length} keys on token "${tokenLabel}" match, select one by id (${await this.#listed(token, handles)}): ${text}`)
+    const key = handles.length === 1 ? await describeKey(token, handles[0]) : undefined
+    if (!key) throw new KeyNotFoundError(`no usable private or secret key on token "${tokenLabel}" with ${text}`)
     return key
   }
 
-  async #keysMatching(match: Template): Promise<Handle[]> {
-    return [
-      ...await this.#token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_PRIVATE_KEY }, ...match]),
-      ...await this.#token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_SECRET_KEY }, ...match]),
-    ]
+  async #keysMatching(token: Token, match: Template, classes: number[] = [C.CKO_PRIVATE_KEY, C.CKO_SECRET_KEY]): Promise<Handle[]> {
+    const handles: Handle[] = []
+    for (const objectClass of classes) handles.push(...await token.findObjects([{ type: C.CKA_CLASS, value: objectClass }, ...match]))
+    return handles
+  }
+
+  /** `id 01 label "a", id 01 label "b"`: the keys behind an ambiguous selector, for the error that refuses it. */
+  async #listed(token: Token, handles: Handle[]): Promise<string> {
+    const shown = await Promise.all(handles.slice(0, 10).map(async (handle) => {
+      const a = await token.getAttributes(handle, [C.CKA_ID, C.CKA_LABEL])
+      return `id ${a.get(C.CKA_ID)?.toString('hex') || '(none)'} label ${JSON.stringify(a.get(C.CKA_LABEL)?.toString('utf8') ?? '')}`
+    }))
+    return shown.join(', ') + (handles.length > 10 ? ', ...' : '')
   }
 
   /** The key's label; keytool leaves it empty and names the key's certificate instead. */
-  async #labelOf(key: KeyDescription): Promise<string> {
+  async #labelOf(key: KeyDescription, token: Token): Promise<string> {
     if (key.label || key.id.length === 0) return key.label
-    const [certificate] = await this.#token.findObjects(objectsOf(C.CKO_CERTIFICATE, key))
-    return certificate ? (await this.#token.getAttributes(certificate, [C.CKA_LABEL])).get(C.CKA_LABEL)?.toString('utf8') ?? '' : ''
+    const [certificate] = await token.findObjects(objectsOf(C.CKO_CERTIFICATE, key))
+    return certificate ? (await token.getAttributes(certificate, [C.CKA_LABEL])).get(C.CKA_LABEL)?.toString('utf8') ?? '' : ''
   }
 
   #algorithmsOf(key: KeyDescription): string[] {
     // RFC 7518 asks for RSA keys of 2048 bits or more, and jose refuses smaller ones.
     if (!key.can.sign || key.secret === 'aes' || (key.kty === 'RSA' && key.bits! < 2048)) return []
+    if (key.curve && modulePolicy(this.#token.slot).unusableCurves.includes(key.curve.name)) return []
     return supportedJoseAlgorithms(this.#token, (a) => a.kty === key.kty && (a.kty !== 'EC' || a.namedCurve === key.curve?.name)
       && (key.kty !== 'OKP' || key.curve?.name === 'Ed25519'))
   }
+}
+
+/** TypeError, before any key is made, for a certificate that could not be made for the key. */
+function checkCertificateOptions(certificate: CertificateOptions, algorithm: string): void {
+  if (!PRIVATE_USAGES[algorithm]?.includes('sign') || !PUBLIC_USAGES[algorithm]?.length) {
+    throw new TypeError(`a ${algorithm} key cannot sign a certificate: only signing key pairs get one`)
+  }
+  checkCertificateFields(certificate)
 }

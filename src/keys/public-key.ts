@@ -2,8 +2,8 @@
  * The public half of a token key, as a JWK: from the token's public-key object, else from the
  * certificate beside the key, else (RSA) from the private key object itself.
  */
-import { createPublicKey } from 'node:crypto'
-import { loadX509, type X509Certificate } from '../lib/x509.js'
+import { createPublicKey, type JsonWebKey as NodeJwk } from 'node:crypto'
+import { loadX509, x509, type X509Certificate } from '../lib/x509.js'
 import { C, type Handle } from '../pkcs11/binding.js'
 import type { Token } from '../pkcs11/token.js'
 import { unwrapPoint, type Curve } from './curves.js'
@@ -14,26 +14,54 @@ export interface PublicPart {
   certificate?: X509Certificate
 }
 
-/** Finds the public key and certificate that belong to `key` (same CKA_ID, else same label). */
+/**
+ * Finds the public key and certificate that belong to `key` (same CKA_ID, else same label). Of
+ * several certificates for it, the newest that carries its public key is the one served.
+ */
 export async function findPublicPart(token: Token, key: KeyDescription): Promise<PublicPart> {
-  const certificate = await findCertificate(token, key)
-  const jwk = await fromPublicKeyObject(token, key)
-    ?? (certificate && spkiToJwk(Buffer.from(certificate.publicKey.rawData)))
-    ?? fromPrivateKey(key)
-  return { jwk, certificate }
+  const known = await fromPublicKeyObject(token, key) ?? fromPrivateKey(key)
+  const certificate = await findCertificate(token, key, known)
+  return { jwk: known ?? (certificate && spkiToJwk(Buffer.from(certificate.publicKey.rawData))), certificate }
 }
 
-/** The certificate with the key's CKA_ID (or label, when the key has no id). */
-async function findCertificate(token: Token, key: Pick<KeyDescription, 'id' | 'label'>): Promise<X509Certificate | undefined> {
-  const [handle] = await token.findObjects(objectsOf(C.CKO_CERTIFICATE, key))
-  if (!handle) return undefined
-  const value = (await token.getAttributes(handle, [C.CKA_VALUE])).get(C.CKA_VALUE)
-  return value ? new (await loadX509()).X509Certificate(new Uint8Array(value)) : undefined
+/** The newest certificate with the key's CKA_ID (or label, when the key has no id) whose public key is `jwk`, when that is known. */
+async function findCertificate(token: Token, key: Pick<KeyDescription, 'id' | 'label'>, jwk: JsonWebKey | undefined): Promise<X509Certificate | undefined> {
+  const spki = jwk && createPublicKey({ key: jwk as NodeJwk, format: 'jwk' }).export({ format: 'der', type: 'spki' })
+  return newestCertificate(token, await token.findObjects(objectsOf(C.CKO_CERTIFICATE, key)), spki)
 }
 
+/** Of the certificate objects `handles`, the newest (by notBefore, then notAfter), among those that carry `spki` when it is given. */
+export async function newestCertificate(token: Token, handles: Handle[], spki?: Buffer): Promise<X509Certificate | undefined> {
+  if (handles.length === 0) return undefined // no certificate: x509 stays unloaded
+  await loadX509()
+  let newest: X509Certificate | undefined
+  for (const handle of handles) {
+    const value = (await token.getAttributes(handle, [C.CKA_VALUE])).get(C.CKA_VALUE)
+    const certificate = value && parseCertificate(value)
+    if (!certificate || (spki && !spki.equals(Buffer.from(certificate.publicKey.rawData)))) continue
+    if (!newest || certificate.notBefore > newest.notBefore || (+certificate.notBefore === +newest.notBefore && certificate.notAfter > newest.notAfter)) newest = certificate
+  }
+  return newest
+}
+
+function parseCertificate(der: Buffer): X509Certificate | undefined {
+  try {
+    return new (x509().X509Certificate)(new Uint8Array(der))
+  } catch {
+    return undefined // not X.509, or not parseable: not one to serve
+  }
+}
+
+/** The public key object of `key`; of several with its CKA_ID (a key added with unique: false), the one with its label too. */
 async function fromPublicKeyObject(token: Token, key: KeyDescription): Promise<JsonWebKey | undefined> {
   if (key.type !== 'private') return undefined
-  const [handle] = await token.findObjects(objectsOf(C.CKO_PUBLIC_KEY, key))
+  const handles = await token.findObjects(objectsOf(C.CKO_PUBLIC_KEY, key))
+  let handle = handles[0]
+  if (handles.length > 1) {
+    for (const candidate of handles) {
+      if ((await token.getAttributes(candidate, [C.CKA_LABEL])).get(C.CKA_LABEL)?.toString('utf8') === key.label) handle = candidate
+    }
+  }
   return handle ? (await readPublicKey(token, handle, key))?.jwk : undefined
 }
 

@@ -8,9 +8,16 @@ export function copyBytes(data: unknown, what = 'data'): Buffer {
   return Buffer.from(viewBytes(data, what))
 }
 
-/** The bytes of a BufferSource, not copied: for what is read at once (hashed, say). Anything else is a TypeError. */
+/**
+ * The bytes of a BufferSource, not copied: for what is read at once (hashed, say). Anything else
+ * is a TypeError, a view on a SharedArrayBuffer too (WebIDL's BufferSource is not [AllowShared]:
+ * another thread could change the bytes while the token reads them; Node refuses them alike).
+ */
 export function viewBytes(data: unknown, what = 'data'): Buffer {
-  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  if (ArrayBuffer.isView(data)) {
+    if (!(data.buffer instanceof ArrayBuffer)) throw new TypeError(`${what} is a view on a SharedArrayBuffer, which is not allowed`)
+    return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  }
   if (data instanceof ArrayBuffer) return Buffer.from(data)
   throw new TypeError(`${what} must be an ArrayBuffer or an ArrayBuffer view`)
 }

@@ -29,9 +29,20 @@ export function ckrName(value: number): CkrName {
 
 interface NativeFailure { code?: number, message?: string, method?: string }
 
+/**
+ * A CKR_ failure as the native addon throws it where pkcs11js does not wrap it (C_CreateObject,
+ * C_SetAttributeValue, C_CopyObject, C_FindObjects): a plain Error whose message is "CKR_X:n".
+ */
+const NATIVE_FAILURE = /^CKR_\w+:(\d+)/
+
 function toTokenError(error: unknown, fn: string): unknown {
-  if (!(error instanceof pkcs11js.Pkcs11Error)) return error
-  const { code = 0 } = error as NativeFailure
+  if (error instanceof pkcs11js.Pkcs11Error) {
+    const { code = 0 } = error as NativeFailure
+    return new TokenError(ckrName(code), code, fn)
+  }
+  const unwrapped = error instanceof Error && !(error instanceof TypeError) ? NATIVE_FAILURE.exec(error.message) : null
+  if (!unwrapped) return error
+  const code = Number(unwrapped[1])
   return new TokenError(ckrName(code), code, fn)
 }
 

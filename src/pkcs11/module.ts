@@ -1,45 +1,67 @@
 /**
  * A loaded PKCS#11 library. C_Initialize is process-wide, so one Pkcs11Module exists per library
- * path and is finalized only when its last user releases it.
+ * file (its device and inode: a symlink or a hard link is the same library) and is finalized only
+ * when its last user releases it, with no thread inside it.
  */
-import { existsSync, realpathSync } from 'node:fs'
-import { ModuleLoadError } from '../errors.js'
+import { existsSync, statSync } from 'node:fs'
+import type pkcs11js from 'pkcs11js'
+import { ConfigurationError, ModuleLoadError, TokenError } from '../errors.js'
 import { C, NativeModule, callSync, isTokenError, type PKCS11 } from './binding.js'
+import { ModuleActivity } from './module-activity.js'
 
 const loaded = new Map<string, Pkcs11Module>()
 
 export class Pkcs11Module {
   readonly path: string
   readonly native: PKCS11
+  /** C_Initialize's pReserved (NSS's softokn needs its database there); may hold a password: never shown. */
+  readonly #libraryParameters: string | undefined
+  /** Calls of other threads under way; held back while the module is finalized. */
+  readonly activity = new ModuleActivity()
   /** False when someone else in the process initialized the library: then they finalize it. */
   readonly #initializedHere: boolean
-  #users = 0
+  /** The library file's device and inode. */
+  readonly fileId: string
+  /** What each user does after the module was initialized again: its sessions and login are gone. */
+  readonly #users = new Set<() => void>()
   #generation = 0
+  #finalizing: Promise<void> | undefined
 
-  private constructor(path: string, native: PKCS11, initializedHere: boolean) {
+  private constructor(path: string, fileId: string, native: PKCS11, initializedHere: boolean, libraryParameters: string | undefined) {
+    this.#libraryParameters = libraryParameters
     this.path = path
+    this.fileId = fileId
     this.native = native
     this.#initializedHere = initializedHere
   }
 
   /**
-   * Loads and initializes the library at `path`, or shares the instance already loaded.
+   * Loads and initializes the library at `path`, or shares the instance already loaded from the
+   * same file. `onReinitialized` runs whenever any user of the module initialized it again.
+   * `libraryParameters` go to C_Initialize; a module already initialized with others is refused.
    *
    * @example
-   * const module = Pkcs11Module.acquire('/usr/lib/softhsm/libsofthsm2.so')
-   * try { console.log(module.native.C_GetInfo()) } finally { module.release() }
+   * const module = Pkcs11Module.acquire('/usr/lib/softhsm/libsofthsm2.so', () => {})
+   * try { console.log(module.native.C_GetInfo()) } finally { await module.release(user) }
    */
-  static acquire(requested: string): Pkcs11Module {
-    if (!existsSync(requested)) throw new ModuleLoadError(`PKCS#11 module not found: ${requested}`)
-    // One library reached by two paths (a symlink) is still one C_Initialize.
-    const path = realpathSync(requested)
-    let module = loaded.get(path)
-    if (!module) {
-      const { native, initializedHere } = load(path)
-      module = new Pkcs11Module(path, native, initializedHere)
-      loaded.set(path, module)
+  static async acquire(path: string, onReinitialized: () => void, libraryParameters?: string): Promise<Pkcs11Module> {
+    if (!existsSync(path)) throw new ModuleLoadError(`PKCS#11 module not found: ${path}`)
+    const { dev, ino } = statSync(path)
+    const fileId = `${dev}:${ino}`
+    let module = loaded.get(fileId)
+    // The last user is finalizing it: a new load initializes it again afterwards.
+    if (module && module.#finalizing) {
+      await module.#finalizing
+      module = loaded.get(fileId)
     }
-    module.#users++
+    if (!module) {
+      const { native, initializedHere } = load(path, libraryParameters)
+      module = new Pkcs11Module(path, fileId, native, initializedHere, libraryParameters)
+      loaded.set(fileId, module)
+    } else if (module.#libraryParameters !== libraryParameters) {
+      throw new ConfigurationError(`${path} is already initialized in this process with other library parameters`)
+    }
+    module.#users.add(onReinitialized)
     return module
   }
 
@@ -50,37 +72,51 @@ export class Pkcs11Module {
 
   /**
    * C_Finalize and C_Initialize again, unless someone did since `seen`: some modules (p11-kit's
-   * client, after its server went away) answer CKR_DEVICE_ERROR to everything until then. Every
-   * session of the module is gone afterwards.
+   * client, after its server went away) answer CKR_DEVICE_ERROR to everything until then. New calls
+   * wait and the ones under way finish first; afterwards every session of the module is gone, and
+   * every user of the module is told so (it logs in again and reopens its sessions).
    */
-  reinitialize(seen: number): void {
+  async reinitialize(seen: number): Promise<void> {
     if (seen !== this.#generation) return
     this.#generation++
-    try {
-      this.native.C_Finalize()
-    } catch {
-      // already finalized, or the connection is gone: initializing again is what matters
-    }
-    try {
-      callSync('C_Initialize', () => this.native.C_Initialize({ flags: C.CKF_OS_LOCKING_OK }))
-    } catch (error) {
-      if (!isTokenError(error, 'CKR_CRYPTOKI_ALREADY_INITIALIZED')) throw error
-    }
+    await this.activity.exclusive(() => {
+      try {
+        this.native.C_Finalize()
+      } catch {
+        // already finalized, or the connection is gone: initializing again is what matters
+      }
+      try {
+        callSync('C_Initialize', () => this.native.C_Initialize(initializeArgs(this.#libraryParameters)))
+      } catch (error) {
+        if (!isTokenError(error, 'CKR_CRYPTOKI_ALREADY_INITIALIZED')) throw error
+      } finally {
+        // Before any held call goes on: sessions are forgotten and logins restored first.
+        for (const user of this.#users) user()
+      }
+    })
   }
 
-  /** Gives back one use; the last one finalizes and unloads the library. */
-  release(): void {
-    if (--this.#users > 0) return
-    loaded.delete(this.path)
-    try {
-      if (this.#initializedHere) this.native.C_Finalize()
-    } finally {
-      this.native.close()
-    }
+  /** Gives back one use; the last one finalizes (once no thread is inside) and unloads the library. */
+  async release(onReinitialized: () => void): Promise<void> {
+    if (!this.#users.delete(onReinitialized) || this.#users.size > 0) return
+    this.#finalizing = this.activity.exclusive(() => {
+      loaded.delete(this.fileId)
+      try {
+        if (this.#initializedHere) this.native.C_Finalize()
+      } finally {
+        this.native.close()
+      }
+    })
+    await this.#finalizing
   }
 }
 
-function load(path: string): { native: PKCS11, initializedHere: boolean } {
+/** Without CKF_OS_LOCKING_OK, SoftHSM (and others) turn their locking off and thread-pool calls race. */
+function initializeArgs(libraryParameters: string | undefined): pkcs11js.InitializationOptions {
+  return libraryParameters === undefined ? { flags: C.CKF_OS_LOCKING_OK } : { flags: C.CKF_OS_LOCKING_OK, libraryParameters }
+}
+
+function load(path: string, libraryParameters: string | undefined): { native: PKCS11, initializedHere: boolean } {
   const native = new NativeModule()
   try {
     native.load(path)
@@ -88,12 +124,15 @@ function load(path: string): { native: PKCS11, initializedHere: boolean } {
     throw new ModuleLoadError(`cannot load PKCS#11 module ${path}: ${(cause as Error).message}`, { cause })
   }
   try {
-    // Without CKF_OS_LOCKING_OK, SoftHSM (and others) turn their locking off and thread-pool calls race.
-    callSync('C_Initialize', () => native.C_Initialize({ flags: C.CKF_OS_LOCKING_OK }))
+    callSync('C_Initialize', () => native.C_Initialize(initializeArgs(libraryParameters)))
     return { native, initializedHere: true }
   } catch (error) {
     if (isTokenError(error, 'CKR_CRYPTOKI_ALREADY_INITIALIZED')) return { native, initializedHere: false }
     native.close()
+    // NSS's softokn answers so when its database parameters are missing.
+    if (isTokenError(error, 'CKR_ARGUMENTS_BAD') && libraryParameters === undefined) {
+      throw new TokenError(error.code, error.returnValue, error.function, 'the module may need libraryParameters, as NSS\'s softokn does')
+    }
     throw error
   }
 }

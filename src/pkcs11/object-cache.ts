@@ -1,19 +1,30 @@
 /**
  * Object handles and attribute values, cached: some HSMs allow only a few C_FindObjects a second,
- * and a signature must not cost a lookup.
+ * and a signature must not cost a lookup. Searches are kept `searchMs` at most, so that objects
+ * other applications make or remove show; attribute values of a handle stay until it goes stale.
  */
 import type { Handle, Template } from './binding.js'
 
 export class ObjectCache {
-  readonly #searches = new Map<string, Handle[]>()
+  readonly #searchMs: number
+  readonly #searches = new Map<string, { handles: Handle[], at: number }>()
   readonly #attributes = new Map<string, Map<number, Buffer | undefined>>()
 
+  constructor(searchMs: number) {
+    this.#searchMs = searchMs
+  }
+
   found(template: Template): Handle[] | undefined {
-    return this.#searches.get(searchKey(template))
+    const key = searchKey(template)
+    const entry = this.#searches.get(key)
+    if (!entry) return undefined
+    if (performance.now() - entry.at < this.#searchMs) return entry.handles
+    this.#searches.delete(key)
+    return undefined
   }
 
   remember(template: Template, handles: Handle[]): Handle[] {
-    this.#searches.set(searchKey(template), handles)
+    if (this.#searchMs > 0) this.#searches.set(searchKey(template), { handles, at: performance.now() })
     return handles
   }
 

@@ -117,12 +117,12 @@ export class SessionPool {
   }
 
   /**
-   * Closes every session. Callers still waiting get a ClosedError; operations under way finish
-   * first (their sessions close as they come back), so the module is never finalized under them.
+   * Closes every session. New callers get a ClosedError; callers already waiting and operations
+   * under way finish first (sessions close as they come back), so the module is never finalized
+   * under them.
    */
   close(): Promise<void> {
     this.#closed = true
-    for (const waiter of this.#waiting.splice(0)) waiter.reject(new ClosedError())
     for (const session of this.#idle.splice(0)) this.#closeSession(session)
     return this.#open === 0 ? Promise.resolve() : new Promise((resolve) => { this.#drained = resolve })
   }
@@ -142,7 +142,7 @@ export class SessionPool {
   }
 
   #giveBack(session: Handle, reusable: boolean): void {
-    if (this.#closed) return this.#closeSession(session)
+    if (this.#closed && this.#waiting.length === 0) return this.#closeSession(session)
     if (!reusable) {
       // PKCS#11 logs the user out with the application's last session: open its successor first.
       const successor = this.#open === 1 ? this.#tryOpenSession() : undefined

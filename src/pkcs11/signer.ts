@@ -3,6 +3,7 @@
  * as vendors sell HA groups), which spreads requests over the tokens that answer and steps around
  * one that does not.
  */
+import { KeyNotFoundError } from '../errors.js'
 import type { Mechanism } from './binding.js'
 import { remedyFor } from './failures.js'
 
@@ -70,8 +71,9 @@ export class ReplicaSet implements Signer {
       try {
         return await run(member.signer, i < order.length - 1)
       } catch (error) {
-        // Only a token's absence or ill health moves the call on; a bad input would fail everywhere.
-        if (remedyFor(error) !== 'reconnect') throw error
+        // Only a token's absence or ill health (or a member that came back without the key) moves
+        // the call on; a bad input would fail everywhere.
+        if (remedyFor(error) !== 'reconnect' && !(error instanceof KeyNotFoundError)) throw error
         failure = error
       } finally {
         member.inFlight--

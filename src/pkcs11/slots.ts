@@ -13,7 +13,16 @@ export type TokenSelector =
   | { slotIndex: number }
   | { slotId: number | bigint }
 
+/** The module, from C_GetInfo: what it is decides the quirks the key templates allow for. */
+export interface ModuleDescription {
+  manufacturer: string
+  description: string
+  /** libraryVersion, "major.minor". */
+  version: string
+}
+
 export interface SlotDescription {
+  module: ModuleDescription
   slot: Handle
   slotId: bigint
   slotIndex: number
@@ -26,19 +35,29 @@ export function slotIdOf(slot: Handle): bigint {
   return slot.length >= 8 ? slot.readBigUInt64LE(0) : BigInt(slot.readUInt32LE(0))
 }
 
+/**
+ * A fixed-length PKCS#11 string without its padding: spaces as the standard says, and NULs as
+ * some modules pad (tpm2-pkcs11's token model).
+ */
+export function tokenString(padded: string): string {
+  return padded.replace(/^[\s\0]+|[\s\0]+$/g, '')
+}
+
 /** Every slot of the module, with its token when one is present. */
 export function describeSlots(native: PKCS11): SlotDescription[] {
+  const info = callSync('C_GetInfo', () => native.C_GetInfo())
+  const module = { manufacturer: tokenString(info.manufacturerID), description: tokenString(info.libraryDescription), version: `${info.libraryVersion.major}.${info.libraryVersion.minor}` }
   const slots = callSync('C_GetSlotList', () => native.C_GetSlotList(false))
   return slots.map((slot, slotIndex) => {
     const info = callSync('C_GetSlotInfo', () => native.C_GetSlotInfo(slot))
-    const described: SlotDescription = { slot, slotId: slotIdOf(slot), slotIndex, description: info.slotDescription.trim() }
+    const described: SlotDescription = { module, slot, slotId: slotIdOf(slot), slotIndex, description: tokenString(info.slotDescription) }
     if (info.flags & 1 /* CKF_TOKEN_PRESENT */) {
       const token = callSync('C_GetTokenInfo', () => native.C_GetTokenInfo(slot))
       described.token = {
-        label: token.label.trim(),
-        serial: token.serialNumber.trim(),
-        manufacturer: token.manufacturerID.trim(),
-        model: token.model.trim(),
+        label: tokenString(token.label),
+        serial: tokenString(token.serialNumber),
+        manufacturer: tokenString(token.manufacturerID),
+        model: tokenString(token.model),
         flags: token.flags,
         maxSessionCount: token.maxSessionCount,
       }

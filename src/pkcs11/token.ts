@@ -1,27 +1,33 @@
 /**
  * One token, opened and logged in: the token layer's face to the rest of the library. It speaks
  * PKCS#11 (handles, mechanisms, attributes) and hides modules, sessions, login, the signing
- * dispatch, and recovery when the token fails or goes away.
+ * dispatch, and recovery when the token fails or goes away. It is a thin composition of
+ * TokenLifecycle (the state machine), Reconnection, LoginPolicy and TokenObjects, whose lookups and
+ * changes all borrow the one lookup session of a SessionPool.
  */
 import { availableParallelism } from 'node:os'
 import { performance } from 'node:perf_hooks'
-import { setTimeout as sleep } from 'node:timers/promises'
-import { ConfigurationError, KeyNotFoundError, TokenError } from '../errors.js'
-import { C, callAsync, callSync, isTokenError, type Handle, type Mechanism, type Template } from './binding.js'
+import { KeyNotFoundError, TokenError } from '../errors.js'
+import { callAsync, callSync, isTokenError, type Handle, type Mechanism, type Template } from './binding.js'
 import type { Operation } from './dispatch/protocol.js'
 import type { Dispatcher } from './dispatch/dispatcher.js'
 import { ThreadPoolDispatcher } from './dispatch/thread-pool.js'
 import { WorkerPool } from './dispatch/worker-pool.js'
-import { backoff, remedyFor } from './failures.js'
+import { remedyFor } from './failures.js'
+import { LoginPolicy, isPinRefusal } from './login.js'
 import type { CallOptions, Signer } from './signer.js'
 import { Pkcs11Module } from './module.js'
-import { ObjectCache } from './object-cache.js'
+import { Reconnection } from './reconnection.js'
 import { SessionPool } from './session-pool.js'
 import { describeSlots, selectSlot, type SlotDescription, type TokenSelector } from './slots.js'
+import { TokenObjects } from './token-objects.js'
+import { TokenLifecycle, type TokenState } from './token-state.js'
 
 export interface TokenOptions {
   /** Path of the PKCS#11 library. */
   library: string
+  /** C_Initialize's library parameters (pReserved), for modules that need them (NSS's softokn). */
+  libraryParameters?: string
   /** Which token; when absent, the only token present. */
   token?: TokenSelector
   /**
@@ -38,6 +44,8 @@ export interface TokenOptions {
   timeout?: number
   /** Calls that may wait for a session at once; more fail at once with QueueFullError (default 10,000). */
   maxQueue?: number
+  /** How long, in ms, a search that found objects is reused (default 5,000; 0: every lookup searches). */
+  searchCacheMs?: number
 }
 
 /**
@@ -56,10 +64,12 @@ export class KeyRef {
   }
 }
 
-const DEFAULT_MAX_SESSIONS = 8
-const DEFAULT_TIMEOUT_MS = 30_000
-const DEFAULT_MAX_QUEUE = 10_000
-const CKF_LOGIN_REQUIRED = 0x4
+export const DEFAULT_MAX_SESSIONS = 8
+export const DEFAULT_TIMEOUT_MS = 30_000
+export const DEFAULT_MAX_QUEUE = 10_000
+export const DEFAULT_SEARCH_CACHE_MS = 5_000
+/** Tries of one call at most, whatever cured the failures before. */
+const MAX_ATTEMPTS = 6
 const CK_EFFECTIVELY_INFINITE = 0
 /** The largest CK_ULONG means "unavailable information". */
 const UNAVAILABLE = [0xffffffff, Number.MAX_SAFE_INTEGER, 2 ** 64 - 1]
@@ -72,29 +82,37 @@ export class Token {
   readonly #pool: SessionPool
   /** Signing and verifying: on worker threads, or (modules that cannot share a login across threads) the libuv pool. */
   #workers!: Dispatcher
-  readonly #objects = new ObjectCache()
+  readonly #life = new TokenLifecycle()
+  readonly #login: LoginPolicy
+  readonly #objects: TokenObjects
+  readonly #reconnection: Reconnection
   readonly #timeoutMs: number
+  /** This token as a user of the module: called when any user of the module initialized it again. */
+  readonly #moduleUser: () => void
   #slot: SlotDescription
-  #pin: string | undefined
-  /** Counts reconnections: a KeyRef found in an older generation is looked up again. */
+  /** Counts the times handles may have changed: a KeyRef found in an older generation is looked up again. */
   #generation = 0
-  #reconnecting: Promise<void> | undefined
-  /** Callers waiting for the token to come back: the search keeps the process alive while there are any. */
-  #waiting = 0
-  /** A replica set is counting on the token to come back: the search goes on with nobody waiting. */
-  #searchAlways = false
-  /** What made the token go away, for the error of a caller who waited in vain. */
-  #lastFailure: TokenError | undefined
-  /** The token refused the PIN on a new login: every call fails with this, and no login is tried again. */
-  #refused: Error | undefined
-  #closed = false
+  #closing: Promise<void> | undefined
 
-  private constructor(module: Pkcs11Module, slot: SlotDescription, pool: SessionPool, options: TokenOptions) {
+  private constructor(module: Pkcs11Module, moduleUser: () => void, slot: SlotDescription, pool: SessionPool, options: TokenOptions) {
     this.#module = module
+    this.#moduleUser = moduleUser
     this.#slot = slot
     this.#pool = pool
-    this.#pin = options.pin
     this.#timeoutMs = options.timeout ?? DEFAULT_TIMEOUT_MS
+    const token = slot.token!
+    this.#login = new LoginPolicy({ native: module.native, identity: `${module.fileId}/${token.serial}/${token.label}`, label: token.label, flags: token.flags }, options.pin)
+    this.#objects = new TokenObjects({
+      native: module.native,
+      withSession: (use) => this.#lookup(use),
+      restoreLogin: (session) => this.#restoreLogin(session),
+    }, options.searchCacheMs ?? DEFAULT_SEARCH_CACHE_MS)
+    const life = this.#life
+    const reconnection: Reconnection = this.#reconnection = new Reconnection({
+      attempt: () => this.#reconnectOnce(),
+      // While closing, only for the calls made before close() that wait for the token.
+      get wanted() { return life.state === 'reconnecting' || (life.state === 'closing' && reconnection.waiting > 0) },
+    })
     this.mechanisms = new Set(callSync('C_GetMechanismList', () => module.native.C_GetMechanismList(slot.slot)))
   }
 
@@ -106,7 +124,9 @@ export class Token {
    * const token = await Token.open({ library: '/usr/lib/softhsm/libsofthsm2.so', token: { label: 'demo' }, pin: '1234' })
    */
   static async open(options: TokenOptions): Promise<Token> {
-    const module = Pkcs11Module.acquire(options.library)
+    const user: { token?: Token } = {}
+    const moduleUser = () => { if (user.token) user.token.#afterReinitialize() }
+    const module = await Pkcs11Module.acquire(options.library, moduleUser, options.libraryParameters)
     let pool: SessionPool | undefined
     try {
       const slot = selectSlot(module.native, options.token)
@@ -115,20 +135,31 @@ export class Token {
       const maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE
       const generation = () => module.generation
       pool = new SessionPool(module.native, slot.slot, 1, generation)
-      const token = new Token(module, slot, pool, options)
-      token.#login(true)
-      token.#workers = await WorkerPool.start({ library: module.path, slot: slot.slot, minWorkers: availableParallelism(), maxWorkers: Math.max(1, limit - 1), maxQueue })
-        ?? new ThreadPoolDispatcher(module.native, slot.slot, Math.max(1, limit - 1), maxQueue, generation)
+      const token = new Token(module, moduleUser, slot, pool, options)
+      pool.withSessionSync((session) => token.#login.open(session))
+      token.#workers = await WorkerPool.start({ library: module.path, slot: slot.slot, activity: module.activity, minWorkers: availableParallelism(), maxWorkers: Math.max(1, limit - 1), maxQueue })
+        ?? new ThreadPoolDispatcher(module.native, slot.slot, Math.max(1, limit - 1), maxQueue, generation, module.activity)
+      user.token = token
       return token
     } catch (error) {
-      void pool?.close()
-      module.release()
+      await pool?.close()
+      await module.release(moduleUser)
       throw error
     }
   }
 
   get closed(): boolean {
-    return this.#closed
+    return this.#life.state === 'closing' || this.#life.state === 'closed'
+  }
+
+  /** Where the token is in its life (see TokenLifecycle). */
+  get state(): TokenState {
+    return this.#life.state
+  }
+
+  /** Throws ClosedError once the token is closed (or closing), or the refusal once it refused the PIN. */
+  assertUsable(): void {
+    this.#life.check()
   }
 
   /** The slot and token, as found at open (or when the token came back). */
@@ -141,9 +172,14 @@ export class Token {
     return new KeyRef(template, handle, this.#generation)
   }
 
-  /** False while the token is away (being reconnected), refused the PIN, or is closed. */
+  /** A reference to a key whose handle is not known yet (its token is away): found at first use. */
+  keyRefToFind(template: Template): KeyRef {
+    return new KeyRef(template, Buffer.alloc(0), -1)
+  }
+
+  /** True while calls are served without waiting: the token is up (not away, refused or closed). */
   get available(): boolean {
-    return !this.#reconnecting && !this.#refused && !this.#closed
+    return this.#life.state === 'up'
   }
 
   /** The key `key` as a Signer, alone or as a member of a ReplicaSet. */
@@ -182,15 +218,26 @@ export class Token {
   /**
    * Runs an operation that is safe to repeat: a failure that a new session, a new login or the
    * token's return can cure is cured and the operation tried once more, all within the deadline.
+   * A call made before close() finishes; one made after fails with ClosedError.
    */
   async #run(key: KeyRef, operation: Operation, options: CallOptions): Promise<Uint8Array | boolean> {
+    this.#life.check()
     const timeoutMs = options.timeout ?? this.#timeoutMs
     const deadline = performance.now() + timeoutMs
+    // Each remedy is tried once (a token whose sessions were all closed needs a new session, then a
+    // new login), and once more after the token came back or the module was initialized again
+    // under the call (its handles changed): a few tries in all.
+    let tried: Set<string> | undefined
+    let triedIn = this.#generation
     for (let attempt = 0; ; attempt++) {
-      if (this.#refused) throw this.#refused
-      if (this.#reconnecting) {
-        if (options.failFast) throw this.#notBack(0)
-        await this.#awaitReconnection(deadline, timeoutMs, options.signal)
+      if (this.#generation !== triedIn) {
+        tried = undefined
+        triedIn = this.#generation
+      }
+      if (this.#life.state === 'refused') this.#life.check()
+      if (this.#reconnection.searching) {
+        if (options.failFast) throw this.#reconnection.notBack(0)
+        await this.#reconnection.wait(deadline, timeoutMs, options.signal)
       }
       try {
         // The handle of the current generation is known: no lookup, no await, on the signing path.
@@ -198,62 +245,58 @@ export class Token {
         return await this.#workers.run(handle, operation, { deadline, timeoutMs, signal: options.signal })
       } catch (error) {
         const remedy = remedyFor(error)
-        if (!remedy || attempt > 0 || this.#closed) throw error
+        if (!remedy || tried?.has(remedy) || attempt >= MAX_ATTEMPTS || this.#life.state === 'closed') throw error
+        ;(tried ??= new Set()).add(remedy)
         if (remedy === 'login') this.#relogin(error as TokenError)
-        if (remedy === 'refind') {
-          key.generation = -1
-          this.#objects.clear()
-        }
+        if (remedy === 'refind') await this.#refind(key)
         if (remedy === 'reconnect') {
-          this.#startReconnecting(error as TokenError)
-          if (options.failFast) {
-            this.#searchAlways = true
-            throw error
-          }
+          this.#startReconnecting(error as TokenError, options.failFast === true)
+          if (options.failFast) throw error
         }
       }
     }
   }
 
+  /**
+   * The key's handle means nothing now. A token logged out by someone else answers so for a
+   * private key too (SoftHSM: CKR_OBJECT_HANDLE_INVALID): the login is checked, and restored, first.
+   */
+  async #refind(key: KeyRef): Promise<void> {
+    await this.#lookup((session) => this.#restoreLogin(session))
+    key.generation = -1
+    this.#objects.clear()
+  }
+
   /** Looks the key up again (the token came back, or its handle went stale) and remembers the new handle. */
   async #findAgain(key: KeyRef): Promise<Handle> {
     const generation = this.#generation
-    const [handle] = await this.findObjects(key.template)
+    const [handle] = await this.#objects.find(key.template)
     if (!handle) throw new KeyNotFoundError(`the key is no longer on token "${this.#slot.token!.label}"`)
     key.handle = handle
     key.generation = generation
     return handle
   }
 
-  /** Waits for the token to come back, until the caller's deadline or signal. */
-  #awaitReconnection(deadline: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
-    this.#waiting++
-    return new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason)
-      // A ref'd timer: a caller who waits keeps the process alive, as any pending I/O does.
-      const expiry = setTimeout(() => reject(this.#notBack(timeoutMs)), Math.max(0, deadline - performance.now()))
-      const onAbort = () => reject(signal!.reason)
-      signal?.addEventListener('abort', onAbort, { once: true })
-      this.#reconnecting!.then(resolve, resolve).finally(() => {
-        clearTimeout(expiry)
-        signal?.removeEventListener('abort', onAbort)
-      })
-    }).finally(() => { this.#waiting-- })
-  }
-
-  /** The error of a caller whose deadline passed while the token was away: it names what made it go. */
-  #notBack(timeoutMs: number): TokenError {
-    const { code = 'CKR_DEVICE_REMOVED', returnValue = C.CKR_DEVICE_REMOVED, function: fn = 'C_Sign' } = this.#lastFailure ?? {}
-    return new TokenError(code, returnValue, fn, timeoutMs > 0 ? `the token did not come back within ${timeoutMs} ms` : 'the token is away')
-  }
-
-  #startReconnecting(failure: TokenError): void {
-    this.#lastFailure = failure
-    this.#reconnecting ??= this.#reconnect().finally(() => { this.#reconnecting = undefined })
+  #startReconnecting(failure: TokenError, always: boolean): void {
+    if (!this.#life.to('reconnecting')) {
+      // Closing: a call made before close() may still wait for the token within its deadline.
+      if (this.#life.state !== 'closing') return
+    }
+    this.#reconnection.start(failure, always, () => {
+      if (this.#life.state === 'reconnecting') this.#life.to('up')
+    })
   }
 
   /** Runs `use` on the lookup session; a failure that says the token went away starts the search for it. */
-  async #lookup<T>(use: (session: Handle) => Promise<T> | T): Promise<T> {
+  async #lookup<T>(use: (session: Handle) => Promise<T> | T, repeatable = true): Promise<T> {
+    this.#life.check()
+    try {
+      return await this.#pool.withSession(use)
+    } catch (error) {
+      // The session was closed under a lookup (C_CloseAllSessions by another user): the pool
+      // dropped it; once more on a new one. Changes of objects are never repeated.
+      if (!repeatable || !isTokenError(error, 'CKR_SESSION_HANDLE_INVALID', 'CKR_SESSION_CLOSED')) throw this.#noticed(error)
+    }
     try {
       return await this.#pool.withSession(use)
     } catch (error) {
@@ -266,74 +309,98 @@ export class Token {
    * cannot wait (a lookup, getRandomValues) fails, and the token is found again for the next one.
    */
   #noticed(error: unknown): unknown {
-    if (remedyFor(error) === 'reconnect' && !this.#closed) {
-      this.#searchAlways = true
-      this.#startReconnecting(error as TokenError)
-    }
+    if (remedyFor(error) === 'reconnect') this.#startReconnecting(error as TokenError, true)
     return error
   }
 
   /**
-   * Finds the token again (same serial and label, in whatever slot), opens fresh sessions and logs in
-   * again, with growing pauses; handles are looked up anew afterwards.
+   * One attempt to find the token again (same serial and label, in whatever slot), reopen sessions
+   * and log in again; true when it is back. Handles are looked up anew afterwards.
    */
-  async #reconnect(): Promise<void> {
+  async #reconnectOnce(): Promise<boolean> {
     const { serial, label } = this.#slot.token!
-    // The caller who saw the failure starts waiting right after this begins: give it a turn.
-    await sleep(0)
-    for (let attempt = 0; !this.#closed && !this.#refused && (this.#waiting > 0 || this.#searchAlways); attempt++) {
-      await sleep(backoff(attempt), undefined, { ref: this.#waiting > 0 })
-      if (this.#closed) return
-      const seen = this.#module.generation
-      try {
-        const slots = describeSlots(this.#module.native)
-        // No slot at all: a module that connects once, at C_Initialize (p11-kit's client), and did so
-        // while its server was away. Initialize it again; a device's own module keeps its slots.
-        if (slots.length === 0) this.#module.reinitialize(seen)
-        const slot = slots.find((s) => s.token?.serial === serial && s.token.label === label)
-        if (!slot) continue
-        // A token that was only unwell for a moment keeps its sessions (and the session objects they made).
-        if (slot.slotId !== this.#slot.slotId || !this.#pool.stillValid()) {
-          this.#pool.reset(slot.slot)
-          this.#workers.retarget(slot.slot)
-        }
-        this.#slot = slot
-        this.#login(false)
-        this.#objects.clear()
-        this.#generation++
-        return
-      } catch (error) {
-        if (this.#refused) return
-        // Not back yet (or half back): try again after the pause, remembering what the token said.
-        if (error instanceof TokenError) this.#lastFailure = error
-        // A module that lost its device (or its server) may need initializing again to see it back.
-        if (isTokenError(error, 'CKR_DEVICE_ERROR', 'CKR_CRYPTOKI_NOT_INITIALIZED', 'CKR_GENERAL_ERROR')) {
-          try {
-            this.#module.reinitialize(seen)
-          } catch (failure) {
-            if (failure instanceof TokenError) this.#lastFailure = failure
-          }
+    const seen = this.#module.generation
+    try {
+      const slots = describeSlots(this.#module.native)
+      // No slot at all: a module that connects once, at C_Initialize (p11-kit's client), and did so
+      // while its server was away. Initialize it again; a device's own module keeps its slots.
+      if (slots.length === 0) await this.#module.reinitialize(seen)
+      const slot = slots.find((s) => s.token?.serial === serial && s.token.label === label)
+      if (!slot) return false
+      // A token that was only unwell for a moment keeps its sessions (and the session objects they made).
+      if (slot.slotId !== this.#slot.slotId || !this.#pool.stillValid()) {
+        this.#pool.reset(slot.slot)
+        this.#workers.retarget(slot.slot)
+      }
+      this.#slot = slot
+      this.#pool.withSessionSync((session) => this.#restoreLogin(session))
+      this.#objects.clear()
+      this.#generation++
+      return this.#life.state !== 'refused'
+    } catch (error) {
+      if (this.#life.state === 'refused') return true
+      // Not back yet (or half back): try again after the pause, remembering what the token said.
+      if (error instanceof TokenError) this.#reconnection.remember(error)
+      // A module that lost its device (or its server) may need initializing again to see it back.
+      if (isTokenError(error, 'CKR_DEVICE_ERROR', 'CKR_CRYPTOKI_NOT_INITIALIZED', 'CKR_GENERAL_ERROR')) {
+        try {
+          await this.#module.reinitialize(seen)
+        } catch (failure) {
+          if (failure instanceof TokenError) this.#reconnection.remember(failure)
         }
       }
+      return false
     }
   }
 
-  /** The token says the user is not logged in (it lost the login): log in again, once, now. */
+  /**
+   * Someone (this token or another of the module) initialized the module again: every session and
+   * the login are gone. The workers forget their sessions, handles are looked up anew, and the
+   * token logs in again now, before any held call goes on.
+   */
+  #afterReinitialize(): void {
+    if (this.closed) return
+    this.#workers?.retarget(this.#slot.slot)
+    this.#objects.clear()
+    this.#generation++
+    try {
+      this.#pool.withSessionSync((session) => this.#restoreLogin(session))
+    } catch (error) {
+      this.#noticed(error)
+    }
+  }
+
+  /** The token says the user is not logged in: read its state, log in again once if so. */
   #relogin(failure: TokenError): void {
-    if (this.#pin === undefined) throw failure
-    this.#login(false)
+    if (!this.#login.hasPin) throw failure
+    this.#life.to('logged-out')
+    try {
+      this.#pool.withSessionSync((session) => this.#restoreLogin(session))
+    } finally {
+      if (this.#life.state === 'logged-out') this.#life.to('up')
+    }
+  }
+
+  /** Logs in again if the token lost the login; a refused PIN ends the token's life. */
+  #restoreLogin(session: Handle): boolean {
+    try {
+      return this.#login.restore(session)
+    } catch (error) {
+      if (isPinRefusal(error)) this.#life.refuse(error as Error)
+      throw error
+    }
   }
 
   /** Generates a key pair on the token (thread pool); returns the two handles. */
   generateKeyPair(mechanism: Mechanism, publicTemplate: Template, privateTemplate: Template): Promise<{ publicKey: Handle, privateKey: Handle }> {
-    return this.#changeObjects((session, native) =>
-      callAsync('C_GenerateKeyPair', [], () => native.C_GenerateKeyPairAsync(session, mechanism, publicTemplate, privateTemplate)))
+    return this.#changeObjects((session, native) => this.#module.activity.run(() =>
+      callAsync('C_GenerateKeyPair', [], () => native.C_GenerateKeyPairAsync(session, mechanism, publicTemplate, privateTemplate))))
   }
 
   /** Generates a secret key on the token (thread pool). */
   generateKey(mechanism: Mechanism, template: Template): Promise<Handle> {
-    return this.#changeObjects((session, native) =>
-      callAsync('C_GenerateKey', [], () => native.C_GenerateKeyAsync(session, mechanism, template)))
+    return this.#changeObjects((session, native) => this.#module.activity.run(() =>
+      callAsync('C_GenerateKey', [], () => native.C_GenerateKeyAsync(session, mechanism, template))))
   }
 
   /** Creates an object (key, certificate) from its attributes. */
@@ -343,18 +410,19 @@ export class Token {
 
   /** Sets attributes of an object (CKA_ID, CKA_LABEL ...). */
   setAttributes(handle: Handle, template: Template): Promise<void> {
-    this.#objects.forget(handle)
+    this.#objects.changed(handle)
     return this.#changeObjects((session, native) => callSync('C_SetAttributeValue', () => native.C_SetAttributeValue(session, handle, template)))
   }
 
   /** Destroys an object. */
   destroyObject(handle: Handle): Promise<void> {
-    this.#objects.forget(handle)
+    this.#objects.changed(handle)
     return this.#changeObjects((session, native) => callSync('C_DestroyObject', () => native.C_DestroyObject(session, handle)))
   }
 
   /** Fills `target` from the token's random number generator (synchronous, as WebCrypto's is). */
   generateRandom(target: Buffer): void {
+    this.#life.check()
     try {
       this.#pool.withSessionSync((session) => {
         callSync('C_GenerateRandom', () => this.#module.native.C_GenerateRandom(session, target))
@@ -364,105 +432,52 @@ export class Token {
     }
   }
 
-  /** Handles of the objects matching `template`; cached until objects are created or destroyed. */
+  /** Handles of the objects matching `template`; a search that found objects is reused for `searchCacheMs`. */
   findObjects(template: Template): Promise<Handle[]> {
-    const cached = this.#objects.found(template)
-    if (cached) return Promise.resolve(cached)
-    return this.#lookup((session) => {
-      const native = this.#module.native
-      callSync('C_FindObjectsInit', () => native.C_FindObjectsInit(session, template))
-      try {
-        const handles: Handle[] = []
-        for (let batch; (batch = callSync('C_FindObjects', () => native.C_FindObjects(session, 100))).length > 0;) {
-          handles.push(...batch)
-        }
-        return this.#objects.remember(template, handles)
-      } finally {
-        native.C_FindObjectsFinal(session)
-      }
-    })
+    this.#life.check()
+    return this.#objects.find(template)
   }
 
   /**
    * The values of the attributes `types` of one object; an attribute the object lacks or keeps
    * secret comes back undefined. Values are cached: read only public, unchanging attributes here.
    */
-  async getAttributes(handle: Handle, types: number[]): Promise<Map<number, Buffer | undefined>> {
+  getAttributes(handle: Handle, types: number[]): Promise<Map<number, Buffer | undefined>> {
+    this.#life.check()
     return this.#objects.attributes(handle, types)
-      ?? this.#objects.rememberAttributes(handle, await this.readAttributes(handle, types))
   }
 
   /** Like getAttributes, never cached: for values that change or must not linger (key material). */
   readAttributes(handle: Handle, types: number[]): Promise<Map<number, Buffer | undefined>> {
-    return this.#lookup((session) => {
-      const native = this.#module.native
-      const read = (wanted: number[]) => callSync('C_GetAttributeValue', () =>
-        native.C_GetAttributeValue(session, handle, wanted.map((type) => ({ type }))))
-      let values: Map<number, Buffer | undefined>
-      try {
-        values = new Map(read(types).map(({ type, value }) => [type, value]))
-      } catch (error) {
-        // One missing or sensitive attribute fails the whole call: read them one by one.
-        if (!isTokenError(error, 'CKR_ATTRIBUTE_TYPE_INVALID', 'CKR_ATTRIBUTE_SENSITIVE')) throw error
-        values = new Map(types.map((type) => {
-          try {
-            return [type, read([type])[0].value]
-          } catch (inner) {
-            if (isTokenError(inner, 'CKR_ATTRIBUTE_TYPE_INVALID', 'CKR_ATTRIBUTE_SENSITIVE')) return [type, undefined]
-            throw inner
-          }
-        }))
-      }
-      return values
-    })
+    return this.#objects.read(handle, types)
   }
 
   /**
-   * Closes every session once the operations under way have finished; closing the last session of
-   * the process on this token logs the user out (PKCS#11 ties the login to the sessions).
+   * Lets every call made before it finish (each within its own deadline), then closes every
+   * session (closing the last session of the process on this token logs the user out) and gives
+   * the module back. Idempotent: every caller waits for the same close.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    this.#pin = undefined
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close(): Promise<void> {
+    this.#life.to('closing')
     await this.#workers.close()
     await this.#pool.close()
-    this.#module.release()
+    this.#login.forget()
+    await this.#module.release(this.#moduleUser)
+    this.#life.to('closed')
   }
 
   /** Runs a change of the token's objects; searches are forgotten after it, whatever happened. */
   async #changeObjects<T>(change: (session: Handle, native: Pkcs11Module['native']) => Promise<T> | T): Promise<T> {
     try {
-      return await this.#lookup((session) => change(session, this.#module.native))
+      return await this.#lookup((session) => change(session, this.#module.native), false)
     } finally {
-      this.#objects.forgetSearches()
+      this.#objects.changed()
     }
-  }
-
-  /**
-   * One C_Login with the user PIN. A PIN the token refuses is dropped at once and never tried
-   * again: devices lock after a few wrong tries.
-   */
-  #login(first: boolean): void {
-    const pin = this.#pin
-    if (pin === undefined) {
-      const required = (this.#slot.token!.flags & CKF_LOGIN_REQUIRED) !== 0
-      if (required && first) throw new ConfigurationError(`token "${this.#slot.token!.label}" requires a PIN (pin, pinFile, PKCS11_PIN or PKCS11_PIN_FILE)`)
-      return
-    }
-    this.#pool.withSessionSync((session) => {
-      try {
-        callSync('C_Login', () => this.#module.native.C_Login(session, C.CKU_USER, pin))
-      } catch (error) {
-        // Another user of this token in the process logged in already: the login state is shared.
-        if (isTokenError(error, 'CKR_USER_ALREADY_LOGGED_IN')) return
-        if (isTokenError(error, 'CKR_PIN_INCORRECT', 'CKR_PIN_LOCKED', 'CKR_PIN_EXPIRED', 'CKR_PIN_INVALID', 'CKR_PIN_LEN_RANGE')) {
-          this.#pin = undefined
-          if (!first) this.#refused = error as Error
-        }
-        throw error
-      }
-    })
   }
 }
 

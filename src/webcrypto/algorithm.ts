@@ -47,3 +47,8 @@ export function hashName(hash: unknown): HashName {
 export function hashLength(hash: HashName): number {
   return { 'SHA-1': 20, 'SHA-256': 32, 'SHA-384': 48, 'SHA-512': 64 }[hash]
 }
+
+/** The algorithm's `public` member (the ECDH / X25519 peer key), which may be a token key. */
+export function publicMember(algorithm: unknown): unknown {
+  return algorithm !== null && typeof algorithm === 'object' ? (algorithm as { public?: unknown }).public : undefined
+}

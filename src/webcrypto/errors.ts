@@ -35,3 +35,19 @@ export function asSpecError(error: unknown): unknown {
   }
   return operationError(error)
 }
+
+/**
+ * A token key given to Node's own WebCrypto, which cannot use it (code ERR_PKCS11_TOKEN_KEY_TO_NODE).
+ * A TypeError named so, as WebCrypto answers a key it does not know (and as Node names its own).
+ *
+ * @example
+ * await webcrypto.subtle.sign('Ed25519', tokenKey, data) // rejects: use hsm.subtle, or hsm.installGlobal()
+ */
+export class TokenKeyToNodeError extends TypeError {
+  readonly code = 'ERR_PKCS11_TOKEN_KEY_TO_NODE'
+  constructor(method: string) {
+    super(`Node's own SubtleCrypto.${method}() was given a key held by a PKCS#11 token, which Node cannot use: `
+      + `call hsm.subtle.${method}(), or hsm.installGlobal() before the code takes globalThis.crypto `
+      + '(a crypto.subtle kept from before installGlobal() is still Node\'s)')
+  }
+}

@@ -3,23 +3,14 @@
  * own WebCrypto, unchanged. It serves every token at once: a key knows its token.
  */
 import { webcrypto } from 'node:crypto'
-import { canonicalName, toDictionary } from './algorithm.js'
+import { canonicalName, publicMember, toDictionary } from './algorithm.js'
 import { SIGNATURE_ALGORITHMS } from './algorithms/index.js'
 import type { SignatureAlgorithm } from './algorithms/signature-algorithm.js'
-import { TokenCryptoKey } from './crypto-key.js'
+import { isTokenKey, TokenCryptoKey } from './crypto-key.js'
 import { asSpecError, invalidAccess, notSupported } from './errors.js'
 
 const node = webcrypto.subtle
 const SIGNATURE_NAMES = [...SIGNATURE_ALGORITHMS.keys()]
-
-function isTokenKey(value: unknown): value is TokenCryptoKey {
-  return TokenCryptoKey.objectOf(value) !== undefined
-}
-
-/** The algorithm object's `public` member (ECDH / X25519 peer key), which may be a token key. */
-function publicMember(algorithm: unknown): unknown {
-  return algorithm !== null && typeof algorithm === 'object' ? (algorithm as { public?: unknown }).public : undefined
-}
 
 function signatureAlgorithm(algorithm: unknown) {
   const normalized = toDictionary(algorithm)

@@ -15,7 +15,7 @@ export function register(program: Command, io: CliIo): void {
     .option('--json', 'print JSON')
     .addHelpText('after', '\nExample:\n  $ pkcs11-jwt slots --module /usr/lib/softhsm/libsofthsm2.so\n')
     .action(async (flags: SlotsFlags) => {
-      const slots = listSlots(openOptions(flags, io)).map((s) => ({ ...s, slotId: s.slotId.toString(), token: s.token ?? null }))
+      const slots = (await listSlots(openOptions(flags, io))).map((s) => ({ ...s, slotId: s.slotId.toString(), token: s.token ?? null }))
       if (flags.json) return printJson(io.stdout, slots)
       printTable(io.stdout, ['INDEX', 'SLOT ID', 'LABEL', 'SERIAL', 'MANUFACTURER', 'MODEL'], slots.map((s) => [
         String(s.slotIndex), s.slotId, s.token?.label ?? `(no token: ${s.description})`, s.token?.serial ?? '', s.token?.manufacturer ?? '', s.token?.model ?? '',

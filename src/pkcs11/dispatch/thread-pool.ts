@@ -5,6 +5,7 @@
  */
 import { ClosedError, QueueFullError, TimeoutError } from '../../errors.js'
 import { C, callAsync, callSync, isTokenError, type Handle, type PKCS11 } from '../binding.js'
+import type { ModuleActivity } from '../module-activity.js'
 import { SessionPool } from '../session-pool.js'
 import { bytes } from './bytes.js'
 import type { Dispatcher, RunOptions } from './dispatcher.js'
@@ -14,11 +15,13 @@ export class ThreadPoolDispatcher implements Dispatcher {
   readonly #native: PKCS11
   readonly #pool: SessionPool
   readonly #maxQueue: number
+  readonly #activity: ModuleActivity
   #closed = false
 
-  /** `generation`: the module's initialization count now (see SessionPool). */
-  constructor(native: PKCS11, slot: Handle, sessions: number, maxQueue: number, generation: () => number) {
+  /** `generation`: the module's initialization count now (see SessionPool); `activity`: who is inside the module. */
+  constructor(native: PKCS11, slot: Handle, sessions: number, maxQueue: number, generation: () => number, activity: ModuleActivity) {
     this.#native = native
+    this.#activity = activity
     this.#pool = new SessionPool(native, slot, sessions, generation)
     this.#maxQueue = maxQueue
   }
@@ -31,7 +34,10 @@ export class ThreadPoolDispatcher implements Dispatcher {
     if (this.#closed) return Promise.reject(new ClosedError())
     if (this.#pool.waiting >= this.#maxQueue) return Promise.reject(new QueueFullError(this.#pool.waiting))
     if (options.signal?.aborted) return Promise.reject(options.signal.reason)
-    return withDeadline(this.#pool.withSession((session, spoil) => this.#call(session, spoil, key, operation)), options)
+    // Inside the module from the wait for a session on: a re-initialization waits for it, and a
+    // call held back by one gets a session opened after it.
+    const work = this.#activity.run(() => this.#pool.withSession((session, spoil) => this.#call(session, spoil, key, operation)))
+    return withDeadline(work, options)
   }
 
   retarget(slot: Handle): void {

@@ -7,6 +7,7 @@ import { once } from 'node:events'
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
 import { TokenError } from '../../errors.js'
 import { ckrName } from '../binding.js'
+import type { ModuleActivity } from '../module-activity.js'
 import { BatchMemory } from './batch-memory.js'
 import type { MechanismIds } from './mechanism-ids.js'
 import type { Pending } from './pending.js'
@@ -37,6 +38,8 @@ export class WorkerLink {
   readonly #memories: BatchMemory[] = Array.from({ length: PIPELINE }, () => BatchMemory.withRoom(INITIAL_ROOM))
   readonly #mechanisms: MechanismIds
   readonly #events: LinkEvents
+  /** A batch posted is a call inside the module until it is answered. */
+  readonly #activity: ModuleActivity
   /** Mechanisms of the list sent to the worker. */
   #mechanismsSent = 0
   #posted = 0
@@ -47,7 +50,8 @@ export class WorkerLink {
   #onIdle?: () => void
   #dead = false
 
-  constructor(setup: { library: string, slot: Uint8Array }, mechanisms: MechanismIds, events: LinkEvents) {
+  constructor(setup: { library: string, slot: Uint8Array }, mechanisms: MechanismIds, activity: ModuleActivity, events: LinkEvents) {
+    this.#activity = activity
     const { port1, port2 } = new MessageChannel()
     this.#port = port1
     this.#mechanisms = mechanisms
@@ -55,14 +59,16 @@ export class WorkerLink {
       ...setup, control: this.#control.buffer as SharedArrayBuffer, memories: this.#memories.map((m) => m.buffer), port: port2,
     }
     this.#thread = new Worker(new URL('./signing-worker.js', import.meta.url), { workerData, transferList: [port2] })
-    this.ready = new Promise((resolve, reject) => {
+    // Its load and C_Initialize of the module are calls inside it, until it says it is ready.
+    activity.enter()
+    this.ready = new Promise<boolean>((resolve, reject) => {
       this.#thread.once('message', (message: FromWorker) => {
         // Idle, it must not keep the process alive (an instance not closed must not hang the exit).
         if (this.batches.length === 0 && !this.#closing) this.#thread.unref()
         resolve(message.type === 'ready' && message.shared)
       })
       this.#thread.once('error', reject)
-    })
+    }).finally(() => activity.leave())
     this.#events = events
     this.#thread.on('error', (error) => this.#die(error))
   }
@@ -85,6 +91,7 @@ export class WorkerLink {
     }
     if (keyPins) this.#send({ type: 'keyPins', batch: this.#posted, keyPins })
     this.batches.push(batch)
+    this.#activity.enter()
     this.#posted++
     this.#thread.ref() // a request under way keeps the process alive, as any pending I/O does
     Atomics.store(this.#control, CONTROL.posted, this.#posted)
@@ -103,11 +110,14 @@ export class WorkerLink {
     this.#thread.ref() // an idle worker is unref'd; closing must still be waited for
     if (this.batches.length > 0) await new Promise<void>((resolve) => { this.#onIdle = resolve })
     if (!this.#dead) {
+      // The worker closes its session: a call inside the module.
+      this.#activity.enter()
       Atomics.store(this.#control, CONTROL.stop, 1)
       Atomics.add(this.#control, CONTROL.posted, 1) // wakes it
       Atomics.notify(this.#control, CONTROL.posted)
       // The worker may die instead (its death was answered already): its exit ends the wait too.
       await Promise.race([this.#next(CONTROL.stopped, 0), once(this.#thread, 'exit').catch(() => undefined)])
+        .finally(() => this.#activity.leave())
     }
     await this.#thread.terminate()
   }
@@ -130,7 +140,10 @@ export class WorkerLink {
       this.#waiting = false
       if (this.#dead) return
       const done = Atomics.load(this.#control, CONTROL.done)
-      while (this.#done < done) this.#answer(this.#memories[this.#done++ % PIPELINE], this.batches.shift()!)
+      while (this.#done < done) {
+        this.#activity.leave()
+        this.#answer(this.#memories[this.#done++ % PIPELINE], this.batches.shift()!)
+      }
       if (this.batches.length === 0) {
         if (this.#closing) this.#onIdle?.()
         else this.#thread.unref()
@@ -196,6 +209,7 @@ export class WorkerLink {
     if (this.#dead) return
     this.#dead = true
     for (const pending of this.batches.flat()) pending.answer(error)
+    for (const _ of this.batches) this.#activity.leave()
     this.batches.length = 0
     this.#onIdle?.()
     this.#events.failed(this, error)

@@ -8,6 +8,7 @@
  */
 import { ClosedError, QueueFullError, TimeoutError } from '../../errors.js'
 import type { Handle } from '../binding.js'
+import type { ModuleActivity } from '../module-activity.js'
 import type { Dispatcher, RunOptions } from './dispatcher.js'
 import { MechanismIds } from './mechanism-ids.js'
 import { Pending } from './pending.js'
@@ -31,6 +32,8 @@ const SWEEP_MS = 50
 export interface WorkerPoolOptions {
   library: string
   slot: Handle
+  /** The module's activity: batches count as calls inside it, and none is posted while it is held. */
+  activity: ModuleActivity
   /** Workers started at the first request (default: the cores, within maxWorkers). */
   minWorkers: number
   /** The most workers (and so sessions) the pool may use; reached only for slow devices. */
@@ -41,6 +44,7 @@ export interface WorkerPoolOptions {
 
 export class WorkerPool implements Dispatcher {
   readonly #library: string
+  readonly #activity: ModuleActivity
   #slot: Uint8Array
   readonly #minWorkers: number
   readonly #maxWorkers: number
@@ -55,11 +59,16 @@ export class WorkerPool implements Dispatcher {
    */
   #serviceMs: number | undefined
   #closed = false
+  /** Resolves close() once the queue made before it is answered. */
+  #drained: (() => void) | undefined
+  readonly #stopListening: () => void
   #flushScheduled = false
   #sweeper?: NodeJS.Timeout
 
   private constructor(options: WorkerPoolOptions) {
     this.#library = options.library
+    this.#activity = options.activity
+    this.#stopListening = options.activity.onReopen(() => this.#flush())
     this.#slot = new Uint8Array(options.slot)
     this.#maxWorkers = Math.max(1, options.maxWorkers)
     this.#minWorkers = Math.max(1, Math.min(options.minWorkers, this.#maxWorkers))
@@ -108,19 +117,26 @@ export class WorkerPool implements Dispatcher {
     for (const worker of this.#workers) worker.retarget(this.#slot)
   }
 
-  /** Waits for the work under way, then stops the workers (closing their sessions). */
+  /**
+   * Takes no new request; answers the ones queued and under way (each within its deadline), then
+   * stops the workers (closing their sessions).
+   */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    if (this.#queue.length > 0) await new Promise<void>((resolve) => { this.#drained = resolve })
+    this.#stopListening()
     clearInterval(this.#sweeper)
-    for (const pending of this.#queue.splice(0)) pending.answer(new ClosedError())
     await Promise.all(this.#workers.map((worker) => worker.close()))
     this.#workers.length = 0
   }
 
   #flush(): void {
     this.#flushScheduled = false
-    while (this.#queue.length > 0 && !this.#closed) {
+    // The module is being initialized again: batches wait until it is done.
+    if (this.#activity.held) return
+    if (this.#queue.length === 0) this.#drained?.()
+    while (this.#queue.length > 0) {
       const worker = this.#freeWorker()
       if (!worker) return
       // No bigger than the device's speed allows, and spread over the free pipeline places, so that
@@ -130,6 +146,7 @@ export class WorkerPool implements Dispatcher {
       const size = Math.max(1, Math.min(MAX_BATCH, fits, share))
       const batch = this.#queue.splice(0, size).filter((pending) => !pending.settled)
       if (batch.length > 0) worker.post(batch)
+      if (this.#queue.length === 0) this.#drained?.()
     }
   }
 
@@ -142,6 +159,7 @@ export class WorkerPool implements Dispatcher {
       pending.answer(signal?.aborted ? signal.reason : new TimeoutError(timeoutMs))
     }
     for (let i = this.#queue.length - 1; i >= 0; i--) if (this.#queue[i].settled) this.#queue.splice(i, 1)
+    if (this.#queue.length === 0) this.#drained?.()
     if (this.#queue.length === 0 && this.#workers.every((w) => w.batches.length === 0)) {
       clearInterval(this.#sweeper)
       this.#sweeper = undefined
@@ -165,7 +183,7 @@ export class WorkerPool implements Dispatcher {
   }
 
   #startWorker(): WorkerLink {
-    const worker = new WorkerLink({ library: this.#library, slot: this.#slot }, this.#mechanisms, {
+    const worker = new WorkerLink({ library: this.#library, slot: this.#slot }, this.#mechanisms, this.#activity, {
       done: (_, count, busyMs) => {
         const measured = busyMs / Math.max(1, count)
         this.#serviceMs = this.#serviceMs === undefined ? measured : 0.8 * this.#serviceMs + 0.2 * measured

@@ -4,7 +4,7 @@ import type { Mechanisms } from '../../pkcs11/signer.js'
 import type { HashName, NormalizedAlgorithm } from '../algorithm.js'
 import type { TokenCryptoKey } from '../crypto-key.js'
 import { BY_HASH } from './mechanisms.js'
-import { SignatureAlgorithm, digest, keyHash, type SignatureStep } from './signature-algorithm.js'
+import { SignatureAlgorithm, digest, isLarge, keyHash, type SignatureStep } from './signature-algorithm.js'
 
 export class RsaPss extends SignatureAlgorithm {
   readonly name = 'RSA-PSS'
@@ -25,7 +25,7 @@ export class RsaPss extends SignatureAlgorithm {
     const hash = keyHash(key)
     const { rsaPss, digest: hashAlg, mgf1 } = BY_HASH[hash]
     const parameter = { type: C.CK_PARAMS_RSA_PSS, hashAlg, mgf: mgf1, saltLen: algorithm.saltLength as number }
-    if (token.hasMechanism(rsaPss)) return { mechanism: { mechanism: rsaPss, parameter }, input: data }
+    if (token.hasMechanism(rsaPss) && !(isLarge(data) && token.hasMechanism(C.CKM_RSA_PKCS_PSS))) return { mechanism: { mechanism: rsaPss, parameter }, input: data }
     return { mechanism: { mechanism: C.CKM_RSA_PKCS_PSS, parameter }, input: digest(hash, data) }
   }
 }

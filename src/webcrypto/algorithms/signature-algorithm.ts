@@ -98,7 +98,19 @@ function failure(error: unknown): unknown {
 
 const HASH_IDS: Record<HashName, string> = { 'SHA-1': 'sha1', 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512' }
 
-/** Hashes in software, for tokens that sign only a precomputed digest (CKM_ECDSA, CKM_RSA_PKCS). */
+/**
+ * Inputs from this size on are hashed here, where the algorithm allows it (RSA: the token signs
+ * the digest, and the signature is the same), instead of being copied to the token: a copy of a
+ * 64 MiB input, and the signing memory grown to hold several, cost more than hashing it.
+ */
+export const LARGE_INPUT = 1 << 20
+
+/** True when `data` is better hashed here than copied to the token. */
+export function isLarge(data: Uint8Array): boolean {
+  return data.byteLength >= LARGE_INPUT
+}
+
+/** Hashes in software, for tokens that sign only a precomputed digest (CKM_ECDSA, CKM_RSA_PKCS), and for large inputs. */
 export function digest(hash: HashName, data: Buffer): Buffer {
   return oneShotHash(HASH_IDS[hash], data, 'buffer')
 }

@@ -1,0 +1,26 @@
+// Another PKCS#11 user of the same module in this process (as node-webcrypto-p11 or graphene would
+// be): its own pkcs11js load of the library, which shares the module's state (login, sessions) with
+// ours, as PKCS#11 says every load in one process does.
+import pkcs11js from 'pkcs11js'
+
+/** Opens a session on the token labelled `label` through a separate load of `library`. */
+export function otherUser(library, label) {
+  const native = new pkcs11js.PKCS11()
+  native.load(library)
+  try {
+    native.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK })
+  } catch (error) {
+    if (error.code !== pkcs11js.CKR_CRYPTOKI_ALREADY_INITIALIZED) throw error
+  }
+  const slot = native.C_GetSlotList(true).find((s) => native.C_GetTokenInfo(s).label.trim() === label)
+  if (!slot) throw new Error(`no token ${label}`)
+  const session = native.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION)
+  return {
+    /** C_Logout: logs the whole application out of the token. */
+    logout: () => native.C_Logout(session),
+    /** C_CloseAllSessions: every session of the application on the token goes, and the login with them. */
+    closeAllSessions: () => native.C_CloseAllSessions(slot),
+    /** True while the application is logged in as the user. */
+    loggedIn: () => [1, 3].includes(native.C_GetSessionInfo(native.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION)).state),
+  }
+}
