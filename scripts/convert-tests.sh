@@ -14,7 +14,7 @@ shopt -s nullglob
 for file in test/*.test.js test/helpers/*.js; do
   git mv "$file" "${file%.js}.ts"
 done
-sed -i "s#'\.\./dist/index\.js'#'pkcs11-webcrypto'#g" test/*.test.ts test/helpers/*.ts
+sed -i "s#'\(\.\./\)\{1,\}dist/index\.js'#'pkcs11-webcrypto'#g" test/*.test.ts test/helpers/*.ts
 sed -i 's#\(test/[a-z0-9-]*\.test\)\.js#\1.ts#g' README.md   # the README names test files
 node -e "
 const fs = require('node:fs')

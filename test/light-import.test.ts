@@ -23,7 +23,6 @@ test('import: no Reflect polyfill; the first certificate loads it', async () => 
 
     const { certificate } = await hsm.keys.generate({ algorithm: 'ES256', label: 'certified', certificate: { subject: 'CN=certified' } })
     assert.equal(certificate?.subject, 'CN=certified')
-    // @ts-expect-error TS2339 (converted from JavaScript): Property 'getMetadata' does not exist on type 'typeof Reflect'.
     assert.equal(typeof Reflect.getMetadata, 'function')
     assert.equal((await hsm.keys.get({ label: 'certified' })).certificate?.subject, 'CN=certified')
   } finally {

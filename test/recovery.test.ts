@@ -155,8 +155,10 @@ describe('the login', () => {
     control.fail('C_Login', 'CKR_PIN_INCORRECT', { always: true })
     otherUser(softhsm.module, LABEL).logout()
     for (let i = 0; i < 5; i++) {
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'cause' does not exist on type 'unknown'.
       await assert.rejects(within(5000, hsm.subtle.sign(params, privateKey, data)), (e) => e.cause?.code === 'CKR_PIN_INCORRECT')
     }
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'code' does not exist on type 'unknown'.
     await assert.rejects(hsm.keys.list(), (e) => e.code === 'CKR_PIN_INCORRECT')
     assert.equal((await control.counts()).C_Login - before.C_Login, 1, 'one login attempt, then none')
     control.reset()

@@ -27,6 +27,7 @@ function setup() {
   chmodSync(join(bin, 'softhsm2-util'), 0o755)
   const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, PKCS11_WEBCRYPTO_HOME: join(root, 'home') }
   for (const name of Object.keys(env)) if (name.startsWith('PKCS11_') && name !== 'PKCS11_WEBCRYPTO_HOME') delete env[name]
+  // @ts-expect-error TS2339 (converted from JavaScript): Property 'SOFTHSM2_CONF' does not exist on type '{ PATH: string; PKCS11_WEBCRYPTO_HOME: string; }'.
   delete env.SOFTHSM2_CONF
   return { home: env.PKCS11_WEBCRYPTO_HOME, env, record }
 }
@@ -69,7 +70,9 @@ describe('the development token', () => {
     const { home, env, record } = setup()
     const results = await Promise.all([1, 2, 3].map(() => run(env, ['keys', '--json'])))
     for (const r of results) {
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'status' does not exist on type 'unknown'.
       assert.equal(r.status, 0, r.stderr)
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'stdout' does not exist on type 'unknown'.
       assert.deepEqual(JSON.parse(r.stdout).map((k) => k.label).sort(), ['dev-eddsa', 'dev-es256', 'dev-rs256'])
     }
     const slots = execFileSync('softhsm2-util', ['--show-slots'], { env: { ...process.env, SOFTHSM2_CONF: join(home, 'softhsm2.conf') } }).toString()
@@ -89,7 +92,9 @@ describe('the development token', () => {
     mkdirSync(join(home, 'tokens'), { recursive: true })
     writeFileSync(join(home, 'pkcs11-webcrypto-dev-token.json'), '{"tool":"pkcs11-webcrypto","complete":false}\n')
     const result = await run(env, ['keys', '--json'])
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'status' does not exist on type 'unknown'.
     assert.equal(result.status, 0, result.stderr)
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'stdout' does not exist on type 'unknown'.
     assert.equal(JSON.parse(result.stdout).length, 3)
   })
 })

@@ -33,11 +33,13 @@ export function tpmMissing() {
 }
 
 const running = new Set()
+// @ts-expect-error TS2339 (converted from JavaScript): Property 'kill' does not exist on type 'unknown'.
 process.on('exit', () => { for (const child of running) child.kill('SIGKILL') })
 
 function listenable(port) {
   return new Promise((resolve) => {
     const server = createServer().listen(port, '127.0.0.1', () => {
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'port' does not exist on type 'string | AddressInfo'.
       const { port: taken } = server.address()
       server.close(() => resolve(taken))
     }).on('error', () => resolve(undefined))
@@ -48,6 +50,7 @@ function listenable(port) {
 async function freePorts() {
   for (;;) {
     const port = await listenable(0)
+    // @ts-expect-error TS2365 (converted from JavaScript): Operator '<' cannot be applied to types 'unknown' and 'number'.
     if (port < 65535 && await listenable(port + 1)) return [port, port + 1]
   }
 }
@@ -65,6 +68,7 @@ function start(command, args, env) {
   child.stdout.on('data', (chunk) => { output += chunk })
   child.stderr.on('data', (chunk) => { output += chunk })
   child.on('exit', () => running.delete(child))
+  // @ts-expect-error TS2339 (converted from JavaScript): Property 'output' does not exist on type 'ChildProcessByStdio<null, Readable, Readable>'.
   child.output = () => output
   return child
 }
@@ -87,6 +91,7 @@ export async function startTpm() {
     return await startIn(dir)
   } catch (error) {
     // Nothing left behind when the stack does not come up.
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'kill' does not exist on type 'unknown'.
     for (const child of running) child.kill('SIGKILL')
     rmSync(dir, { recursive: true, force: true })
     throw error
@@ -104,10 +109,12 @@ async function startIn(dir) {
 <busconfig><type>session</type><listen>unix:dir=${join(dir, 'bus')}</listen><auth>EXTERNAL</auth>
 <policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy></busconfig>\n`)
   const dbus = start('dbus-daemon', ['--config-file', busConfig, '--nofork', '--print-address=1'], process.env)
+  // @ts-expect-error TS2339 (converted from JavaScript): Property 'output' does not exist on type 'ChildProcessByStdio<null, Readable, Readable>'.
   await until('dbus-daemon', () => dbus.output().includes('\n'), dbus)
   const busName = `com.intel.tss2.Tabrmd.p11wc${process.pid}`
   const tcti = `tabrmd:bus_name=${busName},bus_type=session`
   const env = {
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'output' does not exist on type 'ChildProcessByStdio<null, Readable, Readable>'.
     DBUS_SESSION_BUS_ADDRESS: dbus.output().split('\n')[0],
     TPM2TOOLS_TCTI: tcti,
     TPM2_PKCS11_TCTI: tcti,

@@ -18,7 +18,7 @@ const softhsm = freshSoftHsm()
 softhsm.initToken(TOKEN)
 const control = new FaultControl(softhsm.dir)
 Object.assign(process.env, control.env)
-const { Pkcs11Crypto } = await import('../dist/index.js')
+const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 const RAW = fileURLToPath(new URL('./helpers/raw-attributes.cjs', import.meta.url))
 const certificatesOnToken = () => JSON.parse(execFileSync(process.execPath, [RAW, softhsm.module, TOKEN, PIN, '*'], { env: softhsm.env }).toString())
   .filter((o) => o.class === 'certificate')
@@ -34,6 +34,7 @@ async function makeCa(name) {
   const certificate = await x509.X509CertificateGenerator.createSelfSigned({
     name: `CN=${name}`, keys, signingAlgorithm: ecdsa, notBefore: new Date(Date.now() - 100 * DAY), notAfter: new Date(Date.now() + 100 * DAY),
     extensions: [new x509.BasicConstraintsExtension(true, undefined, true)],
+  // @ts-expect-error TS2345 (converted from JavaScript): Argument of type 'import("crypto").webcrypto.Crypto' is not assignable to parameter of type 'Crypto'.
   }, webcrypto)
   return { keys, certificate }
 }
@@ -43,6 +44,7 @@ function issue(ca, publicKey, subject, from, to) {
     subject: `CN=${subject}`, issuer: ca.certificate.subject, publicKey, signingKey: ca.keys.privateKey, signingAlgorithm: ecdsa,
     serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString('hex').replace(/^[89a-f]/, '1'),
     notBefore: new Date(Date.now() + from * DAY), notAfter: new Date(Date.now() + to * DAY),
+  // @ts-expect-error TS2345 (converted from JavaScript): Argument of type 'import("crypto").webcrypto.Crypto' is not assignable to parameter of type 'Crypto'.
   }, webcrypto)
 }
 const x5cSubject = async (label) => {
@@ -90,11 +92,13 @@ describe('certificates', () => {
     const key = await hsm.keys.generate({ algorithm: 'ES256', label: 'chain', id: '04' })
     const before = certificatesOnToken().length
     const leaf = await issue(ca, key.publicKey, 'chain', -1, 30)
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'name' does not exist on type 'unknown'.
     await assert.rejects(hsm.certificates.import({ label: 'chain' }, [leaf, wrong.certificate]), (e) => e.name === 'DataError' && /did not issue/.test(e.message))
     // Same subject, other key: a forged CA is refused too.
     const forged = await makeCa('Right CA')
     await assert.rejects(hsm.certificates.import({ label: 'chain' }, [leaf, forged.certificate]), { name: 'DataError' })
     const expired = await issue(ca, key.publicKey, 'chain-expired', -30, -1)
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'name' does not exist on type 'unknown'.
     await assert.rejects(hsm.certificates.import({ label: 'chain' }, [expired, ca.certificate]), (e) => e.name === 'DataError' && /expired/.test(e.message))
     assert.equal(certificatesOnToken().length, before)
     await hsm.certificates.import({ label: 'chain' }, [expired, ca.certificate], { allowExpired: true })

@@ -9,8 +9,9 @@ import { freshSoftHsm, PIN } from './helpers/softhsm.js'
 const TOKEN = 'parse'
 const softhsm = freshSoftHsm()
 softhsm.initToken(TOKEN)
+// @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
 softhsm.pkcs11Tool(['--token-label', TOKEN, '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'p256', '--id', '02'])
-const { Pkcs11Crypto, parsePkcs11Uri, parseJavaConfig, ConfigurationError, KeyNotFoundError } = await import('../dist/index.js')
+const { Pkcs11Crypto, parsePkcs11Uri, parseJavaConfig, ConfigurationError, KeyNotFoundError } = await import('pkcs11-webcrypto')
 
 /** A ConfigurationError whose message matches `pattern` and holds no `secret`. */
 const refused = (pattern, secret = '9876') => (e) => e instanceof ConfigurationError && pattern.test(e.message) && !e.message.includes(secret)

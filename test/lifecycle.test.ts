@@ -40,7 +40,7 @@ softhsm.importKey('group-a', generateKeyPairSync('ec', { namedCurve: 'P-256' }).
 const control = new FaultControl()
 Object.assign(process.env, control.env) // before the fault module is first loaded
 const faultModule = buildFaultModule()
-const { Pkcs11Crypto, ConfigurationError, ClosedError } = await import('../dist/index.js')
+const { Pkcs11Crypto, ConfigurationError, ClosedError } = await import('pkcs11-webcrypto')
 
 const params = { name: 'ECDSA', hash: 'SHA-256' }
 const data = new TextEncoder().encode('eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9')
@@ -142,6 +142,7 @@ describe('the login is state read from the token', () => {
     control.reset()
     const hsm = await open()
     const before = control.countsSync()
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'code' does not exist on type 'unknown'.
     await assert.rejects(open({ pin: '000000' }), (e) => e.code === 'CKR_PIN_INCORRECT' && !e.message.includes('000000') && !e.message.includes(PIN))
     assert.equal(control.countsSync().C_Login - before.C_Login, 0)
     // The right PIN opens a second instance, also with no C_Login (the login is the process's).
@@ -163,6 +164,7 @@ describe('close()', () => {
       await hsm.close()
       const outcomes = await Promise.allSettled(signs)
       assert.deepEqual(outcomes.filter((o) => o.status === 'rejected').map((o) => String(o.reason)), [])
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'value' does not exist on type 'PromiseSettledResult<ArrayBuffer>'.
       assert.ok(outcomes.every((o) => verifies(o.value)))
     })
   }
@@ -193,13 +195,16 @@ describe('the cache follows the token', () => {
     control.reset()
     const hsm = await open({ searchCacheMs: 200 })
     assert.equal((await hsm.jwks()).keys.length, 1)
+    // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
     softhsm.pkcs11Tool(['--token-label', 'life', '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'made-elsewhere', '--id', '77'])
     // A lookup that misses searches again at once.
     assert.equal((await hsm.keys.get({ label: 'made-elsewhere' })).label, 'made-elsewhere')
     await sleep(250)
     assert.deepEqual((await hsm.keys.list()).map((k) => k.label).sort(), ['made-elsewhere', 'p256'])
     assert.equal((await hsm.jwks()).keys.length, 2)
+    // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
     softhsm.pkcs11Tool(['--token-label', 'life', '--login', '--pin', PIN, '--delete-object', '--type', 'privkey', '--id', '77'])
+    // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
     softhsm.pkcs11Tool(['--token-label', 'life', '--login', '--pin', PIN, '--delete-object', '--type', 'pubkey', '--id', '77'])
     await sleep(250)
     assert.deepEqual((await hsm.keys.list()).map((k) => k.label), ['p256'])
@@ -210,6 +215,7 @@ describe('the cache follows the token', () => {
   test('two private keys sharing a CKA_ID do not take the JWKS down: the others are published', async () => {
     control.reset()
     const hsm = await open({ searchCacheMs: 0 })
+    // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
     const twin = (label) => softhsm.pkcs11Tool(['--token-label', 'life', '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', label, '--id', '99'])
     twin('twin-1')
     twin('twin-2')
@@ -217,6 +223,7 @@ describe('the cache follows the token', () => {
     assert.equal(keys.length, 1, 'p256 is published')
     assert.ok(warnings.some((w) => w.code === 'PKCS11_JWKS_KEY_LEFT_OUT' && /twin-1/.test(w.message)), warnings.map(String).join('; '))
     for (const type of ['privkey', 'pubkey', 'privkey', 'pubkey']) {
+      // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
       softhsm.pkcs11Tool(['--token-label', 'life', '--login', '--pin', PIN, '--delete-object', '--type', type, '--id', '99'])
     }
     await hsm.close()
@@ -272,6 +279,7 @@ describe('options are checked at open', () => {
   ]
   for (const [options, message] of cases) {
     test(`${JSON.stringify(options, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v))}: a ConfigurationError naming it`, async () => {
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'test' does not exist on type 'RegExp | { maxSessions: number; } | { maxSessions: string; } | { ti...
       await assert.rejects(open(options), (e) => e instanceof ConfigurationError && message.test(e.message) && !e.message.includes('1234') && !e.message.includes(PIN))
     })
   }

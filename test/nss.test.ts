@@ -12,7 +12,7 @@ const PIN = 'nss-password-1'
 
 describe('NSS softokn', { skip: missing && `NSS not installed: ${missing}` }, async () => {
   const { moduleContract, runCli } = await import('./helpers/module-contract.js')
-  const { Pkcs11Crypto } = await import('../dist/index.js')
+  const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
   const nss = missing ? undefined : freshNssDb(PIN)
   nss?.addKey('nss-rsa', ['-k', 'rsa', '-g', '2048'])
   nss?.addKey('nss-ec', ['-k', 'ec', '-q', 'nistp256'])
@@ -29,7 +29,9 @@ describe('NSS softokn', { skip: missing && `NSS not installed: ${missing}` }, as
 
   test('without library parameters: CKR_ARGUMENTS_BAD, and a hint', async () => {
     const result = await runCli(['slots', '--module', SOFTOKN])
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'code' does not exist on type 'unknown'.
     assert.equal(result.code, 1, result.stderr)
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'stderr' does not exist on type 'unknown'.
     assert.match(result.stderr, /C_Initialize failed: CKR_ARGUMENTS_BAD \(the module may need libraryParameters, as NSS's softokn does\)/)
   })
 
@@ -57,8 +59,11 @@ describe('NSS softokn', { skip: missing && `NSS not installed: ${missing}` }, as
     try {
       const other = `${nss.libraryParameters.replace(/flags=$/, 'flags=readOnly')}`
       await assert.rejects(Pkcs11Crypto.open({ ...options, libraryParameters: other }), (error) => {
+        // @ts-expect-error TS2339 (converted from JavaScript): Property 'code' does not exist on type 'unknown'.
         assert.equal(error.code, 'ERR_PKCS11_CONFIG')
+        // @ts-expect-error TS2339 (converted from JavaScript): Property 'message' does not exist on type 'unknown'.
         assert.match(error.message, /already initialized in this process with other library parameters/)
+        // @ts-expect-error TS2339 (converted from JavaScript): Property 'message' does not exist on type 'unknown'.
         assert.ok(!error.message.includes('configdir'), error.message)
         return true
       })

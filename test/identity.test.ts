@@ -13,14 +13,14 @@ const TOKEN = 'ident'
 const softhsm = freshSoftHsm()
 softhsm.initToken(TOKEN)
 // prod: a P-256 key pair with CKA_ID aa, as a tool we did not write makes it.
+// @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
 softhsm.pkcs11Tool(['--token-label', TOKEN, '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'prod', '--id', 'aa'])
-const { Pkcs11Crypto, KeyExistsError, KeyNotFoundError } = await import('../dist/index.js')
+const { Pkcs11Crypto, KeyExistsError, KeyNotFoundError } = await import('pkcs11-webcrypto')
 
 const RAW = fileURLToPath(new URL('./helpers/raw-attributes.cjs', import.meta.url))
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
 /** Every object on the token, as another process sees it. */
 const objects = () => JSON.parse(execFileSync(process.execPath, [RAW, softhsm.module, TOKEN, PIN, '*'], { env: softhsm.env }).toString())
-const count = (cls) => objects().filter((o) => cls === undefined || o.class === cls).length
 
 // Through the fault module, so that a test can make the token refuse the second object of a key.
 const control = new FaultControl(softhsm.dir)
@@ -34,8 +34,10 @@ describe('identity is unique by default', () => {
     await assert.rejects(hsm.keys.generate({ algorithm: 'ES256', label: 'new', id: 'aa' }), (e) => e instanceof KeyExistsError && e.code === 'ERR_PKCS11_KEY_EXISTS' && /id aa/.test(e.message))
     await assert.rejects(hsm.keys.generate({ algorithm: 'ES256', label: 'prod' }), (e) => e instanceof KeyExistsError && /label "prod"/.test(e.message))
     const causedBy = (type) => (e) => e.name === 'OperationError' && e.cause instanceof type
+    // @ts-expect-error TS2769 (converted from JavaScript): No overload matches this call.
     await assert.rejects(hsm.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256', label: 'prod', persistent: true }, false, ['sign']), causedBy(KeyExistsError))
     const { privateKey } = await import('node:crypto').then((c) => c.generateKeyPairSync('ec', { namedCurve: 'P-256' }))
+    // @ts-expect-error TS2769 (converted from JavaScript): No overload matches this call.
     await assert.rejects(hsm.subtle.importKey('pkcs8', privateKey.export({ format: 'der', type: 'pkcs8' }), { name: 'ECDSA', namedCurve: 'P-256', id: 'aa', persistent: true }, false, ['sign']), causedBy(KeyExistsError))
     assert.equal(objects().length, before)
     // prod is untouched and still the only key with its label.
@@ -54,6 +56,7 @@ describe('identity is unique by default', () => {
     await assert.rejects(hsm.keys.delete({ label: 'twin' }), (e) => e instanceof KeyNotFoundError && /2 keys share CKA_ID aa/.test(e.message) && /label "prod"/.test(e.message) && /label "twin"/.test(e.message))
     assert.equal(objects().length, before)
     // A selector that matches both is refused and lists them.
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'message' does not exist on type 'unknown'.
     await assert.rejects(hsm.keys.get({ id: 'aa' }, { algorithm: 'ES256' }), (e) => /^2 keys on token "ident" match, select one by id \(.*\): id aa$/.test(e.message) && /label "prod"/.test(e.message) && /label "twin"/.test(e.message))
   })
 
@@ -61,6 +64,7 @@ describe('identity is unique by default', () => {
     const before = objects().length
     await assert.rejects(hsm.keys.generate({ algorithm: 'ES256', label: 'bad-serial', certificate: { subject: 'CN=x', serialNumber: 'zz' } }), TypeError)
     await assert.rejects(hsm.keys.generate({ algorithm: 'HS256', label: 'hs-cert', certificate: { subject: 'CN=x' } }), TypeError)
+    // @ts-expect-error TS2741 (converted from JavaScript): Property 'subject' is missing in type '{}' but required in type 'CertificateOptions'.
     await assert.rejects(hsm.keys.generate({ algorithm: 'ES256', label: 'no-subject', certificate: {} }), TypeError)
     assert.equal(objects().length, before)
   })
@@ -74,6 +78,7 @@ describe('identity is unique by default', () => {
     const { generateKeyPairSync } = await import('node:crypto')
     const pkcs8 = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'der', type: 'pkcs8' })
     control.fail('C_CreateObject', 'CKR_DEVICE_MEMORY', { count: 1, skip: 1 })
+    // @ts-expect-error TS2769 (converted from JavaScript): No overload matches this call.
     await assert.rejects(hsm.subtle.importKey('pkcs8', pkcs8, { name: 'ECDSA', namedCurve: 'P-256', label: 'half', persistent: true }, false, ['sign']))
     assert.equal(objects().length, before, 'no object left')
   })

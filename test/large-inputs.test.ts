@@ -14,12 +14,13 @@ import { freshSoftHsm, PIN } from './helpers/softhsm.js'
 const TOKEN = 'large'
 const softhsm = freshSoftHsm()
 softhsm.initToken(TOKEN)
+// @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
 softhsm.pkcs11Tool(['--token-label', TOKEN, '--login', '--pin', PIN, '--keypairgen', '--key-type', 'rsa:2048', '--label', 'rsa', '--id', '01'])
 const SPY = ['/usr/lib/x86_64-linux-gnu/pkcs11-spy.so', '/usr/lib/aarch64-linux-gnu/pkcs11-spy.so'].find(existsSync)
 const spyLog = join(softhsm.dir, 'spy.log')
 process.env.PKCS11SPY = softhsm.module
 process.env.PKCS11SPY_OUTPUT = spyLog
-const { Pkcs11Crypto } = await import('../dist/index.js')
+const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc')
 const rss = () => { gc(); gc(); return process.memoryUsage().rss }
@@ -44,8 +45,10 @@ function signMechanisms() {
 describe('large RSA inputs', () => {
   for (const [alg, params, nodePadding, hashAndSign, raw] of ALGORITHMS) {
     test(`${alg}: 4 concurrent 32 MiB inputs are hashed here (${raw}), verified by Node; memory grows by no copy and is given back`, async () => {
+      // @ts-expect-error TS2322 (converted from JavaScript): Type 'string | { name: string; } | { name?: undefined; } | { name: string; saltLength: number; padding?: un...
       const { privateKey, publicKey } = await hsm.keys.get({ label: 'rsa' }, { algorithm: alg })
       const spki = createPublicKey({ key: Buffer.from(await crypto.subtle.exportKey('spki', publicKey)), format: 'der', type: 'spki' })
+      // @ts-expect-error TS2345 (converted from JavaScript): Argument of type 'string | { name: string; } | { name?: undefined; } | { name: string; saltLength: number; ...
       await hsm.subtle.sign(params, privateKey, new Uint8Array(100))
       const baseline = rss()
       let inputs = Array.from({ length: 4 }, (_, i) => new Uint8Array(32 * MiB).fill(i + 7))
@@ -53,8 +56,10 @@ describe('large RSA inputs', () => {
       let peak = 0
       const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss) }, 2)
       if (SPY) markLog()
+      // @ts-expect-error TS2345 (converted from JavaScript): Argument of type 'string | { name: string; } | { name?: undefined; } | { name: string; saltLength: number; ...
       const signatures = await Promise.all(inputs.map((input) => hsm.subtle.sign(params, privateKey, input)))
       clearInterval(sampler)
+      // @ts-expect-error TS2698 (converted from JavaScript): Spread types may only be created from object types.
       signatures.forEach((signature, i) => assert.equal(verify('sha256', inputs[i], { key: spki, ...nodePadding }, Buffer.from(signature)), true))
       if (SPY) assert.deepEqual(new Set(signMechanisms()), new Set([raw]))
       // A copy of the inputs would be 128 MiB more (and the signing memory grown to hold them, more again).
@@ -64,6 +69,7 @@ describe('large RSA inputs', () => {
       // Small inputs still go to the token's hash-and-sign mechanism.
       if (SPY) markLog()
       const message = new Uint8Array(1000).fill(3)
+      // @ts-expect-error TS2698 (converted from JavaScript): Spread types may only be created from object types.
       assert.equal(verify('sha256', message, { key: spki, ...nodePadding }, Buffer.from(await hsm.subtle.sign(params, privateKey, message))), true)
       if (SPY) assert.deepEqual(signMechanisms(), [hashAndSign])
     })
@@ -74,8 +80,11 @@ describe('inputs that are not a BufferSource', () => {
   test('a view on a SharedArrayBuffer is a TypeError, as Node\'s WebCrypto says (another thread could change it mid-signature)', async () => {
     const { privateKey } = await hsm.keys.get({ label: 'rsa' }, { algorithm: 'RS256' })
     const shared = new Uint8Array(new SharedArrayBuffer(16))
+    // @ts-expect-error TS2345 (converted from JavaScript): Argument of type 'Uint8Array<SharedArrayBuffer>' is not assignable to parameter of type 'BufferSource'.
     await assert.rejects(crypto.subtle.digest('SHA-256', shared), TypeError)
+    // @ts-expect-error TS2345 (converted from JavaScript): Argument of type 'Uint8Array<SharedArrayBuffer>' is not assignable to parameter of type 'BufferSource'.
     await assert.rejects(hsm.subtle.sign('RSASSA-PKCS1-v1_5', privateKey, shared), (e) => e instanceof TypeError && /SharedArrayBuffer/.test(e.message))
+    // @ts-expect-error TS2345 (converted from JavaScript): Argument of type 'DataView<SharedArrayBuffer>' is not assignable to parameter of type 'BufferSource'.
     await assert.rejects(hsm.subtle.sign('RSASSA-PKCS1-v1_5', privateKey, new DataView(new SharedArrayBuffer(8))), TypeError)
     assert.equal((await hsm.subtle.sign('RSASSA-PKCS1-v1_5', privateKey, new Uint8Array(16))).byteLength, 256)
   })

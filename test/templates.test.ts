@@ -12,7 +12,7 @@ softhsm.initToken(LABEL)
 const control = new FaultControl()
 Object.assign(process.env, control.env) // before the fault module is first loaded
 const faultModule = buildFaultModule()
-const { Pkcs11Crypto, TokenError } = await import('../dist/index.js')
+const { Pkcs11Crypto, TokenError } = await import('pkcs11-webcrypto')
 
 /** An OperationError whose cause is the TokenError with `message`. */
 const causeSays = (message) => (error) => {

@@ -13,7 +13,9 @@ import { after, before, describe, test } from 'node:test'
 import { promisify } from 'node:util'
 import * as asn1js from 'asn1js'
 import * as jose from 'jose'
+// @ts-expect-error TS2307 (converted from JavaScript): Cannot find module 'oauth4webapi' or its corresponding type declarations.
 import * as oauth from 'oauth4webapi'
+// @ts-expect-error TS2307 (converted from JavaScript): Cannot find module 'pkijs' or its corresponding type declarations.
 import * as pkijs from 'pkijs'
 import { freshSoftHsm, PIN } from './helpers/softhsm.js'
 import { provisionTestKeys } from './helpers/keys.js'
@@ -22,7 +24,7 @@ const execFile = promisify(execFileCb)
 const softhsm = freshSoftHsm()
 softhsm.initToken('libs')
 provisionTestKeys(softhsm, 'libs')
-const { Pkcs11Crypto } = await import('../dist/index.js')
+const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 
 const CLIENT_ID = 'hsm-client'
 const ACCESS_TOKEN = 'access-token-42'
@@ -42,7 +44,9 @@ async function startServer() {
       else response.end(JSON.stringify({ ok: true }))
     })
   })
+  // @ts-expect-error TS2769 (converted from JavaScript): No overload matches this call.
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  // @ts-expect-error TS2339 (converted from JavaScript): Property 'port' does not exist on type 'string | AddressInfo'.
   const issuer = `http://127.0.0.1:${server.address().port}`
   return { server, requests, issuer, as: { issuer, token_endpoint: `${issuer}/token` } }
 }
@@ -53,6 +57,7 @@ async function assertDpopProof(proof, { alg, thumbprint, htm, htu, accessToken, 
   assert.equal(protectedHeader.typ, 'dpop+jwt')
   assert.equal(protectedHeader.alg, alg)
   assert.equal(await jose.calculateJwkThumbprint(protectedHeader.jwk), thumbprint, 'the header\'s JWK is the token key\'s public key')
+  // @ts-expect-error TS2339 (converted from JavaScript): Property 'd' does not exist on type 'Omit<JWK, "priv" | "p" | "k" | "d" | "dp" | "dq" | "oth" | "q" | "qi">'.
   assert.equal(protectedHeader.jwk.d, undefined, 'no private member in the header')
   assert.equal(payload.htm, htm)
   assert.equal(payload.htu, htu)
@@ -109,6 +114,7 @@ describe('oauth4webapi: DPoP and private_key_jwt with token keys', () => {
         assert.ok(assertion.payload.exp > now() && assertion.payload.exp <= now() + 61, `exp ${assertion.payload.exp} is within a minute`)
         assert.match(assertion.payload.jti, /^[\w-]{16,}$/)
         // the DPoP proofs (RFC 9449): at the token endpoint, and at the resource with ath
+        // @ts-expect-error TS2345 (converted from JavaScript): Argument of type '{ alg: string; thumbprint: string; htm: string; htu: any; before: number; }' is not assig...
         const first = await assertDpopProof(tokenRequest.headers.dpop, { alg, thumbprint, htm: 'POST', htu: local.as.token_endpoint, before: sentAfter })
         assert.equal(resourceRequest.headers.authorization, `DPoP ${ACCESS_TOKEN}`)
         const second = await assertDpopProof(resourceRequest.headers.dpop, { alg, thumbprint, htm: 'GET', htu: `${local.issuer}/resource`, accessToken: ACCESS_TOKEN, before: sentAfter })
@@ -180,8 +186,11 @@ describe('pkijs: CMS SignedData with token keys, verified by openssl cms -verify
   before(async () => {
     hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: 'libs' }, pin: PIN })
     dir = mkdtempSync(join(tmpdir(), 'p11wc-cms-'))
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'ES256' does not exist on type '{}'.
     signers.ES256 = await hsm.keys.generate({ algorithm: 'ES256', label: 'cms-ec', certificate: { subject: 'CN=cms-ec' } })
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'RS256' does not exist on type '{}'.
     signers.RS256 = await hsm.keys.generate({ algorithm: 'RS256', label: 'cms-rsa', certificate: { subject: 'CN=cms-rsa' } })
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'PS256' does not exist on type '{}'.
     signers.PS256 = { ...signers.RS256, ...await hsm.keys.get({ label: 'cms-rsa' }, { algorithm: 'PS256' }) }
   })
   after(async () => {
@@ -204,6 +213,7 @@ describe('pkijs: CMS SignedData with token keys, verified by openssl cms -verify
   for (const [setup, install] of ENGINES) {
     for (const alg of ['ES256', 'RS256', 'PS256']) {
       test(`${alg}, ${setup}`, async () => {
+        // @ts-expect-error TS2349 (converted from JavaScript): This expression is not callable.
         const uninstall = install()
         try {
           const { privateKey, certificate } = signers[alg]
@@ -235,6 +245,7 @@ describe('pkijs: CMS SignedData with token keys, verified by openssl cms -verify
     try {
       pkijs.setEngine('routed', new pkijs.CryptoEngine({ name: 'routed', crypto: globalThis.crypto }))
       const objects = (await hsm.keys.list()).length
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'ES256' does not exist on type '{}'.
       const { privateKey, certificate } = signers.ES256
       const { der } = await signedData(privateKey, certificate.rawData, Buffer.from('round trip'), 'SHA-256')
       const cms = new pkijs.SignedData({ schema: pkijs.ContentInfo.fromBER(der).content })

@@ -10,7 +10,7 @@ const softhsm = freshSoftHsm()
 softhsm.initToken('binding')
 const pkcs11js = createRequire(import.meta.url)('pkcs11js')
 const { callSync } = await import('../dist/pkcs11/binding.js')
-const { TokenError } = await import('../dist/index.js')
+const { TokenError } = await import('pkcs11-webcrypto')
 
 let native, session
 before(() => {
@@ -32,6 +32,7 @@ const missing = Buffer.from([0xff, 0xff, 0xff, 0x0f, 0, 0, 0, 0])
 
 function assertTokenError(fn, run, code) {
   assert.throws(() => callSync(fn, run), (error) => {
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'message' does not exist on type 'unknown'.
     assert.ok(error instanceof TokenError, `${fn}: ${error?.constructor?.name} ${error?.message}`)
     assert.equal(error.code, code)
     assert.equal(error.function, fn)

@@ -13,6 +13,7 @@ import { buildFaultModule, FaultControl } from './helpers/fault.js'
 const TOKEN = 'keypin'
 const softhsm = freshSoftHsm()
 softhsm.initToken(TOKEN)
+// @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
 softhsm.pkcs11Tool(['--token-label', TOKEN, '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'aa', '--id', '0aa0', '--always-auth'])
 const control = new FaultControl(softhsm.dir)
 Object.assign(process.env, control.env)
@@ -20,7 +21,7 @@ const SPY = ['/usr/lib/x86_64-linux-gnu/pkcs11-spy.so', '/usr/lib/aarch64-linux-
 const spyLog = join(softhsm.dir, 'spy.log')
 process.env.PKCS11SPY = softhsm.module
 process.env.PKCS11SPY_OUTPUT = spyLog
-const { Pkcs11Crypto } = await import('../dist/index.js')
+const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 
 const ecdsa = { name: 'ECDSA', hash: 'SHA-256' }
 const data = new TextEncoder().encode('key pin')
@@ -42,6 +43,7 @@ describe('a key PIN is spent once', () => {
     const wrong = await hsm.keys.get({ label: 'aa' }, { keyPin: '0000' })
     control.zero()
     const results = await Promise.allSettled(Array.from({ length: 20 }, () => hsm.subtle.sign(ecdsa, wrong.privateKey, data)))
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'reason' does not exist on type 'PromiseSettledResult<ArrayBuffer>'.
     for (const r of results) assert.ok(r.status === 'rejected' && refusedWith('CKR_PIN_INCORRECT')(r.reason), String(r.reason))
     for (let i = 0; i < 3; i++) await assert.rejects(hsm.subtle.sign(ecdsa, wrong.privateKey, data), refusedWith('CKR_PIN_INCORRECT'))
     // The same key fetched again with the same PIN, or for another algorithm, knows it too.
@@ -49,6 +51,7 @@ describe('a key PIN is spent once', () => {
     await assert.rejects(hsm.subtle.sign(ecdsa, again.privateKey, data), refusedWith('CKR_PIN_INCORRECT'))
     assert.equal(await logins(), 1, 'one context C_Login with the refused PIN')
     // A new PIN, per call or by keys.get, is tried (and accepted: each use then logs in, as the key asks).
+    // @ts-expect-error TS2353 (converted from JavaScript): Object literal may only specify known properties, and 'keyPin' does not exist in type 'Algorithm | EcdsaPar...
     const signature = await hsm.subtle.sign({ ...ecdsa, keyPin: PIN }, wrong.privateKey, data)
     assert.equal(await webcrypto.subtle.verify(ecdsa, wrong.publicKey, signature, data), true)
     const right = await hsm.keys.get({ label: 'aa' }, { keyPin: PIN })
@@ -60,10 +63,12 @@ describe('a key PIN is spent once', () => {
     const hsm = await open()
     const { privateKey } = await hsm.keys.get({ label: 'aa' })
     control.zero()
+    // @ts-expect-error TS2353 (converted from JavaScript): Object literal may only specify known properties, and 'keyPin' does not exist in type 'Algorithm | EcdsaPar...
     for (let i = 0; i < 3; i++) await assert.rejects(hsm.subtle.sign({ ...ecdsa, keyPin: '1111' }, privateKey, data), refusedWith('CKR_PIN_INCORRECT'))
     for (const [code, value] of [['CKR_PIN_INVALID', 0xa1], ['CKR_PIN_LEN_RANGE', 0xa2]]) {
       control.fail('C_Login', value, { count: 1 })
       const pin = `x-${code}`
+      // @ts-expect-error TS2353 (converted from JavaScript): Object literal may only specify known properties, and 'keyPin' does not exist in type 'Algorithm | EcdsaPar...
       for (let i = 0; i < 2; i++) await assert.rejects(hsm.subtle.sign({ ...ecdsa, keyPin: pin }, privateKey, data), refusedWith(code))
     }
     assert.equal(await logins(), 3)
@@ -75,9 +80,11 @@ describe('a key PIN is spent once', () => {
     control.latency('C_Login', 20_000)
     control.zero()
     const [wrong, right] = await Promise.all(['4444', PIN].map((keyPin) =>
+      // @ts-expect-error TS2353 (converted from JavaScript): Object literal may only specify known properties, and 'keyPin' does not exist in type 'Algorithm | EcdsaPar...
       Promise.allSettled(Array.from({ length: 8 }, () => hsm.subtle.sign({ ...ecdsa, keyPin }, privateKey, data)))))
     control.clear('C_Login')
     for (const r of wrong) assert.ok(r.status === 'rejected' && refusedWith('CKR_PIN_INCORRECT')(r.reason))
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'value' does not exist on type 'PromiseSettledResult<ArrayBuffer>'.
     for (const r of right) assert.equal(await webcrypto.subtle.verify(ecdsa, publicKey, r.value, data), true)
     // Every use of such a key is a context login (the key says so): 8 for the right PIN; 1 for the wrong one.
     assert.equal(await logins(), 9)
@@ -96,7 +103,9 @@ describe('a key PIN is spent once', () => {
     const { privateKey } = await hsm.keys.get({ label: 'aa' })
     control.fail('C_Login', 'CKR_PIN_LOCKED', { count: 1 })
     control.zero()
+    // @ts-expect-error TS2353 (converted from JavaScript): Object literal may only specify known properties, and 'keyPin' does not exist in type 'Algorithm | EcdsaPar...
     await assert.rejects(hsm.subtle.sign({ ...ecdsa, keyPin: '2222' }, privateKey, data), refusedWith('CKR_PIN_LOCKED'))
+    // @ts-expect-error TS2353 (converted from JavaScript): Object literal may only specify known properties, and 'keyPin' does not exist in type 'Algorithm | EcdsaPar...
     for (const pin of [PIN, '3333']) await assert.rejects(hsm.subtle.sign({ ...ecdsa, keyPin: pin }, privateKey, data), refusedWith('CKR_PIN_LOCKED'))
     assert.equal(await logins(), 1)
   })

@@ -10,7 +10,7 @@ const PIN = '1234'
 
 describe('tpm2-pkcs11 on a software TPM', { skip: missing && `TPM stack not installed: ${missing}` }, async () => {
   const { moduleContract } = await import('./helpers/module-contract.js')
-  const { Pkcs11Crypto } = await import('../dist/index.js')
+  const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
   const tpm = missing ? undefined : await startTpm()
   const options = { library: TPM_MODULE, token: { label: 'tpm' }, pin: PIN }
   before(() => {
@@ -36,9 +36,13 @@ describe('tpm2-pkcs11 on a software TPM', { skip: missing && `TPM stack not inst
   test('pkcs11-jwt slots: token strings without their NUL padding', async () => {
     const { runCli } = await import('./helpers/module-contract.js')
     const result = await runCli(['slots', '--json', '--module', TPM_MODULE])
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'code' does not exist on type 'unknown'.
     assert.equal(result.code, 0, result.stderr)
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'stdout' does not exist on type 'unknown'.
     const tokens = JSON.parse(result.stdout).map((slot) => slot.token).filter(Boolean)
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'stdout' does not exist on type 'unknown'.
     assert.ok(tokens.some((token) => token.label === 'tpm' && token.model === 'SW   TPM'), result.stdout)
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'stdout' does not exist on type 'unknown'.
     assert.ok(!result.stdout.includes('\\u0000'))
   })
 
@@ -55,6 +59,7 @@ describe('tpm2-pkcs11 on a software TPM', { skip: missing && `TPM stack not inst
       // One made by another tool is listed, with no algorithm to sign with.
       assert.deepEqual(listed.find((k) => k.label === 'p11tool-p521')?.algorithms, [])
       // A token object works, and goes when deleted.
+      // @ts-expect-error TS2769 (converted from JavaScript): No overload matches this call.
       await hsm.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256', label: 'persistent', persistent: true }, false, ['sign', 'verify'])
       assert.ok((await hsm.keys.delete({ label: 'persistent' })) >= 2)
       assert.equal(hsm.token.model, 'SW   TPM', 'the model without its NUL padding')

@@ -14,7 +14,7 @@ const { webcrypto } = nodeCrypto
 const softhsm = freshSoftHsm()
 softhsm.initToken('keys')
 const keys = provisionTestKeys(softhsm, 'keys')
-const { Pkcs11Crypto, TokenCryptoKey, TokenKeyToNodeError } = await import('../dist/index.js')
+const { Pkcs11Crypto, TokenCryptoKey, TokenKeyToNodeError } = await import('pkcs11-webcrypto')
 
 const KEY_PIN = 'key-pin-3141592'
 const E = new Uint8Array([1, 0, 1])
@@ -33,6 +33,7 @@ const ORACLES = [
 const nativeOf = async (make) => { const made = await make(); return made.privateKey ?? made }
 
 /** Every CryptoKey class a caller can name: Node has it as a global only (not on node:crypto, nor on webcrypto). */
+// @ts-expect-error TS2339 (converted from JavaScript): Property 'CryptoKey' does not exist on type 'typeof import("node:crypto")'.
 const CRYPTO_KEY_CLASSES = [globalThis.CryptoKey, webcrypto.CryptoKey, nodeCrypto.CryptoKey].filter(Boolean)
 
 function assertCryptoKey(key, what) {
@@ -49,6 +50,7 @@ describe('token keys are instances of CryptoKey', () => {
   after(async () => { await hsm?.close() })
 
   test('Node\'s own keys are of the same class (the class tested is Node\'s)', async () => {
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'privateKey' does not exist on type 'CryptoKeyPair | CryptoKey'.
     const { privateKey } = await webcrypto.subtle.generateKey({ name: 'Ed25519' }, false, ['sign'])
     for (const Class of CRYPTO_KEY_CLASSES) assert.ok(privateKey instanceof Class)
     assert.equal(Object.getPrototypeOf(Object.getPrototypeOf(privateKey)), CryptoKey.prototype)
@@ -61,6 +63,7 @@ describe('token keys are instances of CryptoKey', () => {
     const pair = await hsm.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384', label: 'pair' }, false, ['sign', 'verify'])
     made.push(['subtle.generateKey ECDSA', pair.privateKey])
     made.push(['subtle.generateKey HMAC', await hsm.subtle.generateKey({ name: 'HMAC', hash: 'SHA-256', label: 'mac' }, false, ['sign'])])
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'ed25519' does not exist on type '{}'.
     const pkcs8 = keys.ed25519.privateKey.export({ format: 'der', type: 'pkcs8' })
     made.push(['subtle.importKey pkcs8', await hsm.subtle.importKey('pkcs8', pkcs8, { name: 'Ed25519', label: 'imported' }, false, ['sign'])])
     made.push(['subtle.importKey raw HMAC', await hsm.subtle.importKey('raw', nodeCrypto.randomBytes(32), { name: 'HMAC', hash: 'SHA-256', label: 'raw' }, false, ['sign'])])
@@ -113,6 +116,7 @@ describe('Node\'s own WebCrypto refuses token keys with an error that says what 
 
   async function assertRefused(subtle, where) {
     for (const [method, call] of CALLS) {
+      // @ts-expect-error TS2349 (converted from JavaScript): This expression is not callable.
       const pending = call(subtle)
       assert.ok(pending instanceof Promise, `${method} rejects, it does not throw`)
       await assert.rejects(pending, (error) => {
@@ -146,12 +150,15 @@ describe('Node\'s own WebCrypto refuses token keys with an error that says what 
   })
 
   test('Node 24\'s newer methods refuse them too', async (t) => {
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'getPublicKey' does not exist on type 'SubtleCrypto'.
     if (typeof webcrypto.subtle.getPublicKey !== 'function') return t.skip(`Node ${process.version} has no SubtleCrypto.getPublicKey`)
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'getPublicKey' does not exist on type 'SubtleCrypto'.
     await assert.rejects(webcrypto.subtle.getPublicKey(ec, ['verify']), { code: 'ERR_PKCS11_TOKEN_KEY_TO_NODE' })
   })
 
   test('a token key as the `public` member matters only when deriving, as Node reads it only then', async () => {
     const expected = nodeCrypto.createHash('sha256').update(data).digest()
+    // @ts-expect-error TS2353 (converted from JavaScript): Object literal may only specify known properties, and 'public' does not exist in type 'Algorithm'.
     assert.deepEqual(Buffer.from(await webcrypto.subtle.digest({ name: 'SHA-256', public: ec }, data)), expected)
     assert.deepEqual(Buffer.from(await hsm.subtle.digest({ name: 'SHA-256', public: ec }, data)), expected)
     // hsm.subtle hands Node a Node key with a token key beside it: Node's own error, not a refusal
@@ -165,6 +172,7 @@ describe('Node\'s own WebCrypto refuses token keys with an error that says what 
     assert.ok(nodeCrypto.verify('sha256', data, { key: nodeCrypto.KeyObject.from(publicKey), dsaEncoding: 'ieee-p1363' }, Buffer.from(signature)))
     assert.deepEqual(Buffer.from(await webcrypto.subtle.digest('SHA-256', data)), nodeCrypto.createHash('sha256').update(data).digest())
     await assert.rejects(webcrypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, publicKey, data), { name: 'InvalidAccessError' })
+    // @ts-expect-error TS2353 (converted from JavaScript): Object literal may only specify known properties, and 'not' does not exist in type 'CryptoKey'.
     await assert.rejects(webcrypto.subtle.sign('ECDSA', { not: 'a key' }, data), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
     await assert.rejects(Reflect.apply(webcrypto.subtle.digest, {}, ['SHA-256', data]), { code: 'ERR_INVALID_THIS' })
     assert.deepEqual([webcrypto.subtle.sign.name, webcrypto.subtle.sign.length], ['sign', 3])
@@ -222,6 +230,7 @@ describe('a token key looks as Node\'s own non-extractable key of the same descr
       assert.deepEqual(copy.algorithm, native.algorithm)
       for (const value of [token, { nested: [token] }]) {
         assert.throws(() => structuredClone(value), (error) => {
+          // @ts-expect-error TS2339 (converted from JavaScript): Property 'name' does not exist on type 'unknown'.
           assert.equal(error.name, 'DataCloneError', what)
           assert.ok(error instanceof DOMException)
           assert.equal(error.message, '#<TokenCryptoKey> could not be cloned.')

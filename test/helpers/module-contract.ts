@@ -9,12 +9,11 @@ import { X509Certificate } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { promisify } from 'node:util'
 import { createLocalJWKSet, jwtVerify, SignJWT } from 'jose'
 
 const SPY = ['/usr/lib/x86_64-linux-gnu/pkcs11-spy.so', '/usr/lib/aarch64-linux-gnu/pkcs11-spy.so'].find(existsSync)
 const CLI = new URL('../../dist/cli/main.js', import.meta.url).pathname
-const { Pkcs11Crypto } = await import('../../dist/index.js')
+const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 
 /** The CLI with `args`; resolves { code, stdout, stderr }. */
 export function runCli(args, env = process.env) {
@@ -92,6 +91,7 @@ export function moduleContract({ options, cliArgs, pin, toolKeys, generate, dir 
       const results = await Promise.allSettled(Array.from({ length: 200 }, (_, i) => hsm.subtle.sign(params, key.privateKey, Buffer.from(`message ${i}`))))
       const failed = results.filter((r) => r.status === 'rejected')
       assert.equal(failed.length, 0, String(failed[0]?.reason))
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'value' does not exist on type 'PromiseSettledResult<ArrayBuffer>'.
       const verified = await Promise.all(results.map((r, i) => crypto.subtle.verify(params, key.publicKey, r.value, Buffer.from(`message ${i}`))))
       assert.ok(verified.every(Boolean))
       const random = hsm.getRandomValues(new Uint8Array(32))
@@ -109,13 +109,17 @@ export function moduleContract({ options, cliArgs, pin, toolKeys, generate, dir 
   test('the CLI: keys and sign', async () => {
     const { label, alg } = toolKeys[0]
     const keys = await runCli(['keys', '--json', ...cliArgs, '--pin', pin])
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'code' does not exist on type 'unknown'.
     assert.equal(keys.code, 0, keys.stderr)
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'stdout' does not exist on type 'unknown'.
     assert.ok(JSON.parse(keys.stdout).some((k) => k.label === label), keys.stdout)
     const signed = await runCli(['sign', ...cliArgs, '--pin', pin, '--key', label, '--alg', alg, '--sub', 'carol'])
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'code' does not exist on type 'unknown'.
     assert.equal(signed.code, 0, signed.stderr)
     const hsm = await Pkcs11Crypto.open(options)
     try {
       const { publicKey } = await hsm.keys.get({ label }, { algorithm: alg })
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'stdout' does not exist on type 'unknown'.
       assert.equal((await jwtVerify(signed.stdout.trim(), publicKey)).payload.sub, 'carol')
     } finally {
       await hsm.close()
@@ -127,8 +131,11 @@ export function moduleContract({ options, cliArgs, pin, toolKeys, generate, dir 
     const wrong = 'wrong-pin-4711'
     const spied = cliArgs.map((arg) => (arg === options.library ? SPY : arg))
     const result = await runCli(['keys', ...spied, '--pin', wrong], { ...process.env, PKCS11SPY: options.library, PKCS11SPY_OUTPUT: log })
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'code' does not exist on type 'unknown'.
     assert.notEqual(result.code, 0)
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'stderr' does not exist on type 'unknown'.
     assert.match(result.stderr, /CKR_PIN_INCORRECT/)
+    // @ts-expect-error TS2339 (converted from JavaScript): Property 'stderr' does not exist on type 'unknown'.
     assert.ok(!result.stderr.includes(wrong) && !result.stdout.includes(wrong))
     const logins = readFileSync(log, 'utf8').match(/^\d+: C_Login$/gm) ?? []
     assert.equal(logins.length, 1)
