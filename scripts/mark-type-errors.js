@@ -24,7 +24,13 @@ function typeErrors() {
 for (let round = 1; ; round++) {
   const errors = typeErrors()
   if (errors.length === 0) break
-  if (round > 5) throw new Error(`still ${errors.length} type errors after 5 rounds:\n${errors.slice(0, 10).map((e) => `${e.file}:${e.line} ${e.code} ${e.message}`).join('\n')}`)
+  if (round > 5)
+    throw new Error(
+      `still ${errors.length} type errors after 5 rounds:\n${errors
+        .slice(0, 10)
+        .map((e) => `${e.file}:${e.line} ${e.code} ${e.message}`)
+        .join('\n')}`,
+    )
   const byFile = new Map()
   for (const e of errors) byFile.set(e.file, [...(byFile.get(e.file) ?? []), e])
   for (const [file, fileErrors] of byFile) {
@@ -34,7 +40,10 @@ for (let round = 1; ; round++) {
     for (const line of [...firstByLine.keys()].sort((a, b) => b - a)) {
       const { code, message } = firstByLine.get(line)
       const index = line - 1
-      if (code === 'TS2578') { lines.splice(index, 1); continue } // a mark whose error went away
+      if (code === 'TS2578') {
+        lines.splice(index, 1)
+        continue
+      } // a mark whose error went away
       const indent = /^\s*/.exec(lines[index])[0]
       const summary = message.length > 110 ? `${message.slice(0, 107)}...` : message
       lines.splice(index, 0, `${indent}// @ts-expect-error ${code} (converted from JavaScript): ${summary}`)

@@ -22,6 +22,17 @@ export { JOSE_ALGORITHMS, joseNameOf, type JoseAlgorithm } from './keys/jose-alg
 export { parseJavaConfig } from './config/java-config.js'
 export { parsePkcs11Uri } from './config/pkcs11-uri.js'
 export {
-  Pkcs11WebCryptoError, TokenError, ConfigurationError, ModuleLoadError, TokenNotFoundError, KeyNotFoundError, KeyExistsError, KeyPinRequiredError, ClosedError,
-  TimeoutError, QueueFullError, type ErrorCode, type CkrName,
+  Pkcs11WebCryptoError,
+  TokenError,
+  ConfigurationError,
+  ModuleLoadError,
+  TokenNotFoundError,
+  KeyNotFoundError,
+  KeyExistsError,
+  KeyPinRequiredError,
+  ClosedError,
+  TimeoutError,
+  QueueFullError,
+  type ErrorCode,
+  type CkrName,
 } from './errors.js'

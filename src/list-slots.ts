@@ -14,7 +14,7 @@ export interface SlotInfo {
   slotId: bigint
   description: string
   /** The token in the slot, if one is present. */
-  token?: { label: string, serial: string, manufacturer: string, model: string }
+  token?: { label: string; serial: string; manufacturer: string; model: string }
 }
 
 /**

@@ -20,8 +20,23 @@ describe('the benchmark harness', () => {
 
   test('run.js --rounds 2: one row per cell, the median round, ratios to the device limit, JSON', () => {
     const json = join(dir, 'run.json')
-    const out = node(['benchmarks/run.js', '--alg', 'ES256', '--concurrency', '1,4', '--duration', '0.2', '--warmup', '0.05',
-      '--rounds', '2', '--contenders', 'raw-sync,ours-subtle', '--json', json])
+    const out = node([
+      'benchmarks/run.js',
+      '--alg',
+      'ES256',
+      '--concurrency',
+      '1,4',
+      '--duration',
+      '0.2',
+      '--warmup',
+      '0.05',
+      '--rounds',
+      '2',
+      '--contenders',
+      'raw-sync,ours-subtle',
+      '--json',
+      json,
+    ])
     assert.match(out, /median of 2 interleaved rounds/)
     const { meta, rows } = JSON.parse(readFileSync(json, 'utf8'))
     assert.equal(meta.rounds, 2)
@@ -38,8 +53,7 @@ describe('the benchmark harness', () => {
 
   test('run.js ours-jose-cluster: one row for the whole concurrency, made by one process per core', () => {
     const json = join(dir, 'cluster.json')
-    node(['benchmarks/run.js', '--alg', 'ES256', '--concurrency', '3', '--duration', '0.2', '--warmup', '0.05',
-      '--contenders', 'ours-jose-cluster', '--json', json])
+    node(['benchmarks/run.js', '--alg', 'ES256', '--concurrency', '3', '--duration', '0.2', '--warmup', '0.05', '--contenders', 'ours-jose-cluster', '--json', json])
     const [row] = JSON.parse(readFileSync(json, 'utf8')).rows
     assert.equal(row.na, undefined, row.na)
     assert.equal(row.concurrency, 3)
@@ -47,7 +61,7 @@ describe('the benchmark harness', () => {
     assert.ok(row.opsPerSec > 0 && row.p99Ms > 0 && row.loopP99Ms > 0)
   })
 
-  test('ab.js: the same build twice, each with ops/s, CPU a signature and the main thread\'s utilization', () => {
+  test("ab.js: the same build twice, each with ops/s, CPU a signature and the main thread's utilization", () => {
     const out = node(['benchmarks/ab.js', '--rounds', '1', '--duration', '0.2', 'dist', 'dist'])
     const lines = out.trim().split('\n')
     assert.match(lines[0], /^ES256 through jose at concurrency 16, median of 1 alternating runs/)
@@ -57,7 +71,10 @@ describe('the benchmark harness', () => {
 
   test('contention.js: threads of one process against processes, with their ratio', () => {
     const out = node(['benchmarks/contention.js', '--signers', '2', '--rounds', '1', '--duration', '0.2'])
-    assert.match(out, /^2 signers: [\d,]+\/s in threads of one process, [\d,]+\/s in processes; threads ÷ processes \d\.\d\d \(\d\.\d\d\); \d+\.\d\d voluntary context switches a signature in threads$/m)
+    assert.match(
+      out,
+      /^2 signers: [\d,]+\/s in threads of one process, [\d,]+\/s in processes; threads ÷ processes \d\.\d\d \(\d\.\d\d\); \d+\.\d\d voluntary context switches a signature in threads$/m,
+    )
   })
 
   test('threads.js: the main thread and the signing workers, each with CPU and switches a signature', () => {

@@ -27,31 +27,47 @@ after(() => {
   native.close()
 })
 
-const dataObject = [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_DATA }, { type: pkcs11js.CKA_TOKEN, value: false }]
+const dataObject = [
+  { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_DATA },
+  { type: pkcs11js.CKA_TOKEN, value: false },
+]
 const missing = Buffer.from([0xff, 0xff, 0xff, 0x0f, 0, 0, 0, 0])
 
 function assertTokenError(fn, run, code) {
-  assert.throws(() => callSync(fn, run), (error) => {
-    // @ts-expect-error TS2339 (converted from JavaScript): Property 'message' does not exist on type 'unknown'.
-    assert.ok(error instanceof TokenError, `${fn}: ${error?.constructor?.name} ${error?.message}`)
-    assert.equal(error.code, code)
-    assert.equal(error.function, fn)
-    assert.equal(error.returnValue, pkcs11js[code])
-    assert.equal(error.message, `${fn} failed: ${code}`)
-    return true
-  })
+  assert.throws(
+    () => callSync(fn, run),
+    (error) => {
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'message' does not exist on type 'unknown'.
+      assert.ok(error instanceof TokenError, `${fn}: ${error?.constructor?.name} ${error?.message}`)
+      assert.equal(error.code, code)
+      assert.equal(error.function, fn)
+      assert.equal(error.returnValue, pkcs11js[code])
+      assert.equal(error.message, `${fn} failed: ${code}`)
+      return true
+    },
+  )
 }
 
 test('C_CreateObject, C_SetAttributeValue, C_CopyObject: TokenErrors with their CKR_ codes', () => {
   // A certificate with no value: SoftHSM says the template is incomplete.
-  assertTokenError('C_CreateObject', () => native.C_CreateObject(session, [
-    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_CERTIFICATE }, { type: pkcs11js.CKA_TOKEN, value: false },
-  ]), 'CKR_TEMPLATE_INCOMPLETE')
+  assertTokenError(
+    'C_CreateObject',
+    () =>
+      native.C_CreateObject(session, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_CERTIFICATE },
+        { type: pkcs11js.CKA_TOKEN, value: false },
+      ]),
+    'CKR_TEMPLATE_INCOMPLETE',
+  )
   assertTokenError('C_SetAttributeValue', () => native.C_SetAttributeValue(session, missing, [{ type: pkcs11js.CKA_LABEL, value: 'x' }]), 'CKR_OBJECT_HANDLE_INVALID')
   assertTokenError('C_CopyObject', () => native.C_CopyObject(session, missing, []), 'CKR_OBJECT_HANDLE_INVALID')
   // The object exists and still cannot change class.
   const object = callSync('C_CreateObject', () => native.C_CreateObject(session, dataObject))
-  assertTokenError('C_SetAttributeValue', () => native.C_SetAttributeValue(session, object, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY }]), 'CKR_ATTRIBUTE_READ_ONLY')
+  assertTokenError(
+    'C_SetAttributeValue',
+    () => native.C_SetAttributeValue(session, object, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY }]),
+    'CKR_ATTRIBUTE_READ_ONLY',
+  )
 })
 
 test('C_FindObjects without C_FindObjectsInit: a TokenError', () => {

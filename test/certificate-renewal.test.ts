@@ -20,8 +20,8 @@ const control = new FaultControl(softhsm.dir)
 Object.assign(process.env, control.env)
 const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 const RAW = fileURLToPath(new URL('./helpers/raw-attributes.cjs', import.meta.url))
-const certificatesOnToken = () => JSON.parse(execFileSync(process.execPath, [RAW, softhsm.module, TOKEN, PIN, '*'], { env: softhsm.env }).toString())
-  .filter((o) => o.class === 'certificate')
+const certificatesOnToken = () =>
+  JSON.parse(execFileSync(process.execPath, [RAW, softhsm.module, TOKEN, PIN, '*'], { env: softhsm.env }).toString()).filter((o) => o.class === 'certificate')
 
 const hsm = await Pkcs11Crypto.open({ library: buildFaultModule(), token: { label: TOKEN }, pin: PIN })
 after(() => hsm.close())
@@ -31,21 +31,38 @@ const ecdsa = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' }
 /** A CA with a Node key. */
 async function makeCa(name) {
   const keys = await webcrypto.subtle.generateKey(ecdsa, true, ['sign', 'verify'])
-  const certificate = await x509.X509CertificateGenerator.createSelfSigned({
-    name: `CN=${name}`, keys, signingAlgorithm: ecdsa, notBefore: new Date(Date.now() - 100 * DAY), notAfter: new Date(Date.now() + 100 * DAY),
-    extensions: [new x509.BasicConstraintsExtension(true, undefined, true)],
-  // @ts-expect-error TS2345 (converted from JavaScript): Argument of type 'import("crypto").webcrypto.Crypto' is not assignable to parameter of type 'Crypto'.
-  }, webcrypto)
+  const certificate = await x509.X509CertificateGenerator.createSelfSigned(
+    {
+      name: `CN=${name}`,
+      keys,
+      signingAlgorithm: ecdsa,
+      notBefore: new Date(Date.now() - 100 * DAY),
+      notAfter: new Date(Date.now() + 100 * DAY),
+      extensions: [new x509.BasicConstraintsExtension(true, undefined, true)],
+    },
+    // @ts-expect-error TS2345 (converted from JavaScript): Argument of type 'import("crypto").webcrypto.Crypto' is not assignable to parameter of type 'Crypto'.
+    webcrypto,
+  )
   return { keys, certificate }
 }
 /** A leaf for `publicKey` issued by `ca`, valid from `from` to `to` days from now. */
 function issue(ca, publicKey, subject, from, to) {
-  return x509.X509CertificateGenerator.create({
-    subject: `CN=${subject}`, issuer: ca.certificate.subject, publicKey, signingKey: ca.keys.privateKey, signingAlgorithm: ecdsa,
-    serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString('hex').replace(/^[89a-f]/, '1'),
-    notBefore: new Date(Date.now() + from * DAY), notAfter: new Date(Date.now() + to * DAY),
-  // @ts-expect-error TS2345 (converted from JavaScript): Argument of type 'import("crypto").webcrypto.Crypto' is not assignable to parameter of type 'Crypto'.
-  }, webcrypto)
+  return x509.X509CertificateGenerator.create(
+    {
+      subject: `CN=${subject}`,
+      issuer: ca.certificate.subject,
+      publicKey,
+      signingKey: ca.keys.privateKey,
+      signingAlgorithm: ecdsa,
+      serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8)))
+        .toString('hex')
+        .replace(/^[89a-f]/, '1'),
+      notBefore: new Date(Date.now() + from * DAY),
+      notAfter: new Date(Date.now() + to * DAY),
+    },
+    // @ts-expect-error TS2345 (converted from JavaScript): Argument of type 'import("crypto").webcrypto.Crypto' is not assignable to parameter of type 'Crypto'.
+    webcrypto,
+  )
 }
 const x5cSubject = async (label) => {
   const jwk = (await hsm.jwks()).keys.find((k) => k.kid && k.x5c && new NodeX509(Buffer.from(k.x5c[0], 'base64')).subject.includes(label))

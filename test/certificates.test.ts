@@ -32,16 +32,23 @@ const file = (name, content) => {
   return path
 }
 const openssl = (args) => execFile('openssl', args, { env: softhsm.env })
-const spkiPem = async (publicKey) => createPublicKey({ key: Buffer.from(await webcrypto.subtle.exportKey('spki', publicKey)), format: 'der', type: 'spki' }).export({ format: 'pem', type: 'spki' })
+const spkiPem = async (publicKey) =>
+  createPublicKey({ key: Buffer.from(await webcrypto.subtle.exportKey('spki', publicKey)), format: 'der', type: 'spki' }).export({ format: 'pem', type: 'spki' })
 const pemOf = (der, type) => `-----BEGIN ${type}-----\n${Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '')}\n-----END ${type}-----\n`
 const data = new TextEncoder().encode('certificates')
 
 describe('certificates made with token keys', () => {
   let hsm
-  before(async () => { hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: TOKEN }, pin: PIN }) })
+  before(async () => {
+    hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: TOKEN }, pin: PIN })
+  })
   after(() => hsm?.close())
 
-  for (const [alg, kind] of [['RS256', 'RSA'], ['ES256', 'P-256'], ['EdDSA', 'Ed25519']]) {
+  for (const [alg, kind] of [
+    ['RS256', 'RSA'],
+    ['ES256', 'P-256'],
+    ['EdDSA', 'Ed25519'],
+  ]) {
     test(`${kind}: a self-signed certificate that OpenSSL verifies, stored beside the key`, async () => {
       const label = `self-${kind}`
       const key = await hsm.keys.generate({ algorithm: alg, label })
@@ -54,7 +61,7 @@ describe('certificates made with token keys', () => {
       const { stdout: text } = await openssl(['x509', '-in', path, '-noout', '-subject', '-pubkey', '-enddate', '-nameopt', 'RFC2253'])
       assert.match(text, new RegExp(`subject=O=Test,CN=${label}`))
       // @ts-expect-error TS2345 (converted from JavaScript): Argument of type 'string | NonSharedBuffer' is not assignable to parameter of type 'string'.
-      assert.ok(text.includes(await spkiPem(key.publicKey)), 'the certificate carries the key\'s public key')
+      assert.ok(text.includes(await spkiPem(key.publicKey)), "the certificate carries the key's public key")
       const notAfter = new Date(/notAfter=(.*)/.exec(text)[1])
       // @ts-expect-error TS2362 (converted from JavaScript): The left-hand side of an arithmetic operation must be of type 'any', 'number', 'bigint' or an enum type.
       assert.ok(Math.abs(notAfter - Date.now() - 30 * 86_400_000) < 86_400_000, `notAfter ${notAfter.toISOString()} is 30 days away`)
@@ -62,7 +69,7 @@ describe('certificates made with token keys', () => {
       assert.deepEqual(Buffer.from((await hsm.certificates.get(key.id)).rawData), Buffer.from(certificate.rawData))
       const objects = onToken(label)
       const stored = objects.find((o) => o.class === 'certificate')
-      assert.ok(stored, 'a certificate object with the key\'s label')
+      assert.ok(stored, "a certificate object with the key's label")
       assert.equal(stored.id, key.id)
       assert.equal(stored.token, true)
       assert.equal(stored.value, Buffer.from(certificate.rawData).toString('hex'))
@@ -153,7 +160,12 @@ describe('certificates made with token keys', () => {
     assert.equal(await hsm.certificates.get(key.id), undefined)
     assert.equal((await hsm.keys.get({ label: 'leaf' })).certificate, undefined)
     assert.ok(!(await hsm.certificates.list()).some((c) => c.subject === 'CN=leaf'))
-    assert.deepEqual(onToken('leaf').map((o) => o.class).sort(), ['private', 'public'])
+    assert.deepEqual(
+      onToken('leaf')
+        .map((o) => o.class)
+        .sort(),
+      ['private', 'public'],
+    )
   })
 })
 
@@ -172,8 +184,10 @@ describe('Java keytool sees a key with a stored certificate', { skip: !javaAvail
     }
     // @ts-expect-error TS2345 (converted from JavaScript): Argument of type '{ library: string; slot: number; }' is not assignable to parameter of type '{ library: an...
     const cfg = writeSunPkcs11Config(softhsm.dir, { library: softhsm.module, slot: Number(slotId) })
-    const { stdout } = await execFile('keytool', ['-list', '-storetype', 'PKCS11', '-providerClass', 'sun.security.pkcs11.SunPKCS11', '-providerArg', cfg, '-storepass', PIN],
-      { env: softhsm.env, timeout: 60_000 })
+    const { stdout } = await execFile('keytool', ['-list', '-storetype', 'PKCS11', '-providerClass', 'sun.security.pkcs11.SunPKCS11', '-providerArg', cfg, '-storepass', PIN], {
+      env: softhsm.env,
+      timeout: 60_000,
+    })
     assert.match(stdout, /^java-signer, PrivateKeyEntry,/m)
     assert.match(stdout, /^java-rsa, PrivateKeyEntry,/m)
     assert.doesNotMatch(stdout, /java-nocert/)
@@ -183,7 +197,9 @@ describe('Java keytool sees a key with a stored certificate', { skip: !javaAvail
 
 describe('CKA_ALWAYS_AUTHENTICATE keys (pkcs11-tool --always-auth)', () => {
   let hsm
-  before(async () => { hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: TOKEN }, pin: PIN }) })
+  before(async () => {
+    hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: TOKEN }, pin: PIN })
+  })
   after(() => hsm?.close())
   const ecdsa = { name: 'ECDSA', hash: 'SHA-256' }
   const verify = async (publicKey, signature) => webcrypto.subtle.verify(ecdsa, publicKey, signature, data)
@@ -206,7 +222,13 @@ describe('CKA_ALWAYS_AUTHENTICATE keys (pkcs11-tool --always-auth)', () => {
       m.C_SignInit(s2, { mechanism: p.CKM_ECDSA }, key); m.C_Login(s2, p.CKU_CONTEXT_SPECIFIC, pin)
       out.with = m.C_Sign(s2, Buffer.alloc(32, 1), Buffer.alloc(64)).length
       m.C_Finalize(); process.stdout.write(JSON.stringify(out))`
-    const out = JSON.parse(execFileSync(process.execPath, ['-e', script, softhsm.module, TOKEN, PIN], { env: softhsm.env, cwd: fileURLToPath(new URL('..', import.meta.url)), timeout: 15_000 }).toString())
+    const out = JSON.parse(
+      execFileSync(process.execPath, ['-e', script, softhsm.module, TOKEN, PIN], {
+        env: softhsm.env,
+        cwd: fileURLToPath(new URL('..', import.meta.url)),
+        timeout: 15_000,
+      }).toString(),
+    )
     assert.match(out.without, /CKR_USER_NOT_LOGGED_IN/)
     assert.equal(out.with, 64)
   })
@@ -235,9 +257,11 @@ describe('CKA_ALWAYS_AUTHENTICATE keys (pkcs11-tool --always-auth)', () => {
       try {
         const key = await other.keys.get({ label: 'aa' }, how === 'keys.get' ? { keyPin: '9999' } : {})
         const algorithm = how === 'per call' ? { ...ecdsa, keyPin: '0000' } : ecdsa
-        await assert.rejects(other.subtle.sign(algorithm, key.privateKey, data),
+        await assert.rejects(
+          other.subtle.sign(algorithm, key.privateKey, data),
           // @ts-expect-error TS2339 (converted from JavaScript): Property 'name' does not exist on type 'unknown'.
-          (e) => e.name === 'OperationError' && e.cause?.code === 'CKR_PIN_INCORRECT' && !/0000|9999/.test(String(e.message + e.cause.message)))
+          (e) => e.name === 'OperationError' && e.cause?.code === 'CKR_PIN_INCORRECT' && !/0000|9999/.test(String(e.message + e.cause.message)),
+        )
       } finally {
         await other.close()
       }

@@ -42,7 +42,7 @@ function bin(args: string[], { env = cleanEnv(), input = '' } = {}) {
 const TOKEN = ['--module', softhsm.module, '--token', 'cli', '--pin', PIN]
 
 /** Runs the CLI on the test token and expects success. */
-async function ok(args: string[], options?: { env?: NodeJS.ProcessEnv, input?: string }) {
+async function ok(args: string[], options?: { env?: NodeJS.ProcessEnv; input?: string }) {
   // @ts-expect-error TS2345 (converted from JavaScript): Argument of type '{ env?: ProcessEnv; input?: string; }' is not assignable to parameter of type '{ env?: { ...
   const result = await cli([...args, ...TOKEN], options)
   assert.equal(result.status, 0, `pkcs11-jwt ${args.join(' ')} failed: ${result.stderr}`)
@@ -50,7 +50,7 @@ async function ok(args: string[], options?: { env?: NodeJS.ProcessEnv, input?: s
 }
 
 /** Expects exit `status` and exactly one line on stderr; returns that line. */
-async function fails(args: string[], status: number, options?: { env?: NodeJS.ProcessEnv, input?: string }) {
+async function fails(args: string[], status: number, options?: { env?: NodeJS.ProcessEnv; input?: string }) {
   // @ts-expect-error TS2345 (converted from JavaScript): Argument of type '{ env?: ProcessEnv; input?: string; }' is not assignable to parameter of type '{ env?: { ...
   const result = await cli(args, options)
   assert.equal(result.status, status, `expected exit ${status}, got ${result.status}: ${result.stderr}`)
@@ -91,7 +91,14 @@ describe('pkcs11-jwt', () => {
     assert.match(await ok(['algorithms']), /^ES384\s+EC\s+ECDSA\s+SHA-384\s+P-384$/m)
   })
 
-  for (const [label, alg] of [['rsa', 'RS256'], ['rsa', 'PS256'], ['p256', 'ES256'], ['p384', 'ES384'], ['p521', 'ES512'], ['ed25519', 'EdDSA']]) {
+  for (const [label, alg] of [
+    ['rsa', 'RS256'],
+    ['rsa', 'PS256'],
+    ['p256', 'ES256'],
+    ['p384', 'ES384'],
+    ['p521', 'ES512'],
+    ['ed25519', 'EdDSA'],
+  ]) {
     test(`sign then verify: ${alg} with key ${label}`, async () => {
       const jwt = await ok(['sign', '--key', label, '--alg', alg, '--sub', 'alice', '--aud', 'api', '--exp', '1h', '--claims', '{"scope":"read"}'])
       assert.match(jwt, /^[\w-]+\.[\w-]+\.[\w-]+\n$/)
@@ -124,7 +131,10 @@ describe('pkcs11-jwt', () => {
     const algs = new Set(jwks.keys.map((k) => k.alg))
     for (const alg of ['ES256', 'ES384', 'ES512', 'EdDSA']) assert.ok(algs.has(alg), alg)
     // The RSA key serves RS256..PS512: published with no alg, so every one of them verifies.
-    assert.deepEqual(jwks.keys.filter((k) => k.kty === 'RSA').map((k) => k.alg), [undefined])
+    assert.deepEqual(
+      jwks.keys.filter((k) => k.kty === 'RSA').map((k) => k.alg),
+      [undefined],
+    )
     assert.ok(jwks.keys.every((k) => k.use === 'sig' && /^[\w-]{43}$/.test(k.kid)))
     const keySet = createLocalJWKSet(jwks)
     for (const label of ['rsa', 'p256', 'ed25519']) {
@@ -139,13 +149,19 @@ describe('pkcs11-jwt', () => {
     }
     // --alg pins one algorithm: PS256 verifies against that JWKS, RS256 finds no key in it.
     const pinned = JSON.parse(await ok(['jwks', '--key', 'rsa', '--alg', 'PS256']))
-    assert.deepEqual(pinned.keys.map((k) => [k.kty, k.alg]), [['RSA', 'PS256']])
+    assert.deepEqual(
+      pinned.keys.map((k) => [k.kty, k.alg]),
+      [['RSA', 'PS256']],
+    )
     const pinnedSet = createLocalJWKSet(pinned)
     await jwtVerify((await ok(['sign', '--key', 'rsa', '--alg', 'PS256'])).trim(), pinnedSet)
     await assert.rejects(jwtVerify((await ok(['sign', '--key', 'rsa', '--alg', 'RS256'])).trim(), pinnedSet), { code: 'ERR_JWKS_NO_MATCHING_KEY' })
     assert.match(await fails(['jwks', '--alg', 'PS256', ...TOKEN], 2), /--alg is for one key/)
     const one = JSON.parse(await ok(['jwks', '--key', 'p384', '--kid', 'label']))
-    assert.deepEqual(one.keys.map((k) => [k.kid, k.alg, k.crv]), [['p384', 'ES384', 'P-384']])
+    assert.deepEqual(
+      one.keys.map((k) => [k.kid, k.alg, k.crv]),
+      [['p384', 'ES384', 'P-384']],
+    )
 
     const file = join(softhsm.dir, 'jwks.json')
     writeFileSync(file, JSON.stringify(jwks))
@@ -227,7 +243,11 @@ describe('pkcs11-jwt', () => {
   })
 
   test('keygen: a sensitive, non-extractable key pair with a certificate, usable at once', async () => {
-    for (const [alg, label] of [['ES384', 'gen-es384'], ['PS256', 'gen-ps256'], ['EdDSA', 'gen-ed']]) {
+    for (const [alg, label] of [
+      ['ES384', 'gen-es384'],
+      ['PS256', 'gen-ps256'],
+      ['EdDSA', 'gen-ed'],
+    ]) {
       const made = JSON.parse(await ok(['keygen', '--alg', alg, '--label', label, '--subject', `CN=${label}, O=Test`, '--days', '30', '--json']))
       assert.equal(made.label, label)
       assert.equal(made.certificate, `CN=${label}, O=Test`)
@@ -265,7 +285,12 @@ describe('pkcs11-jwt', () => {
       const first = bin(['keys', '--json'], { env })
       assert.equal(first.status, 0, first.stderr)
       assert.equal(first.stderr, `pkcs11-jwt: using the built-in development token (SoftHSM, software only) in ${home}\n`)
-      assert.deepEqual(JSON.parse(first.stdout).map((k) => k.label).sort(), ['dev-eddsa', 'dev-es256', 'dev-rs256'])
+      assert.deepEqual(
+        JSON.parse(first.stdout)
+          .map((k) => k.label)
+          .sort(),
+        ['dev-eddsa', 'dev-es256', 'dev-rs256'],
+      )
       assert.ok(existsSync(join(home, 'softhsm2.conf')))
       const pinFile = join(home, 'user-pin')
       assert.equal(statSync(pinFile).mode & 0o777, 0o600)
@@ -284,7 +309,8 @@ describe('pkcs11-jwt', () => {
       // the demo: a JWT for each key, verified against the token's JWKS
       const demo = bin(['demo'], { env })
       assert.equal(demo.status, 0, demo.stderr)
-      for (const alg of ['RS256', 'ES256', 'EdDSA']) assert.match(demo.stdout, new RegExp(`^${alg} with "dev-\\w+" \\(certificate CN=dev-\\w+, O=pkcs11-webcrypto development token\\): verified, sub=alice$`, 'm'))
+      for (const alg of ['RS256', 'ES256', 'EdDSA'])
+        assert.match(demo.stdout, new RegExp(`^${alg} with "dev-\\w+" \\(certificate CN=dev-\\w+, O=pkcs11-webcrypto development token\\): verified, sub=alice$`, 'm'))
       assert.equal(JSON.parse(demo.stdout.slice(demo.stdout.indexOf('\n{') + 1)).keys.length, 3)
     } finally {
       rmSync(home, { recursive: true, force: true })
@@ -297,7 +323,10 @@ describe('pkcs11-jwt', () => {
     assert.ok(JSON.parse(keys.stdout).length >= 6)
     assert.equal(bin(['keys', '--bogus']).status, 2)
     assert.equal(bin(['sign', '--key', 'missing', ...TOKEN]).status, 1)
-    for (const args of [['sign', '--help'], ['jwks', ...TOKEN]]) {
+    for (const args of [
+      ['sign', '--help'],
+      ['jwks', ...TOKEN],
+    ]) {
       // `| true`: the reader is gone before the first write.
       const command = [process.execPath, BIN, ...args].map((word) => `'${word}'`).join(' ')
       const result = spawnSync('bash', ['-c', `${command} | true; echo "\${PIPESTATUS[0]}"`], { env: cleanEnv(), encoding: 'utf8' })

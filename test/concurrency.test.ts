@@ -13,7 +13,9 @@ const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 
 describe('500 concurrent signs', () => {
   let hsm
-  before(async () => { hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: 'busy' }, pin: PIN, maxSessions: 6 }) })
+  before(async () => {
+    hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: 'busy' }, pin: PIN, maxSessions: 6 })
+  })
   after(() => hsm.close())
 
   for (const [label, algorithm, params] of [
@@ -25,7 +27,10 @@ describe('500 concurrent signs', () => {
       const messages = Array.from({ length: 500 }, (_, i) => new TextEncoder().encode(`message ${i}`))
       const results = await Promise.allSettled(messages.map((m) => hsm.subtle.sign(params, privateKey, m)))
       const failures = results.filter((r) => r.status === 'rejected')
-      assert.deepEqual(failures.map((f) => f.reason.message), [])
+      assert.deepEqual(
+        failures.map((f) => f.reason.message),
+        [],
+      )
       // @ts-expect-error TS2339 (converted from JavaScript): Property 'value' does not exist on type 'PromiseSettledResult<any>'.
       const checks = await Promise.all(results.map((r, i) => webcrypto.subtle.verify(params, publicKey, r.value, messages[i])))
       assert.ok(checks.every(Boolean))
@@ -44,7 +49,10 @@ describe('500 concurrent signs', () => {
       () => hsm.subtle.sign('Ed25519', ed.privateKey, data),
     ]
     const all = await Promise.all(Array.from({ length: 60 }, (_, i) => sign[i % 3]()))
-    assert.deepEqual(all.map((s) => s.byteLength), Array.from({ length: 60 }, (_, i) => [256, 96, 64][i % 3]))
+    assert.deepEqual(
+      all.map((s) => s.byteLength),
+      Array.from({ length: 60 }, (_, i) => [256, 96, 64][i % 3]),
+    )
   })
 
   test('one batch holds signs and verifies of every size, good and bad, each answered as its own', async () => {
@@ -59,10 +67,7 @@ describe('500 concurrent signs', () => {
     const hmacParams = 'HMAC'
     const hmacSignature = await hsm.subtle.sign(hmacParams, hmac.privateKey, messages[2])
     // All started in one tick: they leave in the same few batches.
-    const calls = messages.flatMap((m) => [
-      hsm.subtle.sign(rsaParams, rsa.privateKey, m),
-      hsm.subtle.sign(ecParams, ec.privateKey, m),
-    ])
+    const calls = messages.flatMap((m) => [hsm.subtle.sign(rsaParams, rsa.privateKey, m), hsm.subtle.sign(ecParams, ec.privateKey, m)])
     const tampered = new Uint8Array(hmacSignature.slice(0))
     tampered[0] ^= 1
     const checks = [

@@ -23,7 +23,8 @@ after(() => Promise.all(opened.map((hsm) => hsm.close())))
 
 describe('Java SunPKCS11 config files', () => {
   test('parses the Nimbus guide example, comments and Java-only sections', () => {
-    const text = '# Give the HSM device a name\nname = NitroKeyHSM\n\n# Path to the PKCS#11 driver\nlibrary = /usr/lib/x86_64-linux-gnu/\n\n# The HSM slot number\nslotListIndex = 1\n'
+    const text =
+      '# Give the HSM device a name\nname = NitroKeyHSM\n\n# Path to the PKCS#11 driver\nlibrary = /usr/lib/x86_64-linux-gnu/\n\n# The HSM slot number\nslotListIndex = 1\n'
     assert.deepEqual(parseJavaConfig(text), { name: 'NitroKeyHSM', library: '/usr/lib/x86_64-linux-gnu/', slotListIndex: 1 })
     const withSections = 'name = x\nlibrary = "/opt/lib.so"\nslot = 0x10\nattributes(*,CKO_PRIVATE_KEY,*) = {\n  CKA_SIGN = true\n}\ndisabledMechanisms = { CKM_MD5 }\n'
     assert.deepEqual(parseJavaConfig(withSections), { name: 'x', library: '/opt/lib.so', slot: 16n })
@@ -31,7 +32,7 @@ describe('Java SunPKCS11 config files', () => {
     assert.throws(() => parseJavaConfig('slot = twelve'), ConfigurationError)
   })
 
-  test('the guide\'s file as it is (library a directory, slotListIndex = 1) opens the token at index 1', async (t) => {
+  test("the guide's file as it is (library a directory, slotListIndex = 1) opens the token at index 1", async (t) => {
     const library = '/usr/lib/x86_64-linux-gnu/'
     if (!softhsm.module.startsWith('/usr/lib/')) return t.skip('not a Debian multiarch layout')
     const cfg = join(softhsm.dir, 'hsm-config.cfg')
@@ -54,8 +55,7 @@ describe('Java SunPKCS11 config files', () => {
 describe('RFC 7512 URIs', () => {
   test('parses path and query attributes with percent-encoding', () => {
     const uri = parsePkcs11Uri('pkcs11:token=My%20Token;id=%01%a2;object=rsa;type=private;x-vendor=1?module-path=/usr/lib/p.so&pin-value=12%2334')
-    assert.deepEqual({ ...uri, id: uri.id.toString('hex') },
-      { token: 'My Token', id: '01a2', object: 'rsa', type: 'private', modulePath: '/usr/lib/p.so', pinValue: '12#34' })
+    assert.deepEqual({ ...uri, id: uri.id.toString('hex') }, { token: 'My Token', id: '01a2', object: 'rsa', type: 'private', modulePath: '/usr/lib/p.so', pinValue: '12#34' })
     assert.throws(() => parsePkcs11Uri('http://x'), ConfigurationError)
     assert.throws(() => parsePkcs11Uri('pkcs11:id=%zz'), ConfigurationError)
     assert.throws(() => parsePkcs11Uri('pkcs11:type=bogus'), ConfigurationError)
@@ -71,7 +71,9 @@ describe('RFC 7512 URIs', () => {
   test('pin-source names a PIN file', async () => {
     const pinFile = join(softhsm.dir, 'pin.txt')
     writeFileSync(pinFile, '246810\n')
-    const hsm = await open({ uri: `pkcs11:serial=${(await open({ library: softhsm.module, token: { label: 'second' }, pin: '246810' })).token.serial}?module-path=${softhsm.module}&pin-source=file:${pinFile}` })
+    const hsm = await open({
+      uri: `pkcs11:serial=${(await open({ library: softhsm.module, token: { label: 'second' }, pin: '246810' })).token.serial}?module-path=${softhsm.module}&pin-source=file:${pinFile}`,
+    })
     assert.equal(hsm.token.label, 'second')
   })
 })
@@ -91,15 +93,26 @@ describe('the environment and selectors', () => {
 
   test('serial, slot index and slot id select the same token as its label', async () => {
     const byLabel = await open({ library: softhsm.module, token: { label: 'second' }, pin: '246810' })
-    // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
-    const index = softhsm.pkcs11Tool(['--list-slots']).split(/\nSlot /).findIndex((s) => /token label\s*:\s*second/.test(s)) - 1
+    const index =
+      softhsm
+        // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
+        .pkcs11Tool(['--list-slots'])
+        .split(/\nSlot /)
+        .findIndex((s) => /token label\s*:\s*second/.test(s)) - 1
     for (const token of [{ serial: byLabel.token.serial }, { slotId: byLabel.token.slotId }, { slotIndex: index }]) {
-      assert.equal((await open({ library: softhsm.module, token, pin: '246810' })).token.label, 'second', JSON.stringify(token, (_, v) => typeof v === 'bigint' ? String(v) : v))
+      assert.equal(
+        (await open({ library: softhsm.module, token, pin: '246810' })).token.label,
+        'second',
+        JSON.stringify(token, (_, v) => (typeof v === 'bigint' ? String(v) : v)),
+      )
     }
   })
 
   test('several tokens and none named: a clear error listing them', async () => {
-    await assert.rejects(open({ library: softhsm.module, pin: PIN, env: {} }), { code: 'ERR_PKCS11_TOKEN_NOT_FOUND', message: /several tokens.*"first".*"second"|several tokens.*"second".*"first"/ })
+    await assert.rejects(open({ library: softhsm.module, pin: PIN, env: {} }), {
+      code: 'ERR_PKCS11_TOKEN_NOT_FOUND',
+      message: /several tokens.*"first".*"second"|several tokens.*"second".*"first"/,
+    })
   })
 
   test('an unreadable PIN file: ConfigurationError without its content', async () => {

@@ -38,7 +38,9 @@ const CASES = [
 
 describe('signing on the token, verified by Node', () => {
   let hsm
-  before(async () => { hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: 'core' }, pin: PIN }) })
+  before(async () => {
+    hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: 'core' }, pin: PIN })
+  })
   after(() => hsm.close())
 
   for (const { label, params, alg } of CASES) {
@@ -56,7 +58,7 @@ describe('signing on the token, verified by Node', () => {
     })
   }
 
-  test('RSASSA-PKCS1-v1_5 signatures equal Node\'s (known answer)', async () => {
+  test("RSASSA-PKCS1-v1_5 signatures equal Node's (known answer)", async () => {
     for (const hash of ['SHA-256', 'SHA-384', 'SHA-512']) {
       // @ts-expect-error TS2339 (converted from JavaScript): Property 'rsa' does not exist on type '{}'.
       const { privateKey } = await hsm.keys.get({ id: keys.rsa.id }, { algorithm: { name: 'RSASSA-PKCS1-v1_5', hash } })
@@ -66,15 +68,19 @@ describe('signing on the token, verified by Node', () => {
     }
   })
 
-  test('Ed25519 signatures equal Node\'s (known answer)', async () => {
+  test("Ed25519 signatures equal Node's (known answer)", async () => {
     const { privateKey } = await hsm.keys.get({ label: 'ed25519' })
     const ours = Buffer.from(await hsm.subtle.sign('Ed25519', privateKey, data))
     // @ts-expect-error TS2339 (converted from JavaScript): Property 'ed25519' does not exist on type '{}'.
     assert.deepEqual(ours, nodeSign(null, data, keys.ed25519.privateKey))
   })
 
-  test('HMAC with a token secret key equals Node\'s HMAC, and verifies on the token', async () => {
-    for (const [alg, hash] of [['HS256', 'sha256'], ['HS384', 'sha384'], ['HS512', 'sha512']]) {
+  test("HMAC with a token secret key equals Node's HMAC, and verifies on the token", async () => {
+    for (const [alg, hash] of [
+      ['HS256', 'sha256'],
+      ['HS384', 'sha384'],
+      ['HS512', 'sha512'],
+    ]) {
       const { privateKey, publicKey } = await hsm.keys.get({ label: 'hmac' }, { algorithm: alg })
       assert.equal(privateKey.type, 'secret')
       assert.equal(publicKey, undefined)
@@ -99,7 +105,7 @@ describe('signing on the token, verified by Node', () => {
     assert.deepEqual([...rs.privateKey.algorithm.publicExponent], [1, 0, 1])
   })
 
-  test('public keys export as spki, jwk and raw; they match Node\'s', async () => {
+  test("public keys export as spki, jwk and raw; they match Node's", async () => {
     const { publicKey } = await hsm.keys.get({ label: 'p256' })
     const jwk = await hsm.subtle.exportKey('jwk', publicKey)
     // @ts-expect-error TS2339 (converted from JavaScript): Property 'p256' does not exist on type '{}'.

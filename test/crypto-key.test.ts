@@ -30,7 +30,10 @@ const ORACLES = [
   // generated, not imported: Node 20's importKey orders HMAC members { name, hash, length }, its generateKey and Node 24 { name, length, hash }
   ['hmac', 'HS256', () => webcrypto.subtle.generateKey({ name: 'HMAC', hash: 'SHA-256', length: 512 }, false, ['sign', 'verify'])],
 ]
-const nativeOf = async (make) => { const made = await make(); return made.privateKey ?? made }
+const nativeOf = async (make) => {
+  const made = await make()
+  return made.privateKey ?? made
+}
 
 /** Every CryptoKey class a caller can name: Node has it as a global only (not on node:crypto, nor on webcrypto). */
 // @ts-expect-error TS2339 (converted from JavaScript): Property 'CryptoKey' does not exist on type 'typeof import("node:crypto")'.
@@ -46,10 +49,14 @@ function assertCryptoKey(key, what) {
 
 describe('token keys are instances of CryptoKey', () => {
   let hsm
-  before(async () => { hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: 'keys' }, pin: PIN }) })
-  after(async () => { await hsm?.close() })
+  before(async () => {
+    hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: 'keys' }, pin: PIN })
+  })
+  after(async () => {
+    await hsm?.close()
+  })
 
-  test('Node\'s own keys are of the same class (the class tested is Node\'s)', async () => {
+  test("Node's own keys are of the same class (the class tested is Node's)", async () => {
     // @ts-expect-error TS2339 (converted from JavaScript): Property 'privateKey' does not exist on type 'CryptoKeyPair | CryptoKey'.
     const { privateKey } = await webcrypto.subtle.generateKey({ name: 'Ed25519' }, false, ['sign'])
     for (const Class of CRYPTO_KEY_CLASSES) assert.ok(privateKey instanceof Class)
@@ -86,7 +93,7 @@ describe('token keys are instances of CryptoKey', () => {
   })
 })
 
-describe('Node\'s own WebCrypto refuses token keys with an error that says what to use', () => {
+describe("Node's own WebCrypto refuses token keys with an error that says what to use", () => {
   let hsm
   let ec
   let hmac
@@ -97,7 +104,9 @@ describe('Node\'s own WebCrypto refuses token keys with an error that says what 
     hmac = (await hsm.keys.get({ label: 'hmac' })).privateKey
     nodeAes = await webcrypto.subtle.generateKey({ name: 'AES-KW', length: 256 }, true, ['wrapKey', 'unwrapKey'])
   })
-  after(async () => { await hsm?.close() })
+  after(async () => {
+    await hsm?.close()
+  })
 
   /** Every call of Node's SubtleCrypto that can be handed a token key, on `subtle`. */
   const CALLS = [
@@ -111,7 +120,10 @@ describe('Node\'s own WebCrypto refuses token keys with an error that says what 
     ['wrapKey', (subtle) => subtle.wrapKey('raw', nodeAes, hmac, 'AES-KW')],
     ['unwrapKey', (subtle) => subtle.unwrapKey('raw', new Uint8Array(40), hmac, 'AES-KW', 'AES-GCM', true, ['encrypt'])],
     ['deriveBits', (subtle) => subtle.deriveBits({ name: 'ECDH', public: ec }, ec, 256)],
-    ['deriveKey', (subtle) => subtle.deriveKey({ name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(), info: new Uint8Array() }, hmac, { name: 'AES-GCM', length: 256 }, false, ['encrypt'])],
+    [
+      'deriveKey',
+      (subtle) => subtle.deriveKey({ name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(), info: new Uint8Array() }, hmac, { name: 'AES-GCM', length: 256 }, false, ['encrypt']),
+    ],
   ]
 
   async function assertRefused(subtle, where) {
@@ -119,25 +131,29 @@ describe('Node\'s own WebCrypto refuses token keys with an error that says what 
       // @ts-expect-error TS2349 (converted from JavaScript): This expression is not callable.
       const pending = call(subtle)
       assert.ok(pending instanceof Promise, `${method} rejects, it does not throw`)
-      await assert.rejects(pending, (error) => {
-        assert.ok(error instanceof TypeError, `${where} ${method}: a TypeError`)
-        assert.ok(error instanceof TokenKeyToNodeError)
-        assert.equal(error.name, 'TypeError')
-        assert.equal(error.code, 'ERR_PKCS11_TOKEN_KEY_TO_NODE')
-        assert.match(error.message, new RegExp(`SubtleCrypto\\.${method}\\(\\).*hsm\\.subtle\\.${method}\\(\\).*hsm\\.installGlobal\\(\\)`))
-        assert.doesNotMatch(error.message, /kHandle|undefined/)
-        return true
-      }, `${where} ${method}`)
+      await assert.rejects(
+        pending,
+        (error) => {
+          assert.ok(error instanceof TypeError, `${where} ${method}: a TypeError`)
+          assert.ok(error instanceof TokenKeyToNodeError)
+          assert.equal(error.name, 'TypeError')
+          assert.equal(error.code, 'ERR_PKCS11_TOKEN_KEY_TO_NODE')
+          assert.match(error.message, new RegExp(`SubtleCrypto\\.${method}\\(\\).*hsm\\.subtle\\.${method}\\(\\).*hsm\\.installGlobal\\(\\)`))
+          assert.doesNotMatch(error.message, /kHandle|undefined/)
+          return true
+        },
+        `${where} ${method}`,
+      )
     }
   }
 
-  test('without installGlobal(): globalThis.crypto and node:crypto\'s webcrypto are Node\'s', async () => {
+  test("without installGlobal(): globalThis.crypto and node:crypto's webcrypto are Node's", async () => {
     assert.equal(globalThis.crypto.subtle, webcrypto.subtle)
     await assertRefused(globalThis.crypto.subtle, 'global')
     await assertRefused(nodeCrypto.subtle, 'node:crypto')
   })
 
-  test('a crypto.subtle kept from before installGlobal() is still Node\'s, and refuses them', async () => {
+  test("a crypto.subtle kept from before installGlobal() is still Node's, and refuses them", async () => {
     const kept = globalThis.crypto.subtle
     const uninstall = hsm.installGlobal()
     try {
@@ -149,7 +165,7 @@ describe('Node\'s own WebCrypto refuses token keys with an error that says what 
     }
   })
 
-  test('Node 24\'s newer methods refuse them too', async (t) => {
+  test("Node 24's newer methods refuse them too", async (t) => {
     // @ts-expect-error TS2339 (converted from JavaScript): Property 'getPublicKey' does not exist on type 'SubtleCrypto'.
     if (typeof webcrypto.subtle.getPublicKey !== 'function') return t.skip(`Node ${process.version} has no SubtleCrypto.getPublicKey`)
     // @ts-expect-error TS2339 (converted from JavaScript): Property 'getPublicKey' does not exist on type 'SubtleCrypto'.
@@ -180,7 +196,7 @@ describe('Node\'s own WebCrypto refuses token keys with an error that says what 
   })
 })
 
-describe('a token key looks as Node\'s own non-extractable key of the same description', () => {
+describe("a token key looks as Node's own non-extractable key of the same description", () => {
   let hsm
   const pairs = [] // [what, token key, Node's key]
   before(async () => {
@@ -190,7 +206,9 @@ describe('a token key looks as Node\'s own non-extractable key of the same descr
       pairs.push([`${label} ${alg}`, privateKey, await nativeOf(make)])
     }
   })
-  after(async () => { await hsm?.close() })
+  after(async () => {
+    await hsm?.close()
+  })
 
   test('type, extractable, algorithm and usages', () => {
     for (const [what, token, native] of pairs) {
@@ -215,7 +233,11 @@ describe('a token key looks as Node\'s own non-extractable key of the same descr
       assert.equal(JSON.stringify({ key: token }), JSON.stringify({ key: native }), what)
       assert.deepEqual(Object.keys(token), Object.keys(native), what)
       assert.deepEqual(Object.entries(token), Object.entries(native), what)
-      const forIn = (key) => { const names = []; for (const name in key) names.push(name); return names }
+      const forIn = (key) => {
+        const names = []
+        for (const name in key) names.push(name)
+        return names
+      }
       assert.deepEqual(forIn(token), forIn(native), what)
       assert.deepEqual({ ...token }, { ...native }, `${what} spread`)
       // Node 24's keys have no own properties; Node 20's have four internal symbols. Ours have none.
@@ -229,13 +251,16 @@ describe('a token key looks as Node\'s own non-extractable key of the same descr
       assert.ok(copy instanceof CryptoKey)
       assert.deepEqual(copy.algorithm, native.algorithm)
       for (const value of [token, { nested: [token] }]) {
-        assert.throws(() => structuredClone(value), (error) => {
-          // @ts-expect-error TS2339 (converted from JavaScript): Property 'name' does not exist on type 'unknown'.
-          assert.equal(error.name, 'DataCloneError', what)
-          assert.ok(error instanceof DOMException)
-          assert.equal(error.message, '#<TokenCryptoKey> could not be cloned.')
-          return true
-        })
+        assert.throws(
+          () => structuredClone(value),
+          (error) => {
+            // @ts-expect-error TS2339 (converted from JavaScript): Property 'name' does not exist on type 'unknown'.
+            assert.equal(error.name, 'DataCloneError', what)
+            assert.ok(error instanceof DOMException)
+            assert.equal(error.message, '#<TokenCryptoKey> could not be cloned.')
+            return true
+          },
+        )
       }
       const { port1, port2 } = new MessageChannel()
       try {
@@ -250,7 +275,10 @@ describe('a token key looks as Node\'s own non-extractable key of the same descr
   test('no inspection shows the key PIN or the object handle: hidden members, the proxy, getters', () => {
     for (const [what, token] of pairs) {
       const plain = inspect(token)
-      for (const options of [{ showHidden: true, depth: Infinity, getters: true }, { showProxy: true, showHidden: true, depth: Infinity }]) {
+      for (const options of [
+        { showHidden: true, depth: Infinity, getters: true },
+        { showProxy: true, showHidden: true, depth: Infinity },
+      ]) {
         const shown = inspect(token, options)
         assert.ok(!shown.includes(KEY_PIN), `${what}: ${shown}`)
         assert.ok(shown.includes(plain.split('\n')[0]), `${what} shows what it shows without options: ${shown}`)
@@ -262,13 +290,20 @@ describe('a token key looks as Node\'s own non-extractable key of the same descr
 
   test('the description cannot be changed through the key', () => {
     const [, token] = pairs[0]
-    assert.throws(() => { token.usages.push('verify') }, TypeError)
-    assert.throws(() => { token.algorithm.namedCurve = 'P-384' }, TypeError)
-    assert.throws(() => { 'use strict'; token.type = 'public' }, TypeError)
+    assert.throws(() => {
+      token.usages.push('verify')
+    }, TypeError)
+    assert.throws(() => {
+      token.algorithm.namedCurve = 'P-384'
+    }, TypeError)
+    assert.throws(() => {
+      'use strict'
+      token.type = 'public'
+    }, TypeError)
     assert.deepEqual([token.type, token.algorithm.namedCurve, token.usages], ['private', 'P-256', ['sign']])
   })
 
-  test('a getter called on something else is an illegal invocation, as for Node\'s own', () => {
+  test("a getter called on something else is an illegal invocation, as for Node's own", () => {
     const getter = Object.getOwnPropertyDescriptor(TokenCryptoKey.prototype, 'type').get
     assert.throws(() => getter.call({}), TypeError)
     assert.throws(() => getter.call(pairs[0][2]), TypeError)

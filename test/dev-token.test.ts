@@ -44,8 +44,12 @@ function run(env, args) {
     const child = spawn(process.execPath, [CLI, ...args], { env })
     let stdout = ''
     let stderr = ''
-    child.stdout.on('data', (d) => { stdout += d })
-    child.stderr.on('data', (d) => { stderr += d })
+    child.stdout.on('data', (d) => {
+      stdout += d
+    })
+    child.stderr.on('data', (d) => {
+      stderr += d
+    })
     child.on('close', (status) => resolve({ status, stdout, stderr }))
   })
 }
@@ -56,7 +60,10 @@ describe('the development token', () => {
     mkdirSync(join(home, 'tokens'), { recursive: true })
     const conf = `directories.tokendir = ${join(home, 'tokens')}\nobjectstore.backend = file\n`
     writeFileSync(join(home, 'softhsm2.conf'), conf)
-    execFileSync('softhsm2-util', ['--init-token', '--free', '--label', 'precious', '--pin', PIN, '--so-pin', '5678'], { env: { ...process.env, SOFTHSM2_CONF: join(home, 'softhsm2.conf') }, stdio: 'pipe' })
+    execFileSync('softhsm2-util', ['--init-token', '--free', '--label', 'precious', '--pin', PIN, '--so-pin', '5678'], {
+      env: { ...process.env, SOFTHSM2_CONF: join(home, 'softhsm2.conf') },
+      stdio: 'pipe',
+    })
     const before = readdirSync(join(home, 'tokens'))
     const result = spawnSync(process.execPath, [CLI, 'slots'], { env, encoding: 'utf8' })
     assert.equal(result.status, 2, result.stderr)
@@ -72,8 +79,13 @@ describe('the development token', () => {
     for (const r of results) {
       // @ts-expect-error TS2339 (converted from JavaScript): Property 'status' does not exist on type 'unknown'.
       assert.equal(r.status, 0, r.stderr)
-      // @ts-expect-error TS2339 (converted from JavaScript): Property 'stdout' does not exist on type 'unknown'.
-      assert.deepEqual(JSON.parse(r.stdout).map((k) => k.label).sort(), ['dev-eddsa', 'dev-es256', 'dev-rs256'])
+      assert.deepEqual(
+        // @ts-expect-error TS2339 (converted from JavaScript): Property 'stdout' does not exist on type 'unknown'.
+        JSON.parse(r.stdout)
+          .map((k) => k.label)
+          .sort(),
+        ['dev-eddsa', 'dev-es256', 'dev-rs256'],
+      )
     }
     const slots = execFileSync('softhsm2-util', ['--show-slots'], { env: { ...process.env, SOFTHSM2_CONF: join(home, 'softhsm2.conf') } }).toString()
     assert.equal(slots.match(/Label:\s+dev\b/g)?.length, 1, slots)

@@ -24,7 +24,7 @@ describe('WebCrypto errors', () => {
   })
   after(() => hsm.close())
 
-  test('an algorithm that is not the key\'s: InvalidAccessError', async () => {
+  test("an algorithm that is not the key's: InvalidAccessError", async () => {
     await assert.rejects(hsm.subtle.sign('RSASSA-PKCS1-v1_5', ec.privateKey, data), { name: 'InvalidAccessError', message: /ECDSA, not RSASSA-PKCS1-v1_5/ })
     await assert.rejects(hsm.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, rsa.privateKey, data), { name: 'InvalidAccessError' })
   })
@@ -47,7 +47,7 @@ describe('WebCrypto errors', () => {
     await assert.rejects(hsm.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, ec.privateKey, new Uint8Array(64), data), { name: 'InvalidAccessError', message: /"verify"/ })
   })
 
-  test('a public key to sign: InvalidAccessError (from Node\'s WebCrypto, as the key is Node\'s)', async () => {
+  test("a public key to sign: InvalidAccessError (from Node's WebCrypto, as the key is Node's)", async () => {
     await assert.rejects(hsm.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, ec.publicKey, data), { name: 'InvalidAccessError' })
   })
 
@@ -91,8 +91,10 @@ describe('WebCrypto errors', () => {
 
 describe('opening errors', () => {
   test('a missing module: ModuleLoadError naming the path', async () => {
-    await assert.rejects(Pkcs11Crypto.open({ library: '/nonexistent/libpkcs11.so', pin: PIN }),
-      (e) => e instanceof ModuleLoadError && e.code === 'ERR_PKCS11_MODULE' && e.message.includes('/nonexistent/libpkcs11.so'))
+    await assert.rejects(
+      Pkcs11Crypto.open({ library: '/nonexistent/libpkcs11.so', pin: PIN }),
+      (e) => e instanceof ModuleLoadError && e.code === 'ERR_PKCS11_MODULE' && e.message.includes('/nonexistent/libpkcs11.so'),
+    )
   })
 
   test('a file that is no PKCS#11 module: ModuleLoadError', async () => {
@@ -104,8 +106,10 @@ describe('opening errors', () => {
   })
 
   test('an unknown token: TokenNotFoundError listing the tokens present', async () => {
-    await assert.rejects(Pkcs11Crypto.open({ library: softhsm.module, token: { label: 'other' }, pin: PIN }),
-      (e) => e instanceof TokenNotFoundError && /label "other"/.test(e.message) && /"errs"/.test(e.message))
+    await assert.rejects(
+      Pkcs11Crypto.open({ library: softhsm.module, token: { label: 'other' }, pin: PIN }),
+      (e) => e instanceof TokenNotFoundError && /label "other"/.test(e.message) && /"errs"/.test(e.message),
+    )
   })
 
   test('no PIN for a token that needs one: ConfigurationError', async () => {
@@ -117,12 +121,17 @@ describe('opening errors', () => {
     process.env.PKCS11SPY = softhsm.module
     process.env.PKCS11SPY_OUTPUT = log
     const wrongPin = '987654'
-    const error = await Pkcs11Crypto.open({ library: SPY, token: { label: 'errs' }, pin: wrongPin }).then(() => null, (e) => e)
+    const error = await Pkcs11Crypto.open({ library: SPY, token: { label: 'errs' }, pin: wrongPin }).then(
+      () => null,
+      (e) => e,
+    )
     assert.ok(error instanceof TokenError, String(error))
     assert.equal(error.code, 'CKR_PIN_INCORRECT')
     assert.match(error.message, /C_Login failed: CKR_PIN_INCORRECT/)
     for (const text of [error.message, error.stack, JSON.stringify(error), String(error)]) assert.ok(!text.includes(wrongPin))
-    const calls = readFileSync(log, 'utf8').split('\n').filter((line) => /^\d+: C_Login$/.test(line.trim()))
+    const calls = readFileSync(log, 'utf8')
+      .split('\n')
+      .filter((line) => /^\d+: C_Login$/.test(line.trim()))
     assert.equal(calls.length, 1, `C_Login calls: ${calls.join(' | ')}`)
     // The process is healthy: the right PIN opens the token and signs.
     const hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: 'errs' }, pin: PIN })

@@ -18,15 +18,22 @@ const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 
 test('examples/nimbus-hsm-guide: RS256, ES256 and EdDSA keys by id, verified with their certificates', async () => {
   const hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: 'nimbus' }, pin: PIN })
-  for (const [alg, id] of [['RS256', '01'], ['ES256', '02'], ['EdDSA', '03']]) {
+  for (const [alg, id] of [
+    ['RS256', '01'],
+    ['ES256', '02'],
+    ['EdDSA', '03'],
+  ]) {
     await hsm.keys.generate({ algorithm: alg, id, label: `guide-${alg}`, certificate: { subject: `CN=guide-${alg}` } })
   }
   await hsm.close()
   // The guide's file, with our module and the slot index of our token.
   const config = join(softhsm.dir, 'hsm-config.cfg')
-  writeFileSync(config, readFileSync(fileURLToPath(new URL('../examples/hsm-config.cfg', import.meta.url)), 'utf8')
-    .replace(/^library = .*$/m, `library = ${softhsm.module}`)
-    .replace(/^slotListIndex = .*$/m, 'slotListIndex = 0'))
+  writeFileSync(
+    config,
+    readFileSync(fileURLToPath(new URL('../examples/hsm-config.cfg', import.meta.url)), 'utf8')
+      .replace(/^library = .*$/m, `library = ${softhsm.module}`)
+      .replace(/^slotListIndex = .*$/m, 'slotListIndex = 0'),
+  )
   const example = fileURLToPath(new URL('../dist/examples/nimbus-hsm-guide.js', import.meta.url))
   const run = spawnSync(process.execPath, [example, config, '01', '02', '03'], { env: { ...softhsm.env, PKCS11_PIN: PIN }, encoding: 'utf8', timeout: 60_000 })
   assert.equal(run.status, 0, run.stderr)
@@ -74,7 +81,9 @@ async function startService(pin, env = {}) {
   })
   let stdout = ''
   let stderr = ''
-  service.stderr.on('data', (chunk) => { stderr += chunk })
+  service.stderr.on('data', (chunk) => {
+    stderr += chunk
+  })
   const exited = once(service, 'exit')
   await new Promise((resolve) => {
     service.stdout.on('data', (chunk) => {
@@ -91,7 +100,9 @@ test('examples/cluster-signing-service: two processes sign ES256 JWTs that verif
   const { url, service, exited, output } = await startService(PIN)
   try {
     assert.match(output().stdout, /listening on .* with 2 processes/, output().stderr)
-    const { keys: [jwk] } = await (await fetch(`${url}/jwks`)).json()
+    const {
+      keys: [jwk],
+    } = await (await fetch(`${url}/jwks`)).json()
     const publicKey = createPublicKey({ key: jwk, format: 'jwk' })
     const replies = await Promise.all(Array.from({ length: 64 }, (_, n) => fetch(`${url}/token`, { method: 'POST', body: JSON.stringify({ sub: 'alice', n }) })))
     const signers = new Set()
@@ -128,6 +139,8 @@ test('examples/cluster-signing-service: a wrong PIN is tried once, and no signin
   assert.match(stderr, /CKR_PIN_INCORRECT/)
   assert.doesNotMatch(stdout + stderr, new RegExp(wrongPin))
   assert.doesNotMatch(stdout + stderr, /listening|process \d+ ended/)
-  const logins = readFileSync(log, 'utf8').split('\n').filter((line) => /^\d+: C_Login$/.test(line.trim()))
+  const logins = readFileSync(log, 'utf8')
+    .split('\n')
+    .filter((line) => /^\d+: C_Login$/.test(line.trim()))
   assert.equal(logins.length, 1, `C_Login calls: ${logins.join(' | ')}`)
 })

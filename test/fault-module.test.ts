@@ -40,7 +40,10 @@ describe('the raw binding through the fault module', () => {
   const openLoggedIn = () => {
     const opened = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION)
     p11.C_Login(opened, pkcs11js.CKU_USER, PIN)
-    p11.C_FindObjectsInit(opened, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }, { type: pkcs11js.CKA_LABEL, value: 'p256' }])
+    p11.C_FindObjectsInit(opened, [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+      { type: pkcs11js.CKA_LABEL, value: 'p256' },
+    ])
     const [found] = p11.C_FindObjects(opened, 1)
     p11.C_FindObjectsFinal(opened)
     return { opened, found }
@@ -167,7 +170,7 @@ describe('our library through the fault module', () => {
     assert.ok(now.C_Login >= 1)
   })
 
-  test('getRandomValues is the token\'s C_GenerateRandom, one call per fill', async () => {
+  test("getRandomValues is the token's C_GenerateRandom, one call per fill", async () => {
     const before = await control.counts()
     const random = hsm.getRandomValues(new Uint8Array(64))
     assert.notDeepEqual(Buffer.from(random), Buffer.alloc(64))

@@ -31,14 +31,20 @@ after(() => hsm.close())
 describe('identity is unique by default', () => {
   test('generate with a taken id or label: KeyExistsError naming it, nothing made', async () => {
     const before = objects().length
-    await assert.rejects(hsm.keys.generate({ algorithm: 'ES256', label: 'new', id: 'aa' }), (e) => e instanceof KeyExistsError && e.code === 'ERR_PKCS11_KEY_EXISTS' && /id aa/.test(e.message))
+    await assert.rejects(
+      hsm.keys.generate({ algorithm: 'ES256', label: 'new', id: 'aa' }),
+      (e) => e instanceof KeyExistsError && e.code === 'ERR_PKCS11_KEY_EXISTS' && /id aa/.test(e.message),
+    )
     await assert.rejects(hsm.keys.generate({ algorithm: 'ES256', label: 'prod' }), (e) => e instanceof KeyExistsError && /label "prod"/.test(e.message))
     const causedBy = (type) => (e) => e.name === 'OperationError' && e.cause instanceof type
     // @ts-expect-error TS2769 (converted from JavaScript): No overload matches this call.
     await assert.rejects(hsm.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256', label: 'prod', persistent: true }, false, ['sign']), causedBy(KeyExistsError))
     const { privateKey } = await import('node:crypto').then((c) => c.generateKeyPairSync('ec', { namedCurve: 'P-256' }))
-    // @ts-expect-error TS2769 (converted from JavaScript): No overload matches this call.
-    await assert.rejects(hsm.subtle.importKey('pkcs8', privateKey.export({ format: 'der', type: 'pkcs8' }), { name: 'ECDSA', namedCurve: 'P-256', id: 'aa', persistent: true }, false, ['sign']), causedBy(KeyExistsError))
+    await assert.rejects(
+      // @ts-expect-error TS2769 (converted from JavaScript): No overload matches this call.
+      hsm.subtle.importKey('pkcs8', privateKey.export({ format: 'der', type: 'pkcs8' }), { name: 'ECDSA', namedCurve: 'P-256', id: 'aa', persistent: true }, false, ['sign']),
+      causedBy(KeyExistsError),
+    )
     assert.equal(objects().length, before)
     // prod is untouched and still the only key with its label.
     assert.equal((await hsm.keys.get({ label: 'prod' })).id, 'aa')
@@ -53,11 +59,17 @@ describe('identity is unique by default', () => {
     assert.notEqual(addedJwk.x, prodJwk.x, 'the returned key is the new one')
     // Both keys share CKA_ID aa: deleting either by label would take the other's public key: refused, both listed.
     const before = objects().length
-    await assert.rejects(hsm.keys.delete({ label: 'twin' }), (e) => e instanceof KeyNotFoundError && /2 keys share CKA_ID aa/.test(e.message) && /label "prod"/.test(e.message) && /label "twin"/.test(e.message))
+    await assert.rejects(
+      hsm.keys.delete({ label: 'twin' }),
+      (e) => e instanceof KeyNotFoundError && /2 keys share CKA_ID aa/.test(e.message) && /label "prod"/.test(e.message) && /label "twin"/.test(e.message),
+    )
     assert.equal(objects().length, before)
     // A selector that matches both is refused and lists them.
-    // @ts-expect-error TS2339 (converted from JavaScript): Property 'message' does not exist on type 'unknown'.
-    await assert.rejects(hsm.keys.get({ id: 'aa' }, { algorithm: 'ES256' }), (e) => /^2 keys on token "ident" match, select one by id \(.*\): id aa$/.test(e.message) && /label "prod"/.test(e.message) && /label "twin"/.test(e.message))
+    await assert.rejects(
+      hsm.keys.get({ id: 'aa' }, { algorithm: 'ES256' }),
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'message' does not exist on type 'unknown'.
+      (e) => /^2 keys on token "ident" match, select one by id \(.*\): id aa$/.test(e.message) && /label "prod"/.test(e.message) && /label "twin"/.test(e.message),
+    )
   })
 
   test('a certificate that cannot be made leaves no key behind (serialNumber "zz", HS256 with a certificate)', async () => {
@@ -93,7 +105,10 @@ describe('identity is unique by default', () => {
     const env = { ...softhsm.env }
     const args = ['--module', softhsm.module, '--token', TOKEN, '--pin', PIN]
     const before = objects().length
-    for (const taken of [['--label', 'prod'], ['--label', 'fresh', '--id', 'aa']]) {
+    for (const taken of [
+      ['--label', 'prod'],
+      ['--label', 'fresh', '--id', 'aa'],
+    ]) {
       const result = spawnSync(process.execPath, [CLI, 'keygen', '--alg', 'ES256', ...taken, ...args], { env, encoding: 'utf8' })
       assert.notEqual(result.status, 0, result.stderr)
       assert.match(result.stderr, /already holds an object with (label "prod"|id aa)/)

@@ -30,7 +30,30 @@ function run(profile, { installed, uid }) {
   return { ...result, apt: calls.filter((line) => line.startsWith('apt-get')) }
 }
 
-const ALL = ['softhsm2', 'opensc', 'opensc-pkcs11', 'p11-kit', 'p11-kit-modules', 'libengine-pkcs11-openssl', 'gnutls-bin', 'openssl', 'build-essential', 'python3', 'libtpm2-pkcs11-1', 'tpm2-tools', 'libtpm2-pkcs11-tools', 'swtpm', 'swtpm-tools', 'tpm2-abrmd', 'libtss2-tcti-tabrmd0', 'dbus', 'libnss3', 'libnss3-tools', 'openjdk-17-jdk-headless', 'procps']
+const ALL = [
+  'softhsm2',
+  'opensc',
+  'opensc-pkcs11',
+  'p11-kit',
+  'p11-kit-modules',
+  'libengine-pkcs11-openssl',
+  'gnutls-bin',
+  'openssl',
+  'build-essential',
+  'python3',
+  'libtpm2-pkcs11-1',
+  'tpm2-tools',
+  'libtpm2-pkcs11-tools',
+  'swtpm',
+  'swtpm-tools',
+  'tpm2-abrmd',
+  'libtss2-tcti-tabrmd0',
+  'dbus',
+  'libnss3',
+  'libnss3-tools',
+  'openjdk-17-jdk-headless',
+  'procps',
+]
 
 test('all present: exit 0, no apt call, nothing printed', () => {
   for (const uid of [0, 1000]) {

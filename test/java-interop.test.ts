@@ -30,9 +30,15 @@ if (!skip) {
 const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 
 const ASYMMETRIC = [
-  ['RS256', 'rsa'], ['RS384', 'rsa'], ['RS512', 'rsa'],
-  ['PS256', 'rsa'], ['PS384', 'rsa'], ['PS512', 'rsa'],
-  ['ES256', 'p256'], ['ES384', 'p384'], ['ES512', 'p521'],
+  ['RS256', 'rsa'],
+  ['RS384', 'rsa'],
+  ['RS512', 'rsa'],
+  ['PS256', 'rsa'],
+  ['PS384', 'rsa'],
+  ['PS512', 'rsa'],
+  ['ES256', 'p256'],
+  ['ES384', 'p384'],
+  ['ES512', 'p521'],
   ['EdDSA', 'ed25519'],
 ]
 
@@ -80,7 +86,10 @@ describe('Java interoperability', { skip }, () => {
   })
 
   test('keytool keys are found by alias, with their certificates', async () => {
-    for (const [label, algorithm, kty] of [['javarsa', 'RS256', 'RSA'], ['javaec', 'ES256', 'EC']]) {
+    for (const [label, algorithm, kty] of [
+      ['javarsa', 'RS256', 'RSA'],
+      ['javaec', 'ES256', 'EC'],
+    ]) {
       const key = await hsm.keys.get({ label }, { algorithm })
       assert.equal(key.label, label)
       assert.ok(key.certificate, `${label} has its keytool certificate`)
@@ -95,7 +104,11 @@ describe('Java interoperability', { skip }, () => {
   })
 
   test('Java signs with the keytool keys through SunPKCS11 (RS256, PS256, ES256); our provider verifies', async () => {
-    const cases = [['javarsa', 'RS256'], ['javarsa', 'PS256'], ['javaec', 'ES256']]
+    const cases = [
+      ['javarsa', 'RS256'],
+      ['javarsa', 'PS256'],
+      ['javaec', 'ES256'],
+    ]
     const jwts = [] // one JVM at a time, as below
     for (const [alias, alg] of cases) jwts.push(await javaSignP11({ cfg, pin: PIN, alias, alg, payload: { sub: 'java', alg }, env }))
     for (const [i, [alias, alg]] of cases.entries()) {
@@ -108,7 +121,12 @@ describe('Java interoperability', { skip }, () => {
   })
 
   test('our provider signs with the keytool keys; Java verifies with the keystore certificate (Nimbus flow)', async () => {
-    const cases = [['javarsa', 'RS256'], ['javarsa', 'PS256'], ['javarsa', 'RS512'], ['javaec', 'ES256']]
+    const cases = [
+      ['javarsa', 'RS256'],
+      ['javarsa', 'PS256'],
+      ['javarsa', 'RS512'],
+      ['javaec', 'ES256'],
+    ]
     const jwts = []
     for (const [alias, alg] of cases) {
       const { privateKey } = await hsm.keys.get({ label: alias }, { algorithm: alg })

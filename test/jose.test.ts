@@ -10,8 +10,21 @@ import { provisionTestKeys } from './helpers/keys.js'
 import { opensslVerify } from './helpers/openssl.js'
 
 const {
-  SignJWT, CompactSign, FlattenedSign, GeneralSign, jwtVerify, compactVerify, flattenedVerify, generalVerify,
-  createLocalJWKSet, exportJWK, exportSPKI, calculateJwkThumbprint, errors, base64url, decodeProtectedHeader,
+  SignJWT,
+  CompactSign,
+  FlattenedSign,
+  GeneralSign,
+  jwtVerify,
+  compactVerify,
+  flattenedVerify,
+  generalVerify,
+  createLocalJWKSet,
+  exportJWK,
+  exportSPKI,
+  calculateJwkThumbprint,
+  errors,
+  base64url,
+  decodeProtectedHeader,
 } = jose
 
 const softhsm = freshSoftHsm()
@@ -29,12 +42,23 @@ const payload = enc.encode(JSON.stringify({ sub: 'alice', n: 1 }))
 
 // alg -> token key label; opensslAlg is the name the OpenSSL helper knows.
 const ASYMMETRIC = [
-  ['RS256', 'rsa'], ['RS384', 'rsa'], ['RS512', 'rsa'],
-  ['PS256', 'rsa'], ['PS384', 'rsa'], ['PS512', 'rsa'],
-  ['ES256', 'p256'], ['ES384', 'p384'], ['ES512', 'p521'],
-  ['EdDSA', 'ed25519'], ['Ed25519', 'ed25519'],
+  ['RS256', 'rsa'],
+  ['RS384', 'rsa'],
+  ['RS512', 'rsa'],
+  ['PS256', 'rsa'],
+  ['PS384', 'rsa'],
+  ['PS512', 'rsa'],
+  ['ES256', 'p256'],
+  ['ES384', 'p384'],
+  ['ES512', 'p521'],
+  ['EdDSA', 'ed25519'],
+  ['Ed25519', 'ed25519'],
 ]
-const HMAC = [['HS256', 'sha256'], ['HS384', 'sha384'], ['HS512', 'sha512']]
+const HMAC = [
+  ['HS256', 'sha256'],
+  ['HS384', 'sha384'],
+  ['HS512', 'sha512'],
+]
 const opensslAlg = (alg) => (alg === 'Ed25519' ? 'EdDSA' : alg)
 
 /** Every (signingInput, signature) pair of a compact JWS. */
@@ -86,8 +110,7 @@ describe('jose with token keys through installGlobal()', () => {
       assert.ok(publicKey, 'the token key has a public key')
       const spkiPem = await exportSPKI(publicKey)
       // The public key the token gives is the one Node generated.
-      assert.deepEqual(createPublicKey(spkiPem).export({ format: 'der', type: 'spki' }),
-        keys[label].publicKey.export({ format: 'der', type: 'spki' }))
+      assert.deepEqual(createPublicKey(spkiPem).export({ format: 'der', type: 'spki' }), keys[label].publicKey.export({ format: 'der', type: 'spki' }))
 
       // SignJWT / jwtVerify
       const jwt = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg }).setIssuedAt(1700000000).setIssuer('urn:hsm').sign(privateKey)
@@ -111,10 +134,7 @@ describe('jose with token keys through installGlobal()', () => {
       await assertOpenssl(alg, spkiPem, `${flat.protected}.${flat.payload}`, base64url.decode(flat.signature), `FlattenedSign ${alg}`)
 
       // GeneralSign with two signatures by the same token key / generalVerify
-      const general = await new GeneralSign(payload)
-        .addSignature(privateKey).setProtectedHeader({ alg, n: 1 })
-        .addSignature(privateKey).setProtectedHeader({ alg, n: 2 })
-        .sign()
+      const general = await new GeneralSign(payload).addSignature(privateKey).setProtectedHeader({ alg, n: 1 }).addSignature(privateKey).setProtectedHeader({ alg, n: 2 }).sign()
       assert.equal(general.signatures.length, 2)
       const gv = await generalVerify(general, publicKey)
       assert.deepEqual(Buffer.from(gv.payload), Buffer.from(payload))
@@ -130,7 +150,14 @@ describe('jose with token keys through installGlobal()', () => {
   test('JWTs verify through createLocalJWKSet(await hsm.jwks()), the key found by kid', async () => {
     const JWKS = createLocalJWKSet(jwks)
     // A JWKS entry names an alg when the key serves one; the RSA key serves RS* and PS*: no alg.
-    for (const [alg, label] of [['RS256', 'rsa'], ['PS256', 'rsa'], ['ES256', 'p256'], ['ES384', 'p384'], ['ES512', 'p521'], ['EdDSA', 'ed25519']]) {
+    for (const [alg, label] of [
+      ['RS256', 'rsa'],
+      ['PS256', 'rsa'],
+      ['ES256', 'p256'],
+      ['ES384', 'p384'],
+      ['ES512', 'p521'],
+      ['EdDSA', 'ed25519'],
+    ]) {
       const { privateKey, publicKey } = await hsm.keys.get({ label }, { algorithm: alg })
       const kid = await calculateJwkThumbprint(await exportJWK(publicKey))
       const entry = jwks.keys.find((k) => k.kid === kid)
@@ -197,7 +224,13 @@ describe('jose with token keys through installGlobal()', () => {
   }
 
   test('tampered payload or signature: JWSSignatureVerificationFailed', async () => {
-    for (const [alg, label] of [['RS256', 'rsa'], ['PS256', 'rsa'], ['ES256', 'p256'], ['ES512', 'p521'], ['EdDSA', 'ed25519']]) {
+    for (const [alg, label] of [
+      ['RS256', 'rsa'],
+      ['PS256', 'rsa'],
+      ['ES256', 'p256'],
+      ['ES512', 'p521'],
+      ['EdDSA', 'ed25519'],
+    ]) {
       const { privateKey, publicKey } = await hsm.keys.get({ label }, { algorithm: alg })
       const jwt = await new SignJWT({ sub: 'alice', n: 1 }).setProtectedHeader({ alg }).sign(privateKey)
       await jwtVerify(jwt, publicKey)
@@ -206,26 +239,17 @@ describe('jose with token keys through installGlobal()', () => {
     }
   })
 
-  test('RS256 with the RSA-1024 token key: jose\'s TypeError about 2048 bits,', async () => {
+  test("RS256 with the RSA-1024 token key: jose's TypeError about 2048 bits,", async () => {
     const { privateKey } = await hsm.keys.get({ label: 'rsa1024' }, { algorithm: 'RS256' })
     assert.equal(privateKey.algorithm.modulusLength, 1024)
-    await assert.rejects(
-      new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'RS256' }).sign(privateKey),
-      (e) => e instanceof TypeError && /2048/.test(e.message),
-    )
+    await assert.rejects(new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'RS256' }).sign(privateKey), (e) => e instanceof TypeError && /2048/.test(e.message))
     const pss = await hsm.keys.get({ label: 'rsa1024' }, { algorithm: 'PS256' })
-    await assert.rejects(
-      new CompactSign(payload).setProtectedHeader({ alg: 'PS256' }).sign(pss.privateKey),
-      (e) => e instanceof TypeError && /2048/.test(e.message),
-    )
+    await assert.rejects(new CompactSign(payload).setProtectedHeader({ alg: 'PS256' }).sign(pss.privateKey), (e) => e instanceof TypeError && /2048/.test(e.message))
   })
 
   test('ES384 with the P-256 key is rejected by jose', async () => {
     const { privateKey } = await hsm.keys.get({ label: 'p256' }, { algorithm: 'ES256' })
-    await assert.rejects(
-      new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'ES384' }).sign(privateKey),
-      (e) => e instanceof TypeError && /P-384/.test(e.message),
-    )
+    await assert.rejects(new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'ES384' }).sign(privateKey), (e) => e instanceof TypeError && /P-384/.test(e.message))
     // Nor does the key store hand out the P-256 key for ES384.
     await assert.rejects(hsm.keys.get({ label: 'p256' }, { algorithm: 'ES384' }))
     // And an RSA key for an EC alg, an EC key for EdDSA.
@@ -237,7 +261,9 @@ describe('jose with token keys through installGlobal()', () => {
 
 describe('hsm.jwks()', () => {
   let hsm
-  before(async () => { hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: 'jose' }, pin: PIN }) })
+  before(async () => {
+    hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: 'jose' }, pin: PIN })
+  })
   after(() => hsm.close())
 
   // RSA-1024 is left out: RFC 7518 asks for 2048 bits or more and jose refuses smaller keys.
@@ -290,7 +316,9 @@ describe('hsm.jwks()', () => {
 
 describe('jose without token keys: same results with the routing crypto installed', () => {
   let hsm
-  before(async () => { hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: 'jose' }, pin: PIN }) })
+  before(async () => {
+    hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: 'jose' }, pin: PIN })
+  })
   after(() => hsm.close())
 
   /** Runs fn with Node's crypto, then with the routing crypto installed, and returns both results. */
@@ -341,7 +369,7 @@ describe('jose without token keys: same results with the routing crypto installe
     await jwtVerify(b.esJwt, es.publicKey)
   })
 
-  test('Node\'s own WebCrypto through the global: generateKey, importKey, sign, digest, exportKey', async () => {
+  test("Node's own WebCrypto through the global: generateKey, importKey, sign, digest, exportKey", async () => {
     const raw = new Uint8Array(32).fill(3)
     const data = enc.encode('hello')
     const [a, b] = await beforeAndAfter(async () => {
@@ -403,9 +431,12 @@ describe('installGlobal() counts its users; two tokens behind one global', () =>
     await hsmB.close()
   })
 
-  test('Node\'s crypto comes back only after both uninstalls, in either order; a second call does nothing', () => {
+  test("Node's crypto comes back only after both uninstalls, in either order; a second call does nothing", () => {
     const descriptor = Object.getOwnPropertyDescriptor(globalThis, 'crypto')
-    for (const order of [[0, 1], [1, 0]]) {
+    for (const order of [
+      [0, 1],
+      [1, 0],
+    ]) {
       assert.equal(globalThis.crypto, NODE_CRYPTO)
       const uninstalls = [hsmA.installGlobal(), hsmB.installGlobal()]
       const routed = globalThis.crypto
@@ -415,7 +446,7 @@ describe('installGlobal() counts its users; two tokens behind one global', () =>
       uninstalls[order[0]]()
       assert.equal(globalThis.crypto, routed, 'a second call of the same uninstaller does not count')
       uninstalls[order[1]]()
-      assert.equal(globalThis.crypto, NODE_CRYPTO, 'Node\'s crypto after both')
+      assert.equal(globalThis.crypto, NODE_CRYPTO, "Node's crypto after both")
       uninstalls[order[1]]()
       uninstalls[order[0]]()
       assert.equal(globalThis.crypto, NODE_CRYPTO)
@@ -432,16 +463,24 @@ describe('installGlobal() counts its users; two tokens behind one global', () =>
     const uninstall = hsmA.installGlobal()
     try {
       const jobs = []
-      for (const [hsm, nodeKeys, token] of [[hsmA, keys, 'jose'], [hsmB, keysB, 'b']]) {
-        for (const [alg, label] of [['RS256', 'rsa'], ['PS384', 'rsa'], ['ES256', 'p256'], ['ES512', 'p521'], ['EdDSA', 'ed25519']]) {
+      for (const [hsm, nodeKeys, token] of [
+        [hsmA, keys, 'jose'],
+        [hsmB, keysB, 'b'],
+      ]) {
+        for (const [alg, label] of [
+          ['RS256', 'rsa'],
+          ['PS384', 'rsa'],
+          ['ES256', 'p256'],
+          ['ES512', 'p521'],
+          ['EdDSA', 'ed25519'],
+        ]) {
           const { privateKey } = await hsm.keys.get({ label }, { algorithm: alg })
           for (let i = 0; i < 8; i++) jobs.push({ alg, privateKey, publicKey: nodeKeys[label].publicKey, token, i })
         }
         const { privateKey } = await hsm.keys.get({ label: 'hmac' }, { algorithm: 'HS256' })
         for (let i = 0; i < 8; i++) jobs.push({ alg: 'HS256', privateKey, secret: nodeKeys.hmac.secret, token, i })
       }
-      const jwts = await Promise.all(jobs.map(({ alg, privateKey, token, i }) =>
-        new SignJWT({ token, i }).setProtectedHeader({ alg }).sign(privateKey)))
+      const jwts = await Promise.all(jobs.map(({ alg, privateKey, token, i }) => new SignJWT({ token, i }).setProtectedHeader({ alg }).sign(privateKey)))
       assert.equal(jwts.length, 96)
       for (const [k, jwt] of jwts.entries()) {
         const job = jobs[k]

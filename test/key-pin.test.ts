@@ -65,7 +65,10 @@ describe('a key PIN is spent once', () => {
     control.zero()
     // @ts-expect-error TS2353 (converted from JavaScript): Object literal may only specify known properties, and 'keyPin' does not exist in type 'Algorithm | EcdsaPar...
     for (let i = 0; i < 3; i++) await assert.rejects(hsm.subtle.sign({ ...ecdsa, keyPin: '1111' }, privateKey, data), refusedWith('CKR_PIN_INCORRECT'))
-    for (const [code, value] of [['CKR_PIN_INVALID', 0xa1], ['CKR_PIN_LEN_RANGE', 0xa2]]) {
+    for (const [code, value] of [
+      ['CKR_PIN_INVALID', 0xa1],
+      ['CKR_PIN_LEN_RANGE', 0xa2],
+    ]) {
       control.fail('C_Login', value, { count: 1 })
       const pin = `x-${code}`
       // @ts-expect-error TS2353 (converted from JavaScript): Object literal may only specify known properties, and 'keyPin' does not exist in type 'Algorithm | EcdsaPar...
@@ -79,9 +82,12 @@ describe('a key PIN is spent once', () => {
     const { privateKey, publicKey } = await hsm.keys.get({ label: 'aa' })
     control.latency('C_Login', 20_000)
     control.zero()
-    const [wrong, right] = await Promise.all(['4444', PIN].map((keyPin) =>
-      // @ts-expect-error TS2353 (converted from JavaScript): Object literal may only specify known properties, and 'keyPin' does not exist in type 'Algorithm | EcdsaPar...
-      Promise.allSettled(Array.from({ length: 8 }, () => hsm.subtle.sign({ ...ecdsa, keyPin }, privateKey, data)))))
+    const [wrong, right] = await Promise.all(
+      ['4444', PIN].map((keyPin) =>
+        // @ts-expect-error TS2353 (converted from JavaScript): Object literal may only specify known properties, and 'keyPin' does not exist in type 'Algorithm | EcdsaPar...
+        Promise.allSettled(Array.from({ length: 8 }, () => hsm.subtle.sign({ ...ecdsa, keyPin }, privateKey, data))),
+      ),
+    )
     control.clear('C_Login')
     for (const r of wrong) assert.ok(r.status === 'rejected' && refusedWith('CKR_PIN_INCORRECT')(r.reason))
     // @ts-expect-error TS2339 (converted from JavaScript): Property 'value' does not exist on type 'PromiseSettledResult<ArrayBuffer>'.

@@ -52,15 +52,67 @@ async function verifyWithNode(params, publicKey, signature) {
 
 const E = new Uint8Array([1, 0, 1])
 const PAIRS = [
-  { algorithm: { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: E, hash: 'SHA-256' }, usages: ['sign', 'verify'], sign: 'RSASSA-PKCS1-v1_5', flags: { sign: true, decrypt: false, derive: false, unwrap: false }, pub: { verify: true, encrypt: false } },
-  { algorithm: { name: 'RSASSA-PKCS1-v1_5', modulusLength: 4096, publicExponent: E, hash: 'SHA-512' }, usages: ['sign', 'verify'], sign: 'RSASSA-PKCS1-v1_5', flags: { sign: true, decrypt: false, derive: false }, pub: { verify: true } },
-  { algorithm: { name: 'RSA-PSS', modulusLength: 2048, publicExponent: E, hash: 'SHA-256' }, usages: ['sign', 'verify'], sign: { name: 'RSA-PSS', saltLength: 32 }, flags: { sign: true, decrypt: false, derive: false }, pub: { verify: true } },
-  { algorithm: { name: 'RSA-PSS', modulusLength: 3072, publicExponent: E, hash: 'SHA-384' }, usages: ['sign', 'verify'], sign: { name: 'RSA-PSS', saltLength: 48 }, flags: { sign: true, decrypt: false, derive: false }, pub: { verify: true } },
-  { algorithm: { name: 'RSA-OAEP', modulusLength: 2048, publicExponent: E, hash: 'SHA-256' }, usages: ['encrypt', 'decrypt'], flags: { sign: false, decrypt: true, unwrap: false, derive: false }, pub: { encrypt: true, verify: false, wrap: false } },
-  { algorithm: { name: 'RSA-OAEP', modulusLength: 3072, publicExponent: E, hash: 'SHA-256' }, usages: ['encrypt', 'decrypt', 'wrapKey', 'unwrapKey'], flags: { sign: false, decrypt: true, unwrap: true }, pub: { encrypt: true, wrap: true } },
-  { algorithm: { name: 'ECDSA', namedCurve: 'P-256' }, usages: ['sign', 'verify'], sign: { name: 'ECDSA', hash: 'SHA-256' }, flags: { sign: true, decrypt: false, derive: false, unwrap: false }, pub: { verify: true } },
-  { algorithm: { name: 'ECDSA', namedCurve: 'P-384' }, usages: ['sign', 'verify'], sign: { name: 'ECDSA', hash: 'SHA-384' }, flags: { sign: true, decrypt: false, derive: false }, pub: { verify: true } },
-  { algorithm: { name: 'ECDSA', namedCurve: 'P-521' }, usages: ['sign', 'verify'], sign: { name: 'ECDSA', hash: 'SHA-512' }, flags: { sign: true, decrypt: false, derive: false }, pub: { verify: true } },
+  {
+    algorithm: { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: E, hash: 'SHA-256' },
+    usages: ['sign', 'verify'],
+    sign: 'RSASSA-PKCS1-v1_5',
+    flags: { sign: true, decrypt: false, derive: false, unwrap: false },
+    pub: { verify: true, encrypt: false },
+  },
+  {
+    algorithm: { name: 'RSASSA-PKCS1-v1_5', modulusLength: 4096, publicExponent: E, hash: 'SHA-512' },
+    usages: ['sign', 'verify'],
+    sign: 'RSASSA-PKCS1-v1_5',
+    flags: { sign: true, decrypt: false, derive: false },
+    pub: { verify: true },
+  },
+  {
+    algorithm: { name: 'RSA-PSS', modulusLength: 2048, publicExponent: E, hash: 'SHA-256' },
+    usages: ['sign', 'verify'],
+    sign: { name: 'RSA-PSS', saltLength: 32 },
+    flags: { sign: true, decrypt: false, derive: false },
+    pub: { verify: true },
+  },
+  {
+    algorithm: { name: 'RSA-PSS', modulusLength: 3072, publicExponent: E, hash: 'SHA-384' },
+    usages: ['sign', 'verify'],
+    sign: { name: 'RSA-PSS', saltLength: 48 },
+    flags: { sign: true, decrypt: false, derive: false },
+    pub: { verify: true },
+  },
+  {
+    algorithm: { name: 'RSA-OAEP', modulusLength: 2048, publicExponent: E, hash: 'SHA-256' },
+    usages: ['encrypt', 'decrypt'],
+    flags: { sign: false, decrypt: true, unwrap: false, derive: false },
+    pub: { encrypt: true, verify: false, wrap: false },
+  },
+  {
+    algorithm: { name: 'RSA-OAEP', modulusLength: 3072, publicExponent: E, hash: 'SHA-256' },
+    usages: ['encrypt', 'decrypt', 'wrapKey', 'unwrapKey'],
+    flags: { sign: false, decrypt: true, unwrap: true },
+    pub: { encrypt: true, wrap: true },
+  },
+  {
+    algorithm: { name: 'ECDSA', namedCurve: 'P-256' },
+    usages: ['sign', 'verify'],
+    sign: { name: 'ECDSA', hash: 'SHA-256' },
+    flags: { sign: true, decrypt: false, derive: false, unwrap: false },
+    pub: { verify: true },
+  },
+  {
+    algorithm: { name: 'ECDSA', namedCurve: 'P-384' },
+    usages: ['sign', 'verify'],
+    sign: { name: 'ECDSA', hash: 'SHA-384' },
+    flags: { sign: true, decrypt: false, derive: false },
+    pub: { verify: true },
+  },
+  {
+    algorithm: { name: 'ECDSA', namedCurve: 'P-521' },
+    usages: ['sign', 'verify'],
+    sign: { name: 'ECDSA', hash: 'SHA-512' },
+    flags: { sign: true, decrypt: false, derive: false },
+    pub: { verify: true },
+  },
   { algorithm: { name: 'ECDH', namedCurve: 'P-256' }, usages: ['deriveBits'], flags: { derive: true, sign: false, decrypt: false } },
   { algorithm: { name: 'ECDH', namedCurve: 'P-384' }, usages: ['deriveKey', 'deriveBits'], flags: { derive: true, sign: false, decrypt: false } },
   { algorithm: { name: 'ECDH', namedCurve: 'P-521' }, usages: ['deriveKey'], flags: { derive: true, sign: false, decrypt: false } },
@@ -68,10 +120,22 @@ const PAIRS = [
 ]
 
 const SECRETS = [
-  { algorithm: { name: 'HMAC', hash: 'SHA-256' }, usages: ['sign', 'verify'], keyType: 'GENERIC_SECRET', bytes: 64, flags: { sign: true, verify: true, encrypt: false, decrypt: false } },
+  {
+    algorithm: { name: 'HMAC', hash: 'SHA-256' },
+    usages: ['sign', 'verify'],
+    keyType: 'GENERIC_SECRET',
+    bytes: 64,
+    flags: { sign: true, verify: true, encrypt: false, decrypt: false },
+  },
   { algorithm: { name: 'HMAC', hash: 'SHA-512', length: 256 }, usages: ['sign'], keyType: 'GENERIC_SECRET', bytes: 32, flags: { sign: true, verify: false, encrypt: false } },
   { algorithm: { name: 'AES-GCM', length: 128 }, usages: ['encrypt', 'decrypt'], keyType: 'AES', bytes: 16, flags: { encrypt: true, decrypt: true, sign: false, wrap: false } },
-  { algorithm: { name: 'AES-KW', length: 256 }, usages: ['wrapKey', 'unwrapKey'], keyType: 'AES', bytes: 32, flags: { wrap: true, unwrap: true, encrypt: false, decrypt: false, sign: false } },
+  {
+    algorithm: { name: 'AES-KW', length: 256 },
+    usages: ['wrapKey', 'unwrapKey'],
+    keyType: 'AES',
+    bytes: 32,
+    flags: { wrap: true, unwrap: true, encrypt: false, decrypt: false, sign: false },
+  },
   { algorithm: { name: 'AES-CBC', length: 256 }, usages: ['encrypt', 'decrypt'], keyType: 'AES', bytes: 32, flags: { encrypt: true, decrypt: true } },
 ]
 
@@ -79,7 +143,9 @@ const caseName = ({ algorithm }) => [algorithm.name, algorithm.namedCurve, algor
 
 describe('hsm.subtle.generateKey on the token', () => {
   let hsm
-  before(async () => { hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: TOKEN }, pin: PIN }) })
+  before(async () => {
+    hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: TOKEN }, pin: PIN })
+  })
   after(() => hsm?.close())
 
   for (const c of PAIRS) {
@@ -117,12 +183,12 @@ describe('hsm.subtle.generateKey on the token', () => {
       // CKA_ID = SHA-1 of the public key value, as Node sees the public key.
       const value = await publicValue(publicKey)
       if (c.algorithm.name.startsWith('RSA')) {
-        assert.equal(pub.modulus, value.toString('hex'), 'public CKA_MODULUS is the returned public key\'s')
+        assert.equal(pub.modulus, value.toString('hex'), "public CKA_MODULUS is the returned public key's")
         assert.equal(priv.modulus, value.toString('hex'))
         assert.equal(Buffer.from(pub.modulus, 'hex').length * 8, c.algorithm.modulusLength)
         assert.equal(pub.publicExponent, '010001')
       } else {
-        assert.deepEqual(unwrapOctetString(pub.ecPoint), value, 'public CKA_EC_POINT is the returned public key\'s')
+        assert.deepEqual(unwrapOctetString(pub.ecPoint), value, "public CKA_EC_POINT is the returned public key's")
       }
       assert.equal(priv.id, sha1(value), 'private CKA_ID = SHA-1 of the public key')
       assert.equal(pub.id, priv.id)
@@ -270,7 +336,9 @@ describe('hsm.subtle.generateKey on the token', () => {
 
 describe('hsm.keys.generate with JOSE names', () => {
   let hsm
-  before(async () => { hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: TOKEN }, pin: PIN }) })
+  before(async () => {
+    hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: TOKEN }, pin: PIN })
+  })
   after(() => hsm?.close())
 
   const JOSE = [
@@ -374,7 +442,10 @@ describe('hsm.keys.generate with JOSE names', () => {
     for (const page of pages.slice(0, -1)) assert.equal(page.length, 7)
     assert.equal(pages.at(-1).length, all.length - 7 * (pages.length - 1))
     const paged = pages.flat()
-    assert.deepEqual(paged.map((k) => k.id), all.map((k) => k.id))
+    assert.deepEqual(
+      paged.map((k) => k.id),
+      all.map((k) => k.id),
+    )
     assert.equal(new Set(paged.map((k) => k.id)).size, paged.length, 'no key twice')
     assert.deepEqual(await hsm.keys.list({ offset: all.length, limit: 7 }), [])
     assert.equal((await hsm.keys.list({ offset: 3, limit: 2 }))[1].id, all[4].id)

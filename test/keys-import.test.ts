@@ -48,7 +48,9 @@ function assertStoredPrivate(label, { id, sign = true } = {}) {
 
 describe('hsm.subtle.importKey into the token', () => {
   let hsm
-  before(async () => { hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: TOKEN }, pin: PIN }) })
+  before(async () => {
+    hsm = await Pkcs11Crypto.open({ library: softhsm.module, token: { label: TOKEN }, pin: PIN })
+  })
   after(() => hsm?.close())
 
   test('RSASSA-PKCS1-v1_5 pkcs8: signs exactly as Node; not exportable; id = SHA-1 of the modulus', async () => {
@@ -106,8 +108,7 @@ describe('hsm.subtle.importKey into the token', () => {
   test('ECDSA pkcs8 (P-521): its 133-byte public point is stored whole (DER long form) and found again', async () => {
     await hsm.subtle.importKey('pkcs8', pkcs8(p521), { name: 'ECDSA', namedCurve: 'P-521', label: 'imp-p521', persistent: true }, false, ['sign'])
     const { privateKey, publicKey } = await hsm.keys.get({ label: 'imp-p521' })
-    assert.deepEqual(await webcrypto.subtle.exportKey('jwk', publicKey).then(({ x, y }) => ({ x, y })),
-      (({ x, y }) => ({ x, y }))(p521.publicKey.export({ format: 'jwk' })))
+    assert.deepEqual(await webcrypto.subtle.exportKey('jwk', publicKey).then(({ x, y }) => ({ x, y })), (({ x, y }) => ({ x, y }))(p521.publicKey.export({ format: 'jwk' })))
     const signature = Buffer.from(await hsm.subtle.sign({ name: 'ECDSA', hash: 'SHA-512' }, privateKey, data))
     assert.equal(nodeVerify('sha512', data, { key: p521.publicKey, dsaEncoding: 'ieee-p1363' }, signature), true)
   })
@@ -185,7 +186,10 @@ describe('hsm.subtle.importKey into the token', () => {
     assert.equal(await hsm.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, ecPublic, signature, data), true)
     assert.equal(await hsm.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, ecPublic, signature, Buffer.from('other')), false)
     const ec = onToken('imp-pub-ec')
-    assert.deepEqual(ec.map((o) => o.class), ['public'])
+    assert.deepEqual(
+      ec.map((o) => o.class),
+      ['public'],
+    )
     assert.equal(ec[0].keyType, 'EC')
     assert.equal(ec[0].token, true)
     const point = Buffer.from(spki).subarray(-65)
@@ -210,13 +214,15 @@ describe('hsm.subtle.importKey into the token', () => {
     await assert.rejects(hsm.subtle.importKey('pkcs8', randomBytes(100), { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', ...store }, false, ['sign']), { name: 'DataError' })
     await assert.rejects(hsm.subtle.importKey('spki', Buffer.from('not a key at all'), { name: 'ECDSA', namedCurve: 'P-256', ...store }, true, ['verify']), { name: 'DataError' })
     await assert.rejects(hsm.subtle.importKey('jwk', jwkOf(p384), { name: 'ECDSA', namedCurve: 'P-256', ...store }, false, ['sign']), { name: 'DataError' })
-    await assert.rejects(hsm.subtle.importKey('jwk', p384.publicKey.export({ format: 'jwk' }), { name: 'ECDSA', namedCurve: 'P-256', ...store }, true, ['verify']), { name: 'DataError' })
+    await assert.rejects(hsm.subtle.importKey('jwk', p384.publicKey.export({ format: 'jwk' }), { name: 'ECDSA', namedCurve: 'P-256', ...store }, true, ['verify']), {
+      name: 'DataError',
+    })
     // Usages the key cannot have: SyntaxError, as for generateKey.
     await assert.rejects(hsm.subtle.importKey('pkcs8', pkcs8(p256), { name: 'ECDSA', namedCurve: 'P-256', ...store }, false, ['verify']), { name: 'SyntaxError' })
     assert.deepEqual(onToken('bad'), [])
   })
 
-  test('a malformed EC jwk (bad coordinates): DataError, as Node\'s own importKey says', async () => {
+  test("a malformed EC jwk (bad coordinates): DataError, as Node's own importKey says", async () => {
     const bad = { kty: 'EC', crv: 'P-256', x: 'AAAA', y: 'AAAA', d: 'AAAA' }
     await assert.rejects(webcrypto.subtle.importKey('jwk', bad, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']), { name: 'DataError' })
     await assert.rejects(hsm.subtle.importKey('jwk', bad, { name: 'ECDSA', namedCurve: 'P-256', label: 'bad-jwk', persistent: true }, false, ['sign']), { name: 'DataError' })

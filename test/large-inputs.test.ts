@@ -23,7 +23,11 @@ process.env.PKCS11SPY_OUTPUT = spyLog
 const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc')
-const rss = () => { gc(); gc(); return process.memoryUsage().rss }
+const rss = () => {
+  gc()
+  gc()
+  return process.memoryUsage().rss
+}
 const MiB = 2 ** 20
 
 const hsm = await Pkcs11Crypto.open({ library: SPY ?? softhsm.module, token: { label: TOKEN }, pin: PIN })
@@ -36,10 +40,17 @@ const ALGORITHMS = [
 
 /** The spy keeps its log open: what was logged since mark() is what a test reads. */
 let mark = 0
-const markLog = () => { mark = existsSync(spyLog) ? readFileSync(spyLog).length : 0 }
+const markLog = () => {
+  mark = existsSync(spyLog) ? readFileSync(spyLog).length : 0
+}
 /** The mechanisms of the C_SignInit calls logged since markLog(). */
 function signMechanisms() {
-  return [...readFileSync(spyLog).subarray(mark).toString().matchAll(/C_SignInit[\s\S]*?pMechanism->type = (\w+)/g)].map((m) => m[1])
+  return [
+    ...readFileSync(spyLog)
+      .subarray(mark)
+      .toString()
+      .matchAll(/C_SignInit[\s\S]*?pMechanism->type = (\w+)/g),
+  ].map((m) => m[1])
 }
 
 describe('large RSA inputs', () => {
@@ -54,7 +65,9 @@ describe('large RSA inputs', () => {
       let inputs = Array.from({ length: 4 }, (_, i) => new Uint8Array(32 * MiB).fill(i + 7))
       const withInputs = rss()
       let peak = 0
-      const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss) }, 2)
+      const sampler = setInterval(() => {
+        peak = Math.max(peak, process.memoryUsage().rss)
+      }, 2)
       if (SPY) markLog()
       // @ts-expect-error TS2345 (converted from JavaScript): Argument of type 'string | { name: string; } | { name?: undefined; } | { name: string; saltLength: number; ...
       const signatures = await Promise.all(inputs.map((input) => hsm.subtle.sign(params, privateKey, input)))
@@ -77,7 +90,7 @@ describe('large RSA inputs', () => {
 })
 
 describe('inputs that are not a BufferSource', () => {
-  test('a view on a SharedArrayBuffer is a TypeError, as Node\'s WebCrypto says (another thread could change it mid-signature)', async () => {
+  test("a view on a SharedArrayBuffer is a TypeError, as Node's WebCrypto says (another thread could change it mid-signature)", async () => {
     const { privateKey } = await hsm.keys.get({ label: 'rsa' }, { algorithm: 'RS256' })
     const shared = new Uint8Array(new SharedArrayBuffer(16))
     // @ts-expect-error TS2345 (converted from JavaScript): Argument of type 'Uint8Array<SharedArrayBuffer>' is not assignable to parameter of type 'BufferSource'.

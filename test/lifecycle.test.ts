@@ -73,17 +73,27 @@ describe('re-initializing the module while threads are inside it (20 child proce
     const results = []
     // Two at a time: the machine has two cores.
     for (let i = 0; i < 20; i += 2) {
-      results.push(...await Promise.all(childStores.map(async (store) => {
-        const { stdout } = await run(process.execPath, [child, scenario, 'burst', PIN, softhsm.module, hardLink],
-          { env: { ...process.env, SOFTHSM2_CONF: store.conf }, timeout: 60_000, killSignal: 'SIGKILL' })
-        return JSON.parse(stdout.trim().split('\n').pop())
-      })))
+      results.push(
+        ...(await Promise.all(
+          childStores.map(async (store) => {
+            const { stdout } = await run(process.execPath, [child, scenario, 'burst', PIN, softhsm.module, hardLink], {
+              env: { ...process.env, SOFTHSM2_CONF: store.conf },
+              timeout: 60_000,
+              killSignal: 'SIGKILL',
+            })
+            return JSON.parse(stdout.trim().split('\n').pop())
+          }),
+        )),
+      )
     }
     return results
   }
 
   for (const [scenario, what] of [
-    ['once', 'C_Sign CKR_DEVICE_ERROR once, then C_GetSlotList CKR_GENERAL_ERROR once: a re-initialization during a 2,000-sign burst, and another token of the module signing meanwhile'],
+    [
+      'once',
+      'C_Sign CKR_DEVICE_ERROR once, then C_GetSlotList CKR_GENERAL_ERROR once: a re-initialization during a 2,000-sign burst, and another token of the module signing meanwhile',
+    ],
     ['rate', 'C_Sign CKR_CRYPTOKI_NOT_INITIALIZED every 700th call, C_GetSlotList CKR_GENERAL_ERROR every 3rd: re-initializations over and over'],
     ['hardlink', 'the module by a hard link too: closing one instance while the other signs 2,000'],
   ]) {
@@ -96,8 +106,15 @@ describe('re-initializing the module while threads are inside it (20 child proce
         for (const code of Object.keys(result.failures)) assert.match(code, /^CKR_/, JSON.stringify(result.failures))
       }
       if (scenario === 'once') {
-        assert.deepEqual(results.map((r) => r.second.failures), results.map(() => ({})), 'the other token of the module lost no sign')
-        assert.equal(results.reduce((sum, r) => sum + r.second.ok, 0), 20 * SIGNS)
+        assert.deepEqual(
+          results.map((r) => r.second.failures),
+          results.map(() => ({})),
+          'the other token of the module lost no sign',
+        )
+        assert.equal(
+          results.reduce((sum, r) => sum + r.second.ok, 0),
+          20 * SIGNS,
+        )
       }
       const ok = results.reduce((sum, r) => sum + r.ok, 0)
       assert.equal(ok, 20 * SIGNS, JSON.stringify(results.find((r) => r.ok < SIGNS)))
@@ -113,7 +130,10 @@ describe('the login is state read from the token', () => {
     const before = control.countsSync()
     otherUser(softhsm.module, 'life').logout()
     assert.ok(verifies(await hsm.subtle.sign(params, privateKey, data)))
-    assert.deepEqual((await hsm.keys.list()).map((k) => k.label), ['p256'])
+    assert.deepEqual(
+      (await hsm.keys.list()).map((k) => k.label),
+      ['p256'],
+    )
     assert.equal((await hsm.jwks()).keys.length, 1)
     assert.equal(control.countsSync().C_Login - before.C_Login, 1)
     await hsm.close()
@@ -163,7 +183,10 @@ describe('close()', () => {
       if (delay) await sleep(delay)
       await hsm.close()
       const outcomes = await Promise.allSettled(signs)
-      assert.deepEqual(outcomes.filter((o) => o.status === 'rejected').map((o) => String(o.reason)), [])
+      assert.deepEqual(
+        outcomes.filter((o) => o.status === 'rejected').map((o) => String(o.reason)),
+        [],
+      )
       // @ts-expect-error TS2339 (converted from JavaScript): Property 'value' does not exist on type 'PromiseSettledResult<ArrayBuffer>'.
       assert.ok(outcomes.every((o) => verifies(o.value)))
     })
@@ -207,7 +230,10 @@ describe('the cache follows the token', () => {
     // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
     softhsm.pkcs11Tool(['--token-label', 'life', '--login', '--pin', PIN, '--delete-object', '--type', 'pubkey', '--id', '77'])
     await sleep(250)
-    assert.deepEqual((await hsm.keys.list()).map((k) => k.label), ['p256'])
+    assert.deepEqual(
+      (await hsm.keys.list()).map((k) => k.label),
+      ['p256'],
+    )
     assert.equal((await hsm.jwks()).keys.length, 1)
     await hsm.close()
   })
@@ -221,7 +247,10 @@ describe('the cache follows the token', () => {
     twin('twin-2')
     const { keys, warnings } = await jwksWithWarnings(hsm)
     assert.equal(keys.length, 1, 'p256 is published')
-    assert.ok(warnings.some((w) => w.code === 'PKCS11_JWKS_KEY_LEFT_OUT' && /twin-1/.test(w.message)), warnings.map(String).join('; '))
+    assert.ok(
+      warnings.some((w) => w.code === 'PKCS11_JWKS_KEY_LEFT_OUT' && /twin-1/.test(w.message)),
+      warnings.map(String).join('; '),
+    )
     for (const type of ['privkey', 'pubkey', 'privkey', 'pubkey']) {
       // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
       softhsm.pkcs11Tool(['--token-label', 'life', '--login', '--pin', PIN, '--delete-object', '--type', type, '--id', '99'])
@@ -241,7 +270,10 @@ describe('a group with a member unplugged', () => {
     // Something notices the removal (a sign, or a lookup): here a lookup on A fails once.
     await hsm.keys.list().catch(() => {})
     const { privateKey } = await hsm.keys.get({ label: 'p256' })
-    assert.deepEqual((await hsm.keys.list()).map((k) => k.label), ['p256'])
+    assert.deepEqual(
+      (await hsm.keys.list()).map((k) => k.label),
+      ['p256'],
+    )
     assert.equal((await hsm.jwks()).keys.length, 1)
     await hsm.certificates.list()
     assert.ok(verifies(await hsm.subtle.sign(params, privateKey, data)))
@@ -256,7 +288,7 @@ describe('a group with a member unplugged', () => {
     await hsm.close()
   })
 
-  test('a key that one member lacks is left out of the group\'s JWKS, which says so', async () => {
+  test("a key that one member lacks is left out of the group's JWKS, which says so", async () => {
     control.reset()
     const hsm = await Pkcs11Crypto.openGroup([
       { library: faultModule, token: { label: 'group-a' }, pin: PIN },
@@ -264,18 +296,31 @@ describe('a group with a member unplugged', () => {
     ])
     const { keys, warnings } = await jwksWithWarnings(hsm)
     assert.equal(keys.length, 1)
-    assert.ok(warnings.some((w) => /only-a/.test(w.message) && /group-b/.test(w.message)), warnings.map(String).join('; '))
+    assert.ok(
+      warnings.some((w) => /only-a/.test(w.message) && /group-b/.test(w.message)),
+      warnings.map(String).join('; '),
+    )
     await hsm.close()
   })
 })
 
 describe('options are checked at open', () => {
   const cases = [
-    [{ maxSessions: NaN }, /maxSessions/], [{ maxSessions: 'x' }, /maxSessions/], [{ maxSessions: 0 }, /maxSessions/],
-    [{ timeout: NaN }, /timeout/], [{ timeout: -1 }, /timeout/], [{ maxQueue: NaN }, /maxQueue/], [{ maxQueue: 0 }, /maxQueue/],
-    [{ searchCacheMs: -5 }, /searchCacheMs/], [{ token: {} }, /token/], [{ token: 't' }, /token/],
-    [{ token: { label: 'a', serial: 'b' } }, /token/], [{ token: { slotId: 'abc' } }, /slotId/], [{ token: { slotIndex: -1 } }, /slotIndex/],
-    [{ pin: 1234 }, /pin must be a string/], [{ library: 5 }, /library/],
+    [{ maxSessions: NaN }, /maxSessions/],
+    [{ maxSessions: 'x' }, /maxSessions/],
+    [{ maxSessions: 0 }, /maxSessions/],
+    [{ timeout: NaN }, /timeout/],
+    [{ timeout: -1 }, /timeout/],
+    [{ maxQueue: NaN }, /maxQueue/],
+    [{ maxQueue: 0 }, /maxQueue/],
+    [{ searchCacheMs: -5 }, /searchCacheMs/],
+    [{ token: {} }, /token/],
+    [{ token: 't' }, /token/],
+    [{ token: { label: 'a', serial: 'b' } }, /token/],
+    [{ token: { slotId: 'abc' } }, /slotId/],
+    [{ token: { slotIndex: -1 } }, /slotIndex/],
+    [{ pin: 1234 }, /pin must be a string/],
+    [{ library: 5 }, /library/],
   ]
   for (const [options, message] of cases) {
     test(`${JSON.stringify(options, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v))}: a ConfigurationError naming it`, async () => {

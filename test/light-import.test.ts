@@ -18,7 +18,10 @@ test('import: no Reflect polyfill; the first certificate loads it', async () => 
   try {
     await hsm.keys.generate({ algorithm: 'ES256', label: 'plain' })
     assert.equal((await hsm.keys.get({ label: 'plain' })).certificate, undefined)
-    assert.deepEqual((await hsm.keys.list()).map((k) => k.certificate), [false])
+    assert.deepEqual(
+      (await hsm.keys.list()).map((k) => k.certificate),
+      [false],
+    )
     assert.equal('getMetadata' in Reflect, false, 'keys without certificates need no x509')
 
     const { certificate } = await hsm.keys.generate({ algorithm: 'ES256', label: 'certified', certificate: { subject: 'CN=certified' } })

@@ -22,7 +22,10 @@ describe('NSS softokn', { skip: missing && `NSS not installed: ${missing}` }, as
     options,
     cliArgs: ['--module', SOFTOKN, '--library-parameters', nss?.libraryParameters, '--token', 'NSS Certificate DB'],
     pin: PIN,
-    toolKeys: [{ label: 'nss-ec', alg: 'ES256' }, { label: 'nss-rsa', alg: 'RS256' }],
+    toolKeys: [
+      { label: 'nss-ec', alg: 'ES256' },
+      { label: 'nss-rsa', alg: 'RS256' },
+    ],
     generate: ['ES256', 'ES384', 'ES512', 'RS256', 'PS256'],
     dir: nss?.dir,
   })
@@ -73,7 +76,11 @@ describe('NSS softokn', { skip: missing && `NSS not installed: ${missing}` }, as
   })
 
   test('Java NSS-mode keys SunPKCS11 has and we do not: refused with the reason', async () => {
-    for (const [line, message] of [['nssModule = fips', /nssModule "fips" is not supported/], ['nssDbMode = sometimes', /nssDbMode must be/], ['nssModule = keystore\nnssDbMode = noDb', /keystore needs nssSecmodDirectory/]]) {
+    for (const [line, message] of [
+      ['nssModule = fips', /nssModule "fips" is not supported/],
+      ['nssDbMode = sometimes', /nssDbMode must be/],
+      ['nssModule = keystore\nnssDbMode = noDb', /keystore needs nssSecmodDirectory/],
+    ]) {
       const config = join(nss.dir, 'bad.cfg')
       writeFileSync(config, `name = NSS\nnssSecmodDirectory = ${nss.db}\n${line}\n`)
       await assert.rejects(Pkcs11Crypto.open({ config, pin: PIN }), { code: 'ERR_PKCS11_CONFIG', message })

@@ -14,7 +14,10 @@ softhsm.pkcs11Tool(['--token-label', TOKEN, '--login', '--pin', PIN, '--keypairg
 const { Pkcs11Crypto, parsePkcs11Uri, parseJavaConfig, ConfigurationError, KeyNotFoundError } = await import('pkcs11-webcrypto')
 
 /** A ConfigurationError whose message matches `pattern` and holds no `secret`. */
-const refused = (pattern, secret = '9876') => (e) => e instanceof ConfigurationError && pattern.test(e.message) && !e.message.includes(secret)
+const refused =
+  (pattern, secret = '9876') =>
+  (e) =>
+    e instanceof ConfigurationError && pattern.test(e.message) && !e.message.includes(secret)
 
 describe('RFC 7512 URIs', () => {
   test('a "?" inside a query value is part of it; the path ends at the first "?"', () => {

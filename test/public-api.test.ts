@@ -14,19 +14,30 @@ test('listSlots: every slot and its token, no PIN needed', async () => {
   const labels = slots.map((s) => s.token?.label)
   // SoftHSM orders its slots by their (random) ids; the uninitialized token of the free slot has no label
   assert.deepEqual(labels.filter((label) => label).sort(), ['api-a', 'api-b'])
-  assert.deepEqual(slots.map((s) => s.slotIndex), slots.map((_, i) => i))
+  assert.deepEqual(
+    slots.map((s) => s.slotIndex),
+    slots.map((_, i) => i),
+  )
   for (const slot of slots) assert.equal(typeof slot.slotId, 'bigint')
   assert.ok(slots.every((s) => s.token?.model === 'SoftHSM v2'))
   // from the environment as Pkcs11Crypto.open reads it; a PIN there is neither needed nor read
-  assert.deepEqual((await api.listSlots({ env: { PKCS11_MODULE: softhsm.module, PKCS11_PIN_FILE: '/nonexistent' } })).map((s) => s.token?.label), labels)
+  assert.deepEqual(
+    (await api.listSlots({ env: { PKCS11_MODULE: softhsm.module, PKCS11_PIN_FILE: '/nonexistent' } })).map((s) => s.token?.label),
+    labels,
+  )
   await assert.rejects(api.listSlots({ env: {} }), { name: 'ConfigurationError', code: 'ERR_PKCS11_CONFIG' })
 })
 
 test('the error classes of the README, each with its code', () => {
   const expected = {
-    TimeoutError: 'ERR_PKCS11_TIMEOUT', QueueFullError: 'ERR_PKCS11_QUEUE_FULL', ConfigurationError: 'ERR_PKCS11_CONFIG',
-    ModuleLoadError: 'ERR_PKCS11_MODULE', TokenNotFoundError: 'ERR_PKCS11_TOKEN_NOT_FOUND', KeyNotFoundError: 'ERR_PKCS11_KEY_NOT_FOUND',
-    KeyPinRequiredError: 'ERR_PKCS11_KEY_PIN_REQUIRED', ClosedError: 'ERR_PKCS11_CLOSED',
+    TimeoutError: 'ERR_PKCS11_TIMEOUT',
+    QueueFullError: 'ERR_PKCS11_QUEUE_FULL',
+    ConfigurationError: 'ERR_PKCS11_CONFIG',
+    ModuleLoadError: 'ERR_PKCS11_MODULE',
+    TokenNotFoundError: 'ERR_PKCS11_TOKEN_NOT_FOUND',
+    KeyNotFoundError: 'ERR_PKCS11_KEY_NOT_FOUND',
+    KeyPinRequiredError: 'ERR_PKCS11_KEY_PIN_REQUIRED',
+    ClosedError: 'ERR_PKCS11_CLOSED',
   }
   for (const [name, code] of Object.entries(expected)) {
     const error = new api[name]('x')
@@ -46,7 +57,10 @@ test('publishedJwk and joseNameOf: one key as jwks publishes it, with the alg as
     const jwk = await api.publishedJwk(key, 'PS256')
     assert.equal(jwk.alg, 'PS256')
     assert.equal((await api.publishedJwk(key)).alg, undefined)
-    assert.deepEqual((await hsm.jwks()).keys.map((k) => [k.kty, k.alg, k.kid]), [['RSA', undefined, jwk.kid]])
+    assert.deepEqual(
+      (await hsm.jwks()).keys.map((k) => [k.kty, k.alg, k.kid]),
+      [['RSA', undefined, jwk.kid]],
+    )
   } finally {
     await hsm.close()
   }

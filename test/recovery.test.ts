@@ -29,7 +29,12 @@ const verifies = (signature) => nodeVerify('sha256', data, { key: pair.publicKey
 
 /** Rejects when `promise` takes longer than `ms`: nothing may hang. */
 function within(ms, promise) {
-  return Promise.race([promise, sleep(ms).then(() => { throw new Error(`still pending after ${ms} ms`) })])
+  return Promise.race([
+    promise,
+    sleep(ms).then(() => {
+      throw new Error(`still pending after ${ms} ms`)
+    }),
+  ])
 }
 
 async function open(options = {}) {
@@ -40,11 +45,24 @@ async function open(options = {}) {
 
 describe('a failure injected once in a burst of 200 concurrent signs', () => {
   let hsm, privateKey
-  before(async () => { control.reset(); ({ hsm, privateKey } = await open()) })
-  after(async () => { control.reset(); await hsm.close() })
+  before(async () => {
+    control.reset()
+    ;({ hsm, privateKey } = await open())
+  })
+  after(async () => {
+    control.reset()
+    await hsm.close()
+  })
 
-  for (const code of ['CKR_DEVICE_REMOVED', 'CKR_DEVICE_ERROR', 'CKR_SESSION_HANDLE_INVALID', 'CKR_SESSION_CLOSED',
-    'CKR_USER_NOT_LOGGED_IN', 'CKR_TOKEN_NOT_PRESENT', 'CKR_FUNCTION_FAILED']) {
+  for (const code of [
+    'CKR_DEVICE_REMOVED',
+    'CKR_DEVICE_ERROR',
+    'CKR_SESSION_HANDLE_INVALID',
+    'CKR_SESSION_CLOSED',
+    'CKR_USER_NOT_LOGGED_IN',
+    'CKR_TOKEN_NOT_PRESENT',
+    'CKR_FUNCTION_FAILED',
+  ]) {
     test(code, async () => {
       const before = await control.counts()
       control.fail('C_Sign', code, { count: 1, skip: 50 })
@@ -84,18 +102,20 @@ describe('the device removed for 2 s during a 10 s load', () => {
     const results = []
     const t0 = performance.now()
     let back = Infinity
-    const load = Promise.all(Array.from({ length: 8 }, async () => {
-      while (performance.now() - t0 < 10_000) {
-        const begun = performance.now()
-        try {
-          assert.ok(verifies(await within(5000, hsm.subtle.sign(params, privateKey, data))))
-          results.push({ begun, ok: true, took: performance.now() - begun })
-        } catch (error) {
-          results.push({ begun, ok: false, took: performance.now() - begun, code: error.cause?.code, message: error.message })
-          await sleep(20)
+    const load = Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (performance.now() - t0 < 10_000) {
+          const begun = performance.now()
+          try {
+            assert.ok(verifies(await within(5000, hsm.subtle.sign(params, privateKey, data))))
+            results.push({ begun, ok: true, took: performance.now() - begun })
+          } catch (error) {
+            results.push({ begun, ok: false, took: performance.now() - begun, code: error.cause?.code, message: error.message })
+            await sleep(20)
+          }
         }
-      }
-    }))
+      }),
+    )
     await sleep(3000)
     control.removed(true)
     await sleep(2000)
@@ -115,7 +135,10 @@ describe('the device removed for 2 s during a 10 s load', () => {
     // Every sign begun after the token was back (and a reconnection's pause) succeeded.
     const late = results.filter((r) => r.begun > back + 2500)
     assert.ok(late.length > 100, `${late.length} signs after the return`)
-    assert.deepEqual(late.filter((r) => !r.ok), [])
+    assert.deepEqual(
+      late.filter((r) => !r.ok),
+      [],
+    )
     const end = await control.counts()
     // Every session opened was closed again: by the library, or (those alive at the removal) with the device.
     assert.equal(end.sessionsOpened - start.sessionsOpened, end.sessionsClosed - start.sessionsClosed)
@@ -191,9 +214,14 @@ describe('slow and busy devices', () => {
     loop.enable()
     let done = 0
     const t0 = performance.now()
-    await Promise.all(Array.from({ length: 32 }, async () => {
-      while (performance.now() - t0 < 3000) { await hsm.subtle.sign(params, privateKey, data); done++ }
-    }))
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (performance.now() - t0 < 3000) {
+          await hsm.subtle.sign(params, privateKey, data)
+          done++
+        }
+      }),
+    )
     loop.disable()
     const rate = done / ((performance.now() - t0) / 1000)
     control.latency('C_Sign', 0)

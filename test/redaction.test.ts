@@ -89,9 +89,15 @@ describe('no PIN in any output', () => {
     assert.ok(errors > SHAPES.length * PIN_NAMES.length * SEPARATORS.length * 4, `only ${errors} errors`)
   })
 
-  test('the library\'s own errors are named and coded, and say which attribute is wrong', () => {
+  test("the library's own errors are named and coded, and say which attribute is wrong", () => {
     const { pieces, pin } = markerPin('&')
-    const error = (() => { try { parsePkcs11Uri(`pkcs11:token=t?pin-value=${pin}`) } catch (e) { return e } })()
+    const error = (() => {
+      try {
+        parsePkcs11Uri(`pkcs11:token=t?pin-value=${pin}`)
+      } catch (e) {
+        return e
+      }
+    })()
     assert.ok(error instanceof Pkcs11WebCryptoError)
     assert.equal(error.code, 'ERR_PKCS11_CONFIG')
     assert.match(error.message, /after the PIN attribute/)

@@ -38,7 +38,9 @@ if (server) {
 const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 const pkcs11js = createRequire(import.meta.url)('pkcs11js')
 
-after(async () => { await server?.stopAll() })
+after(async () => {
+  await server?.stopAll()
+})
 
 const data = new TextEncoder().encode('eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJyZW1vdGUifQ')
 const ecdsa = { name: 'ECDSA', hash: 'SHA-256' }
@@ -48,8 +50,12 @@ const verifiesP256 = (signature) => nodeVerify('sha256', data, { key: keys.p256.
 /** Rejects when `promise` takes longer than `ms`: nothing may hang. */
 function within(ms, promise) {
   let timer
-  return Promise.race([promise, new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms) })])
-    .finally(() => clearTimeout(timer))
+  return Promise.race([
+    promise,
+    new Promise((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms)
+    }),
+  ]).finally(() => clearTimeout(timer))
 }
 
 /** The library's error, shortly: which call answered which CKR_ code. */
@@ -69,17 +75,30 @@ function rawClient() {
     p11,
     slot,
     session,
-    login() { p11.C_Login(session, pkcs11js.CKU_USER, PIN) },
+    login() {
+      p11.C_Login(session, pkcs11js.CKU_USER, PIN)
+    },
     findPrivate(label) {
-      p11.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY }, { type: pkcs11js.CKA_LABEL, value: label }])
-      try { return p11.C_FindObjects(session, 1)[0] } finally { p11.C_FindObjectsFinal(session) }
+      p11.C_FindObjectsInit(session, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+        { type: pkcs11js.CKA_LABEL, value: label },
+      ])
+      try {
+        return p11.C_FindObjects(session, 1)[0]
+      } finally {
+        p11.C_FindObjectsFinal(session)
+      }
     },
     signEcdsa(s, key) {
       p11.C_SignInit(s, { mechanism: pkcs11js.CKM_ECDSA }, key)
       return p11.C_Sign(s, Buffer.alloc(32, 7), Buffer.alloc(64))
     },
     close() {
-      try { p11.C_Finalize() } catch { /* connection gone */ }
+      try {
+        p11.C_Finalize()
+      } catch {
+        /* connection gone */
+      }
       p11.close()
     },
   }
@@ -130,7 +149,10 @@ describe('p11-kit itself (raw binding): what the library meets', { skip: missing
       assert.equal(a.signEcdsa(a.session, key).length, 64)
       // The login of `a` is not b's, and a's handle means nothing (or something else) to b.
       assert.equal(b.findPrivate('p256'), undefined, 'b is not logged in')
-      assert.equal(ckr(() => b.signEcdsa(b.session, key)), 'CKR_OBJECT_HANDLE_INVALID')
+      assert.equal(
+        ckr(() => b.signEcdsa(b.session, key)),
+        'CKR_OBJECT_HANDLE_INVALID',
+      )
     } finally {
       a.close()
       b.close()
@@ -158,13 +180,23 @@ describe('p11-kit itself (raw binding): what the library meets', { skip: missing
       // The connection's process ends too (a restart that takes everything down, as systemd does).
       probeServer.killProcesses(served)
       await sleep(100)
-      const seen = { sign: ckr(() => client.signEcdsa(client.session, key)), slots: ckr(() => client.p11.C_GetSlotList(true)), open: ckr(() => client.p11.C_OpenSession(client.slot, 6)) }
+      const seen = {
+        sign: ckr(() => client.signEcdsa(client.session, key)),
+        slots: ckr(() => client.p11.C_GetSlotList(true)),
+        open: ckr(() => client.p11.C_OpenSession(client.slot, 6)),
+      }
       await probeServer.start()
       // @ts-expect-error TS2339 (converted from JavaScript): Property 'slotsWithNewServer' does not exist on type '{ sign: any; slots: any; open: any; }'.
       seen.slotsWithNewServer = ckr(() => client.p11.C_GetSlotList(true))
       // @ts-expect-error TS2339 (converted from JavaScript): Property 'openWithNewServer' does not exist on type '{ sign: any; slots: any; open: any; }'.
       seen.openWithNewServer = ckr(() => client.p11.C_OpenSession(client.slot, 6))
-      assert.deepEqual(seen, { sign: 'CKR_DEVICE_ERROR', slots: 'CKR_DEVICE_ERROR', open: 'CKR_DEVICE_ERROR', slotsWithNewServer: 'CKR_DEVICE_ERROR', openWithNewServer: 'CKR_DEVICE_ERROR' })
+      assert.deepEqual(seen, {
+        sign: 'CKR_DEVICE_ERROR',
+        slots: 'CKR_DEVICE_ERROR',
+        open: 'CKR_DEVICE_ERROR',
+        slotsWithNewServer: 'CKR_DEVICE_ERROR',
+        openWithNewServer: 'CKR_DEVICE_ERROR',
+      })
 
       client.p11.C_Finalize()
       client.p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK })
@@ -189,7 +221,9 @@ describe('every feature through p11-kit-client.so', { skip: missing }, () => {
     remoteMechanisms = new Set(probe.p11.C_GetMechanismList(probe.slot))
     probe.close()
   })
-  after(async () => { await hsm?.close() })
+  after(async () => {
+    await hsm?.close()
+  })
 
   test('keys.list and keys.get find RSA, EC and HMAC keys', async () => {
     const byLabel = Object.fromEntries((await hsm.keys.list()).map((k) => [k.label, k]))
@@ -246,7 +280,7 @@ describe('every feature through p11-kit-client.so', { skip: missing }, () => {
     assert.ok(nodeVerify(null, data, keys.ed25519.publicKey, Buffer.from(signature)))
   })
 
-  test('HMAC (HS256) with a token secret key equals Node\'s HMAC', async () => {
+  test("HMAC (HS256) with a token secret key equals Node's HMAC", async () => {
     const { privateKey } = await hsm.keys.get({ label: 'hmac' }, { algorithm: 'HS256' })
     try {
       const mac = await within(10_000, hsm.subtle.sign('HMAC', privateKey, data))
@@ -258,7 +292,7 @@ describe('every feature through p11-kit-client.so', { skip: missing }, () => {
     }
   })
 
-  test('getRandomValues from the token\'s RNG', () => {
+  test("getRandomValues from the token's RNG", () => {
     const a = hsm.getRandomValues(new Uint8Array(32))
     const b = hsm.getRandomValues(new Uint8Array(32))
     assert.notDeepEqual(a, b)
@@ -317,18 +351,20 @@ async function signThroughRestart(stop) {
   const results = []
   const t0 = performance.now()
   let back = Infinity
-  const load = Promise.all(Array.from({ length: 8 }, async () => {
-    while (performance.now() - t0 < 6000) {
-      const begun = performance.now() - t0
-      try {
-        const signature = await within(12_000, hsm.subtle.sign(ecdsa, privateKey, data))
-        results.push({ begun, ok: verifiesP256(signature), took: performance.now() - t0 - begun })
-      } catch (error) {
-        results.push({ begun, ok: false, took: performance.now() - t0 - begun, code: error.cause?.code, fn: error.cause?.function, error: describeError(error) })
-        await sleep(20)
+  const load = Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (performance.now() - t0 < 6000) {
+        const begun = performance.now() - t0
+        try {
+          const signature = await within(12_000, hsm.subtle.sign(ecdsa, privateKey, data))
+          results.push({ begun, ok: verifiesP256(signature), took: performance.now() - t0 - begun })
+        } catch (error) {
+          results.push({ begun, ok: false, took: performance.now() - t0 - begun, code: error.cause?.code, fn: error.cause?.function, error: describeError(error) })
+          await sleep(20)
+        }
       }
-    }
-  }))
+    }),
+  )
   // The main thread's own connection (lookups, getRandomValues), every 250 ms.
   const probes = []
   const probing = (async () => {
@@ -379,9 +415,11 @@ async function signThroughRestart(stop) {
 
 function report(name, { results, failed, codes, back, after, probeCodes }) {
   const late = results.filter((r) => r.begun > back + 2000)
-  console.log(`# ${name}: ${results.length} signs, ${failed.length} failed; server back at ${back.toFixed(0)} ms; ` +
-    `${late.length} begun > 2 s after, ${late.filter((r) => !r.ok).length} of them failed; codes: ${JSON.stringify(codes)}; ` +
-    `getRandomValues failed with: ${JSON.stringify(probeCodes)}; afterwards: ${JSON.stringify(after)}`)
+  console.log(
+    `# ${name}: ${results.length} signs, ${failed.length} failed; server back at ${back.toFixed(0)} ms; ` +
+      `${late.length} begun > 2 s after, ${late.filter((r) => !r.ok).length} of them failed; codes: ${JSON.stringify(codes)}; ` +
+      `getRandomValues failed with: ${JSON.stringify(probeCodes)}; afterwards: ${JSON.stringify(after)}`,
+  )
   return late
 }
 
@@ -394,7 +432,15 @@ function assertRecovered({ after, lateProbes }, late) {
 }
 
 /** What a failed sign must name: a CKR_ code a reconnection is meant to cure. */
-const OUTAGE_CODES = ['CKR_DEVICE_REMOVED', 'CKR_DEVICE_ERROR', 'CKR_GENERAL_ERROR', 'CKR_SESSION_HANDLE_INVALID', 'CKR_TOKEN_NOT_PRESENT', 'CKR_SESSION_CLOSED', 'CKR_FUNCTION_FAILED']
+const OUTAGE_CODES = [
+  'CKR_DEVICE_REMOVED',
+  'CKR_DEVICE_ERROR',
+  'CKR_GENERAL_ERROR',
+  'CKR_SESSION_HANDLE_INVALID',
+  'CKR_TOKEN_NOT_PRESENT',
+  'CKR_SESSION_CLOSED',
+  'CKR_FUNCTION_FAILED',
+]
 
 describe('the p11-kit server restarted during a signing load', { skip: missing }, () => {
   test('SIGTERM to `p11-kit server` at 2 s, a new one on the same socket at 3 s: signs go on', async () => {

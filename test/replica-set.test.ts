@@ -59,16 +59,18 @@ describe('a replica set of two tokens', () => {
   test('token A fails: the load goes on on B with no failed request; A is used again once back', async () => {
     const results = []
     const t0 = performance.now()
-    const running = Promise.all(Array.from({ length: 8 }, async () => {
-      while (performance.now() - t0 < 5000) {
-        try {
-          assert.ok(verifies(await hsm.subtle.sign(params, privateKey, data)))
-          results.push(true)
-        } catch (error) {
-          results.push(error)
+    const running = Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (performance.now() - t0 < 5000) {
+          try {
+            assert.ok(verifies(await hsm.subtle.sign(params, privateKey, data)))
+            results.push(true)
+          } catch (error) {
+            results.push(error)
+          }
         }
-      }
-    }))
+      }),
+    )
     await sleep(1000)
     control.removed(true)
     await sleep(2000)

@@ -41,7 +41,7 @@ describe('sessions from before the module was initialized again', () => {
       generation++
       return session
     })
-    assert.ok(isOpen(old), 'the old handle was closed: under p11-kit it could have been another caller\'s session')
+    assert.ok(isOpen(old), "the old handle was closed: under p11-kit it could have been another caller's session")
     const next = await pool.withSession((session) => session)
     assert.notDeepEqual(next, old)
     assert.equal(pool.openSessions, 1)
@@ -56,7 +56,10 @@ describe('sessions from before the module was initialized again', () => {
     assert.equal(pool.stillValid(), true)
     generation++
     assert.equal(pool.stillValid(), false)
-    assert.notDeepEqual(pool.withSessionSync((session) => session), old)
+    assert.notDeepEqual(
+      pool.withSessionSync((session) => session),
+      old,
+    )
     assert.notDeepEqual(await pool.withSession((session) => session), old)
     assert.ok(isOpen(old), 'the old handle was closed')
     await pool.close()

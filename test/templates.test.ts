@@ -24,7 +24,9 @@ const causeSays = (message) => (error) => {
 
 describe('a refused template names what was asked', () => {
   let hsm
-  before(async () => { hsm = await Pkcs11Crypto.open({ library: faultModule, token: { label: LABEL }, pin: PIN }) })
+  before(async () => {
+    hsm = await Pkcs11Crypto.open({ library: faultModule, token: { label: LABEL }, pin: PIN })
+  })
   after(() => hsm.close())
 
   test('keys.generate: the key pair asked, and nothing tried twice', async () => {
@@ -41,15 +43,20 @@ describe('a refused template names what was asked', () => {
 
   test('subtle.generateKey and importKey: an OperationError whose cause says the template', async () => {
     control.fail('C_GenerateKeyPair', 0xd1 /* CKR_TEMPLATE_INCONSISTENT */, { count: 1 })
-    await assert.rejects(hsm.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, false, ['sign']),
-      causeSays('C_GenerateKeyPair failed: CKR_TEMPLATE_INCONSISTENT (template: EC P-384, sign, session object)'))
+    await assert.rejects(
+      hsm.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, false, ['sign']),
+      causeSays('C_GenerateKeyPair failed: CKR_TEMPLATE_INCONSISTENT (template: EC P-384, sign, session object)'),
+    )
     control.fail('C_GenerateKey', 0x13 /* CKR_ATTRIBUTE_VALUE_INVALID */, { count: 1 })
-    await assert.rejects(hsm.subtle.generateKey({ name: 'AES-GCM', length: 256, persistent: true }, true, ['encrypt', 'decrypt']),
-      causeSays('C_GenerateKey failed: CKR_ATTRIBUTE_VALUE_INVALID (template: AES 256, encrypt+decrypt, token object, extractable)'))
+    await assert.rejects(
+      hsm.subtle.generateKey({ name: 'AES-GCM', length: 256, persistent: true }, true, ['encrypt', 'decrypt']),
+      causeSays('C_GenerateKey failed: CKR_ATTRIBUTE_VALUE_INVALID (template: AES 256, encrypt+decrypt, token object, extractable)'),
+    )
     const der = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'der', type: 'pkcs8' })
     control.fail('C_CreateObject', 0x12 /* CKR_ATTRIBUTE_TYPE_INVALID */, { count: 1 })
-    await assert.rejects(hsm.subtle.importKey('pkcs8', der, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']),
-      causeSays('C_CreateObject failed: CKR_ATTRIBUTE_TYPE_INVALID (template: EC P-256 public key, session object)'))
+    await assert.rejects(
+      hsm.subtle.importKey('pkcs8', der, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']),
+      causeSays('C_CreateObject failed: CKR_ATTRIBUTE_TYPE_INVALID (template: EC P-256 public key, session object)'),
+    )
   })
-
 })

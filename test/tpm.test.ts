@@ -17,10 +17,16 @@ describe('tpm2-pkcs11 on a software TPM', { skip: missing && `TPM stack not inst
     tpm.addToken('tpm', PIN)
     tpm.addKey('tpm', PIN, { label: 'ptool-ec', id: '01', algorithm: 'ecc256' })
     tpm.addKey('tpm', PIN, { label: 'ptool-rsa', id: '02', algorithm: 'rsa2048' })
-    execFileSync('pkcs11-tool', ['--module', TPM_MODULE, '--token-label', 'tpm', '--login', '--pin', PIN,
-      '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'p11tool-ec', '--id', '03'], { stdio: 'ignore' })
-    execFileSync('pkcs11-tool', ['--module', TPM_MODULE, '--token-label', 'tpm', '--login', '--pin', PIN,
-      '--keypairgen', '--key-type', 'EC:secp521r1', '--label', 'p11tool-p521', '--id', '04'], { stdio: 'ignore' })
+    execFileSync(
+      'pkcs11-tool',
+      ['--module', TPM_MODULE, '--token-label', 'tpm', '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'p11tool-ec', '--id', '03'],
+      { stdio: 'ignore' },
+    )
+    execFileSync(
+      'pkcs11-tool',
+      ['--module', TPM_MODULE, '--token-label', 'tpm', '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:secp521r1', '--label', 'p11tool-p521', '--id', '04'],
+      { stdio: 'ignore' },
+    )
   })
   after(() => tpm?.stop())
 
@@ -28,7 +34,11 @@ describe('tpm2-pkcs11 on a software TPM', { skip: missing && `TPM stack not inst
     options,
     cliArgs: ['--module', TPM_MODULE, '--token', 'tpm'],
     pin: PIN,
-    toolKeys: [{ label: 'ptool-ec', alg: 'ES256' }, { label: 'ptool-rsa', alg: 'PS256' }, { label: 'p11tool-ec', alg: 'ES256' }],
+    toolKeys: [
+      { label: 'ptool-ec', alg: 'ES256' },
+      { label: 'ptool-rsa', alg: 'PS256' },
+      { label: 'p11tool-ec', alg: 'ES256' },
+    ],
     generate: ['ES256', 'ES384', 'RS256'],
     dir: tpm?.dir,
   })
@@ -39,9 +49,14 @@ describe('tpm2-pkcs11 on a software TPM', { skip: missing && `TPM stack not inst
     // @ts-expect-error TS2339 (converted from JavaScript): Property 'code' does not exist on type 'unknown'.
     assert.equal(result.code, 0, result.stderr)
     // @ts-expect-error TS2339 (converted from JavaScript): Property 'stdout' does not exist on type 'unknown'.
-    const tokens = JSON.parse(result.stdout).map((slot) => slot.token).filter(Boolean)
-    // @ts-expect-error TS2339 (converted from JavaScript): Property 'stdout' does not exist on type 'unknown'.
-    assert.ok(tokens.some((token) => token.label === 'tpm' && token.model === 'SW   TPM'), result.stdout)
+    const tokens = JSON.parse(result.stdout)
+      .map((slot) => slot.token)
+      .filter(Boolean)
+    assert.ok(
+      tokens.some((token) => token.label === 'tpm' && token.model === 'SW   TPM'),
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'stdout' does not exist on type 'unknown'.
+      result.stdout,
+    )
     // @ts-expect-error TS2339 (converted from JavaScript): Property 'stdout' does not exist on type 'unknown'.
     assert.ok(!result.stdout.includes('\\u0000'))
   })
@@ -51,8 +66,10 @@ describe('tpm2-pkcs11 on a software TPM', { skip: missing && `TPM stack not inst
     try {
       const offered = hsm.algorithms()
       assert.ok(!offered.includes('ES512') && !offered.includes('EdDSA'), String(offered))
-      await assert.rejects(hsm.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']),
-        { name: 'NotSupportedError', message: /keeps no session objects: make the key with persistent: true/ })
+      await assert.rejects(hsm.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']), {
+        name: 'NotSupportedError',
+        message: /keeps no session objects: make the key with persistent: true/,
+      })
       await assert.rejects(hsm.keys.generate({ algorithm: 'ES512', label: 'p521' }), { name: 'NotSupportedError', message: /P-521/ })
       const listed = await hsm.keys.list()
       assert.ok(!listed.some((k) => k.label === 'p521'), 'nothing left behind')

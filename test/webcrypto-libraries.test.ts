@@ -35,7 +35,9 @@ async function startServer() {
   const requests = []
   const server = createServer((request, response) => {
     let body = ''
-    request.on('data', (chunk) => { body += chunk })
+    request.on('data', (chunk) => {
+      body += chunk
+    })
     request.on('end', () => {
       requests.push({ method: request.method, url: request.url, headers: request.headers, body })
       response.setHeader('content-type', 'application/json')
@@ -56,7 +58,7 @@ async function assertDpopProof(proof, { alg, thumbprint, htm, htu, accessToken, 
   const { payload, protectedHeader } = await jose.jwtVerify(proof, jose.EmbeddedJWK, { typ: 'dpop+jwt', algorithms: [alg] })
   assert.equal(protectedHeader.typ, 'dpop+jwt')
   assert.equal(protectedHeader.alg, alg)
-  assert.equal(await jose.calculateJwkThumbprint(protectedHeader.jwk), thumbprint, 'the header\'s JWK is the token key\'s public key')
+  assert.equal(await jose.calculateJwkThumbprint(protectedHeader.jwk), thumbprint, "the header's JWK is the token key's public key")
   // @ts-expect-error TS2339 (converted from JavaScript): Property 'd' does not exist on type 'Omit<JWK, "priv" | "p" | "k" | "d" | "dp" | "dq" | "oth" | "q" | "qi">'.
   assert.equal(protectedHeader.jwk.d, undefined, 'no private member in the header')
   assert.equal(payload.htm, htm)
@@ -83,7 +85,12 @@ describe('oauth4webapi: DPoP and private_key_jwt with token keys', () => {
   })
 
   // oauth4webapi names an Ed25519 key's JWS alg 'Ed25519' (RFC 9864), not 'EdDSA'.
-  for (const [label, keyAlg, alg] of [['p256', 'ES256', 'ES256'], ['rsa', 'PS256', 'PS256'], ['rsa', 'RS256', 'RS256'], ['ed25519', 'EdDSA', 'Ed25519']]) {
+  for (const [label, keyAlg, alg] of [
+    ['p256', 'ES256', 'ES256'],
+    ['rsa', 'PS256', 'PS256'],
+    ['rsa', 'RS256', 'RS256'],
+    ['ed25519', 'EdDSA', 'Ed25519'],
+  ]) {
     test(`${alg}: a client_credentials grant with a private_key_jwt assertion and a DPoP proof, then a DPoP-bound resource request`, async () => {
       uninstall = hsm.installGlobal()
       try {
@@ -108,7 +115,11 @@ describe('oauth4webapi: DPoP and private_key_jwt with token keys', () => {
         assert.equal(form.get('client_assertion_type'), 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer')
         assert.equal(form.get('client_id'), CLIENT_ID)
         const assertion = await jose.jwtVerify(form.get('client_assertion'), publicKey, {
-          issuer: CLIENT_ID, subject: CLIENT_ID, audience: local.issuer, algorithms: [alg], requiredClaims: ['exp', 'jti'],
+          issuer: CLIENT_ID,
+          subject: CLIENT_ID,
+          audience: local.issuer,
+          algorithms: [alg],
+          requiredClaims: ['exp', 'jti'],
         })
         assert.equal(assertion.protectedHeader.kid, id)
         assert.ok(assertion.payload.exp > now() && assertion.payload.exp <= now() + 61, `exp ${assertion.payload.exp} is within a minute`)
@@ -117,7 +128,14 @@ describe('oauth4webapi: DPoP and private_key_jwt with token keys', () => {
         // @ts-expect-error TS2345 (converted from JavaScript): Argument of type '{ alg: string; thumbprint: string; htm: string; htu: any; before: number; }' is not assig...
         const first = await assertDpopProof(tokenRequest.headers.dpop, { alg, thumbprint, htm: 'POST', htu: local.as.token_endpoint, before: sentAfter })
         assert.equal(resourceRequest.headers.authorization, `DPoP ${ACCESS_TOKEN}`)
-        const second = await assertDpopProof(resourceRequest.headers.dpop, { alg, thumbprint, htm: 'GET', htu: `${local.issuer}/resource`, accessToken: ACCESS_TOKEN, before: sentAfter })
+        const second = await assertDpopProof(resourceRequest.headers.dpop, {
+          alg,
+          thumbprint,
+          htm: 'GET',
+          htu: `${local.issuer}/resource`,
+          accessToken: ACCESS_TOKEN,
+          before: sentAfter,
+        })
         assert.notEqual(first.jti, second.jti, 'each proof has its own jti')
         assert.notEqual(first.jti, assertion.payload.jti)
       } finally {
@@ -133,7 +151,8 @@ describe('oauth4webapi: DPoP and private_key_jwt with token keys', () => {
     local.requests.length = 0
     await assert.rejects(
       oauth.protectedResourceRequest(ACCESS_TOKEN, 'GET', new URL(`${local.issuer}/resource`), undefined, undefined, { DPoP: dpop, [oauth.allowInsecureRequests]: true }),
-      { name: 'TypeError', code: 'ERR_PKCS11_TOKEN_KEY_TO_NODE', message: /hsm\.installGlobal\(\)/ })
+      { name: 'TypeError', code: 'ERR_PKCS11_TOKEN_KEY_TO_NODE', message: /hsm\.installGlobal\(\)/ },
+    )
     assert.equal(local.requests.length, 0, 'nothing was sent')
   })
 })
@@ -147,17 +166,19 @@ async function signedData(privateKey, certificateDer, content, hash) {
   const cms = new pkijs.SignedData({
     version: 1,
     encapContentInfo: new pkijs.EncapsulatedContentInfo({ eContentType: OID.data, eContent: new asn1js.OctetString({ valueHex: content }) }),
-    signerInfos: [new pkijs.SignerInfo({
-      version: 1,
-      sid: new pkijs.IssuerAndSerialNumber({ issuer: certificate.issuer, serialNumber: certificate.serialNumber }),
-      signedAttrs: new pkijs.SignedAndUnsignedAttributes({
-        type: 0,
-        attributes: [
-          new pkijs.Attribute({ type: OID.contentType, values: [new asn1js.ObjectIdentifier({ value: OID.data })] }),
-          new pkijs.Attribute({ type: OID.messageDigest, values: [new asn1js.OctetString({ valueHex: digest })] }),
-        ],
+    signerInfos: [
+      new pkijs.SignerInfo({
+        version: 1,
+        sid: new pkijs.IssuerAndSerialNumber({ issuer: certificate.issuer, serialNumber: certificate.serialNumber }),
+        signedAttrs: new pkijs.SignedAndUnsignedAttributes({
+          type: 0,
+          attributes: [
+            new pkijs.Attribute({ type: OID.contentType, values: [new asn1js.ObjectIdentifier({ value: OID.data })] }),
+            new pkijs.Attribute({ type: OID.messageDigest, values: [new asn1js.OctetString({ valueHex: digest })] }),
+          ],
+        }),
       }),
-    })],
+    ],
     certificates: [certificate],
   })
   await cms.sign(privateKey, 0, hash)
@@ -191,7 +212,7 @@ describe('pkijs: CMS SignedData with token keys, verified by openssl cms -verify
     // @ts-expect-error TS2339 (converted from JavaScript): Property 'RS256' does not exist on type '{}'.
     signers.RS256 = await hsm.keys.generate({ algorithm: 'RS256', label: 'cms-rsa', certificate: { subject: 'CN=cms-rsa' } })
     // @ts-expect-error TS2339 (converted from JavaScript): Property 'PS256' does not exist on type '{}'.
-    signers.PS256 = { ...signers.RS256, ...await hsm.keys.get({ label: 'cms-rsa' }, { algorithm: 'PS256' }) }
+    signers.PS256 = { ...signers.RS256, ...(await hsm.keys.get({ label: 'cms-rsa' }, { algorithm: 'PS256' })) }
   })
   after(async () => {
     pkijs.setEngine('reset')
@@ -201,13 +222,26 @@ describe('pkijs: CMS SignedData with token keys, verified by openssl cms -verify
   // The engine set-ups the README shows. pkijs's default engine was built from globalThis.crypto at
   // import, before any installGlobal(): it is Node's, and cannot use token keys.
   const ENGINES = [
-    ['new CryptoEngine({ name, crypto: hsm })', () => { pkijs.setEngine('hsm', new pkijs.CryptoEngine({ name: 'hsm', crypto: hsm })) }],
-    ['setEngine(name, hsm, hsm.subtle)', () => { pkijs.setEngine('hsm', hsm, hsm.subtle) }],
-    ['installGlobal(), then new CryptoEngine({ name, crypto: globalThis.crypto })', () => {
-      const uninstall = hsm.installGlobal()
-      pkijs.setEngine('routed', new pkijs.CryptoEngine({ name: 'routed', crypto: globalThis.crypto }))
-      return uninstall
-    }],
+    [
+      'new CryptoEngine({ name, crypto: hsm })',
+      () => {
+        pkijs.setEngine('hsm', new pkijs.CryptoEngine({ name: 'hsm', crypto: hsm }))
+      },
+    ],
+    [
+      'setEngine(name, hsm, hsm.subtle)',
+      () => {
+        pkijs.setEngine('hsm', hsm, hsm.subtle)
+      },
+    ],
+    [
+      'installGlobal(), then new CryptoEngine({ name, crypto: globalThis.crypto })',
+      () => {
+        const uninstall = hsm.installGlobal()
+        pkijs.setEngine('routed', new pkijs.CryptoEngine({ name: 'routed', crypto: globalThis.crypto }))
+        return uninstall
+      },
+    ],
   ]
 
   for (const [setup, install] of ENGINES) {

@@ -30,7 +30,7 @@ const SOFTHSM_MODULES = [
 ]
 
 /** The keys of the development token: label and JOSE algorithm. */
-export const DEV_KEYS: ReadonlyArray<{ label: string, alg: string }> = [
+export const DEV_KEYS: ReadonlyArray<{ label: string; alg: string }> = [
   { label: 'dev-rs256', alg: 'RS256' },
   { label: 'dev-es256', alg: 'ES256' },
   { label: 'dev-eddsa', alg: 'EdDSA' },
@@ -49,7 +49,7 @@ const LOCK_WAIT_MS = 120_000
  * the token). A run that waited for another's first run keeps it through its own start too: the
  * first processes to open a new SoftHSM token at once made it answer CKR_GENERAL_ERROR here.
  */
-let firstRun: { home: string, made: boolean, release: () => void } | undefined
+let firstRun: { home: string; made: boolean; release: () => void } | undefined
 
 /** Makes the development keys that are missing, each with a self-signed certificate; on a first run, then marks the token complete. */
 export async function ensureDevKeys(hsm: Pkcs11Crypto): Promise<void> {
@@ -141,11 +141,16 @@ function checkOwnFolder(home: string): void {
   if (!existsSync(home) || existsSync(join(home, MARKER))) return
   const entries = readdirSync(home).filter((name) => name !== LOCK)
   if (entries.length === 0) return
-  const earlier = entries.every((name) => OURS.has(name)) && entries.includes('user-pin') && entries.includes('softhsm2.conf')
-    && readFileSync(join(home, 'softhsm2.conf'), 'utf8') === softHsmConf(join(home, 'tokens'))
+  const earlier =
+    entries.every((name) => OURS.has(name)) &&
+    entries.includes('user-pin') &&
+    entries.includes('softhsm2.conf') &&
+    readFileSync(join(home, 'softhsm2.conf'), 'utf8') === softHsmConf(join(home, 'tokens'))
   if (earlier) return writeMarker(home, true)
-  throw new ConfigurationError(`${home} holds files the development token did not make (${entries.slice(0, 5).join(', ')}); `
-    + 'point PKCS11_WEBCRYPTO_HOME at an empty or new folder, or name a token (--module, --config, --uri)')
+  throw new ConfigurationError(
+    `${home} holds files the development token did not make (${entries.slice(0, 5).join(', ')}); ` +
+      'point PKCS11_WEBCRYPTO_HOME at an empty or new folder, or name a token (--module, --config, --uri)',
+  )
 }
 
 function softHsmConf(tokens: string): string {
@@ -163,7 +168,11 @@ function lock(home: string): () => void {
       closeSync(fd)
       const release = () => {
         process.off('exit', release)
-        try { unlinkSync(path) } catch { /* already gone */ }
+        try {
+          unlinkSync(path)
+        } catch {
+          /* already gone */
+        }
       }
       process.on('exit', release)
       return release

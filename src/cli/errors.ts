@@ -68,7 +68,7 @@ const PIN_HINTS: Record<string, string> = {
 }
 
 /** The one-line message and exit code for `error`. */
-export function describeError(error: unknown): { message: string, exitCode: number } {
+export function describeError(error: unknown): { message: string; exitCode: number } {
   const token = tokenErrorIn(error)
   let message: string
   let exitCode = EXIT_FAILED

@@ -7,7 +7,7 @@ import { UsageError } from './errors.js'
 export async function readStdin(stdin: CliIo['stdin']): Promise<string> {
   if (stdin.isTTY) return ''
   const chunks: Buffer[] = []
-  for await (const chunk of stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk as Buffer)
+  for await (const chunk of stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer))
   return Buffer.concat(chunks).toString('utf8')
 }
 

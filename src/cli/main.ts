@@ -44,7 +44,9 @@ export function buildProgram(io: CliIo): Command {
     .exitOverride()
     // commander's own error text may run over two lines; main() prints it as one.
     .configureOutput({ writeOut: (text) => io.stdout.write(text), writeErr: (text) => io.stderr.write(text), outputError: () => undefined })
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Token options (every command): --module PATH, --token LABEL | --serial S | --slot-index N,
 --config FILE (Java SunPKCS11), --uri pkcs11:..., --pin PIN | --pin-file F
 (env PKCS11_MODULE, PKCS11_TOKEN, PKCS11_PIN, PKCS11_PIN_FILE). With none of them, a built-in
@@ -56,7 +58,8 @@ Exit status: 0 done, 1 operation or verification failed, 2 bad usage or configur
 Example:
   $ pkcs11-jwt keys
   $ pkcs11-jwt sign --key dev-es256 --sub alice --exp 1h | pkcs11-jwt verify --key dev-es256
-`)
+`,
+    )
   for (const command of COMMANDS) command.register(program, io)
   return program
 }

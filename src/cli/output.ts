@@ -8,7 +8,10 @@ export function printLine(out: Writable, text: string): void {
 
 /** Pretty JSON (two spaces) on `out`; bigints are written as decimal strings. */
 export function printJson(out: Writable, value: unknown): void {
-  printLine(out, JSON.stringify(value, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2))
+  printLine(
+    out,
+    JSON.stringify(value, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2),
+  )
 }
 
 /**
@@ -19,7 +22,11 @@ export function printJson(out: Writable, value: unknown): void {
  */
 export function formatTable(headers: string[], rows: string[][]): string {
   const widths = headers.map((header, column) => Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length)))
-  const line = (cells: string[]) => cells.map((cell, column) => (column === cells.length - 1 ? cell : cell.padEnd(widths[column]))).join('  ').trimEnd()
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, column) => (column === cells.length - 1 ? cell : cell.padEnd(widths[column])))
+      .join('  ')
+      .trimEnd()
   return [line(headers), ...rows.map(line)].join('\n')
 }
 

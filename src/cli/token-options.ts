@@ -37,12 +37,12 @@ export function addTokenOptions(command: Command): Command {
     .option('--module <path>', 'PKCS#11 module (library) to load (env PKCS11_MODULE)')
     .option('--token <label>', 'token label (env PKCS11_TOKEN)')
     .option('--serial <serial>', 'token serial number')
-    .option('--slot-index <n>', 'index in the slot list (as Java\'s slotListIndex)', parseIndex)
+    .option('--slot-index <n>', "index in the slot list (as Java's slotListIndex)", parseIndex)
     .option('--config <file>', 'Java SunPKCS11 config file (name, library, slot / slotListIndex)')
     .option('--uri <uri>', 'RFC 7512 pkcs11: URI (token=..., module-path=..., pin-value=...)')
     .option('--pin <pin>', 'user PIN (env PKCS11_PIN; prefer --pin-file)')
     .option('--pin-file <file>', 'file holding the user PIN (env PKCS11_PIN_FILE)')
-    .option('--library-parameters <string>', 'C_Initialize library parameters (NSS softokn: "configdir=\'sql:DIR\' certPrefix=\'\' keyPrefix=\'\' secmod=\'secmod.db\' flags=")')
+    .option('--library-parameters <string>', "C_Initialize library parameters (NSS softokn: \"configdir='sql:DIR' certPrefix='' keyPrefix='' secmod='secmod.db' flags=\")")
 }
 
 /** True when the flags name a module, token, config, URI or PIN. */

@@ -67,19 +67,26 @@ export class CertificateStore {
     await loadX509()
     if (!key.publicKey) throw new KeyNotFoundError('the key has no public half on the token to put in a certificate')
     const notBefore = new Date()
-    const certificate = await x509().X509CertificateGenerator.createSelfSigned({
-      serialNumber: options.serialNumber ?? Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('hex').replace(/^[89a-f]/, '1'),
-      name: options.subject,
-      notBefore,
-      notAfter: new Date(notBefore.getTime() + (options.days ?? 365) * 86_400_000),
-      keys: { privateKey: key.privateKey, publicKey: key.publicKey! },
-      signingAlgorithm: signingAlgorithm(key),
-      extensions: [
-        new (x509().BasicConstraintsExtension)(false, undefined, true),
-        new (x509().KeyUsagesExtension)(x509().KeyUsageFlags.digitalSignature, true),
-        await x509().SubjectKeyIdentifierExtension.create(key.publicKey!, false, this.#crypto),
-      ],
-    }, this.#crypto)
+    const certificate = await x509().X509CertificateGenerator.createSelfSigned(
+      {
+        serialNumber:
+          options.serialNumber ??
+          Buffer.from(webcrypto.getRandomValues(new Uint8Array(16)))
+            .toString('hex')
+            .replace(/^[89a-f]/, '1'),
+        name: options.subject,
+        notBefore,
+        notAfter: new Date(notBefore.getTime() + (options.days ?? 365) * 86_400_000),
+        keys: { privateKey: key.privateKey, publicKey: key.publicKey! },
+        signingAlgorithm: signingAlgorithm(key),
+        extensions: [
+          new (x509().BasicConstraintsExtension)(false, undefined, true),
+          new (x509().KeyUsagesExtension)(x509().KeyUsageFlags.digitalSignature, true),
+          await x509().SubjectKeyIdentifierExtension.create(key.publicKey!, false, this.#crypto),
+        ],
+      },
+      this.#crypto,
+    )
     await this.#store(certificate, Buffer.from(key.id, 'hex'), key.label)
     return certificate
   }
@@ -94,11 +101,14 @@ export class CertificateStore {
   async createCsr(selector: KeySelector, options: Pick<CertificateOptions, 'subject'>): Promise<Pkcs10CertificateRequest> {
     await loadX509()
     const key = await this.#signingKey(selector)
-    return x509().Pkcs10CertificateRequestGenerator.create({
-      name: options.subject,
-      keys: { privateKey: key.privateKey, publicKey: key.publicKey! },
-      signingAlgorithm: signingAlgorithm(key),
-    }, this.#crypto)
+    return x509().Pkcs10CertificateRequestGenerator.create(
+      {
+        name: options.subject,
+        keys: { privateKey: key.privateKey, publicKey: key.publicKey! },
+        signingAlgorithm: signingAlgorithm(key),
+      },
+      this.#crypto,
+    )
   }
 
   /**
@@ -110,8 +120,11 @@ export class CertificateStore {
    * @example
    * await hsm.certificates.import({ label: 'signer' }, [leafPem, intermediatePem])
    */
-  async import(selector: KeySelector, chain: string | ArrayBufferView | Array<string | ArrayBufferView | X509Certificate> | X509Certificate,
-    options: CertificateImportOptions = {}): Promise<X509Certificate> {
+  async import(
+    selector: KeySelector,
+    chain: string | ArrayBufferView | Array<string | ArrayBufferView | X509Certificate> | X509Certificate,
+    options: CertificateImportOptions = {},
+  ): Promise<X509Certificate> {
     await loadX509()
     const [leaf, ...cas] = (Array.isArray(chain) ? chain : [chain]).map(toCertificate)
     if (!leaf) throw dataError('no certificate to import')
@@ -119,7 +132,8 @@ export class CertificateStore {
     if (!key.publicKey) throw new KeyNotFoundError('the key has no public half on the token to compare the certificate with')
     const ours = Buffer.from(await webcrypto.subtle.exportKey('spki', key.publicKey))
     if (!ours.equals(Buffer.from(leaf.publicKey.rawData))) throw dataError('the certificate is not for this key: its public key differs')
-    if (!options.allowExpired && leaf.notAfter.getTime() < Date.now()) throw dataError(`the certificate expired on ${leaf.notAfter.toISOString()} (pass allowExpired to store it anyway)`)
+    if (!options.allowExpired && leaf.notAfter.getTime() < Date.now())
+      throw dataError(`the certificate expired on ${leaf.notAfter.toISOString()} (pass allowExpired to store it anyway)`)
     await checkChain([leaf, ...cas])
     const id = Buffer.from(key.id, 'hex')
     const earlier = options.keep ? [] : await this.#ownCertificates(id, ours)
@@ -191,7 +205,10 @@ export class CertificateStore {
 
   /** The certificates with CKA_ID `id` on `token` (lookups: the group's member that is up; changes: the first token). */
   #find(id: Buffer, token = this.#token): Promise<Handle[]> {
-    return token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_CERTIFICATE }, { type: C.CKA_ID, value: id }])
+    return token.findObjects([
+      { type: C.CKA_CLASS, value: C.CKO_CERTIFICATE },
+      { type: C.CKA_ID, value: id },
+    ])
   }
 
   /** The certificates with CKA_ID `id` that carry the public key `spki`: the key's own, not a CA's that shares the id. */
@@ -208,7 +225,9 @@ export class CertificateStore {
   async #signingKey(selector: KeySelector): Promise<TokenKey> {
     const probe = await this.#keys.get(selector)
     const kind = kindOf(probe.privateKey.algorithm)
-    const key = await this.#keys.get(selector, { algorithm: defaultJoseAlgorithm(kind, (probe.privateKey.algorithm as EcKeyAlgorithm).namedCurve ?? probe.privateKey.algorithm.name) })
+    const key = await this.#keys.get(selector, {
+      algorithm: defaultJoseAlgorithm(kind, (probe.privateKey.algorithm as EcKeyAlgorithm).namedCurve ?? probe.privateKey.algorithm.name),
+    })
     if (!key.publicKey) throw new KeyNotFoundError('the key has no public half on the token to put in a certificate')
     return key
   }
@@ -246,7 +265,7 @@ export function checkCertificateFields(options: CertificateOptions): void {
 
 /** A certificate id, checked as key selectors check theirs: '01x' and '02 ' are refused, not cut short. */
 function idOf(keyId: string): Buffer {
-  if (!isHexId(keyId)) throw new TypeError('a certificate id is the key\'s CKA_ID as even-length hex')
+  if (!isHexId(keyId)) throw new TypeError("a certificate id is the key's CKA_ID as even-length hex")
   return Buffer.from(keyId, 'hex')
 }
 
@@ -254,7 +273,7 @@ function idOf(keyId: string): Buffer {
 async function checkChain(chain: X509Certificate[]): Promise<void> {
   for (let i = 1; i < chain.length; i++) {
     const [child, issuer] = [chain[i - 1], chain[i]]
-    const signed = child.issuer === issuer.subject && await child.verify({ publicKey: issuer.publicKey, signatureOnly: true }, webcrypto as Crypto).catch(() => false)
+    const signed = child.issuer === issuer.subject && (await child.verify({ publicKey: issuer.publicKey, signatureOnly: true }, webcrypto as Crypto).catch(() => false))
     if (!signed) throw dataError(`certificate ${i + 1} of the chain (${issuer.subject}) did not issue certificate ${i} (${child.subject}, issued by ${child.issuer})`)
   }
 }
@@ -276,7 +295,9 @@ function signingAlgorithm(key: TokenKey): Algorithm {
 function toCertificate(item: string | ArrayBufferView | X509Certificate): X509Certificate {
   if (item instanceof x509().X509Certificate) return item
   try {
-    return typeof item === 'string' ? new (x509().X509Certificate)(item) : new (x509().X509Certificate)(new Uint8Array(new Uint8Array(item.buffer, item.byteOffset, item.byteLength)))
+    return typeof item === 'string'
+      ? new (x509().X509Certificate)(item)
+      : new (x509().X509Certificate)(new Uint8Array(new Uint8Array(item.buffer, item.byteOffset, item.byteLength)))
   } catch {
     throw dataError('not an X.509 certificate (PEM or DER)')
   }

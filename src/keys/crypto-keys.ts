@@ -21,8 +21,17 @@ export interface KeyAlgorithmChoice {
 
 /** The kind of key each WebCrypto algorithm this library knows takes. */
 export const KEY_KINDS: Readonly<Record<string, KeyKind>> = {
-  'RSASSA-PKCS1-v1_5': 'RSA', 'RSA-PSS': 'RSA', 'RSA-OAEP': 'RSA', ECDSA: 'EC', ECDH: 'EC', Ed25519: 'OKP',
-  HMAC: 'oct', 'AES-GCM': 'oct', 'AES-CBC': 'oct', 'AES-CTR': 'oct', 'AES-KW': 'oct',
+  'RSASSA-PKCS1-v1_5': 'RSA',
+  'RSA-PSS': 'RSA',
+  'RSA-OAEP': 'RSA',
+  ECDSA: 'EC',
+  ECDH: 'EC',
+  Ed25519: 'OKP',
+  HMAC: 'oct',
+  'AES-GCM': 'oct',
+  'AES-CBC': 'oct',
+  'AES-CTR': 'oct',
+  'AES-KW': 'oct',
 }
 
 /** Usages a private (or secret) key may have, by WebCrypto algorithm; the public key gets the rest. */
@@ -52,8 +61,14 @@ export const PUBLIC_USAGES: Readonly<Record<string, readonly KeyUsage[]>> = {
 /** The usages the key's CKA_ flags allow for `algorithm`. */
 export function usagesAllowedBy(key: KeyDescription, algorithm: string): KeyUsage[] {
   const flagOf: Record<KeyUsage, boolean> = {
-    sign: key.can.sign, verify: key.can.verify, decrypt: key.can.decrypt, unwrapKey: key.can.unwrap,
-    deriveKey: key.can.derive, deriveBits: key.can.derive, encrypt: false, wrapKey: false,
+    sign: key.can.sign,
+    verify: key.can.verify,
+    decrypt: key.can.decrypt,
+    unwrapKey: key.can.unwrap,
+    deriveKey: key.can.derive,
+    deriveBits: key.can.derive,
+    encrypt: false,
+    wrapKey: false,
   }
   return (PRIVATE_USAGES[algorithm] ?? []).filter((usage) => flagOf[usage])
 }
@@ -62,8 +77,13 @@ export function usagesAllowedBy(key: KeyDescription, algorithm: string): KeyUsag
  * The token-held CryptoKey for `key` used with `algorithm` and `usages`.
  * `keyPin` (CKA_ALWAYS_AUTHENTICATE keys) is kept inside the key, never shown.
  */
-export function tokenCryptoKey(token: Token, key: KeyDescription, algorithm: KeyAlgorithmChoice, usages: KeyUsage[],
-  options: { publicJwk?: JsonWebKey, keyPin?: string, exportJwk?: () => Promise<JsonWebKey>, signer?: Signer } = {}): TokenCryptoKey {
+export function tokenCryptoKey(
+  token: Token,
+  key: KeyDescription,
+  algorithm: KeyAlgorithmChoice,
+  usages: KeyUsage[],
+  options: { publicJwk?: JsonWebKey; keyPin?: string; exportJwk?: () => Promise<JsonWebKey>; signer?: Signer } = {},
+): TokenCryptoKey {
   return new TokenCryptoKey(
     {
       signer: options.signer ?? keySigner(token, key),
@@ -82,7 +102,7 @@ export function tokenCryptoKey(token: Token, key: KeyDescription, algorithm: Key
 /** The public key as a Node CryptoKey with the same algorithm, for verifying and export. */
 export function publicCryptoKey(jwk: JsonWebKey, algorithm: KeyAlgorithmChoice, usages?: KeyUsage[]): Promise<CryptoKey> {
   const { name, hash, namedCurve } = algorithm
-  return webcrypto.subtle.importKey('jwk', jwk, { name, hash, namedCurve } as Algorithm, true, usages ?? [...PUBLIC_USAGES[name] ?? []])
+  return webcrypto.subtle.importKey('jwk', jwk, { name, hash, namedCurve } as Algorithm, true, usages ?? [...(PUBLIC_USAGES[name] ?? [])])
 }
 
 /** What signs with `key` on `token`. */

@@ -14,7 +14,7 @@ export interface JwksOptions {
  * key serves one JOSE algorithm on this token (an RSA key serves RS256..PS512: no alg, so a
  * verifier takes any of them, as RFC 7517 allows).
  */
-export type PublishedJwk = JsonWebKey & { kid: string, alg?: string, use: 'sig', x5c?: string[], 'x5t#S256'?: string }
+export type PublishedJwk = JsonWebKey & { kid: string; alg?: string; use: 'sig'; x5c?: string[]; 'x5t#S256'?: string }
 
 /**
  * @example
@@ -70,8 +70,7 @@ export async function publishedJwk(key: TokenKey, alg?: string, options: JwksOpt
 
 /** RFC 7638: SHA-256 over the required members in lexical order. */
 export function thumbprint(jwk: JsonWebKey): string {
-  const required = jwk.kty === 'RSA' ? { e: jwk.e, kty: jwk.kty, n: jwk.n }
-    : jwk.kty === 'EC' ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }
-      : { crv: jwk.crv, kty: jwk.kty, x: jwk.x }
+  const required =
+    jwk.kty === 'RSA' ? { e: jwk.e, kty: jwk.kty, n: jwk.n } : jwk.kty === 'EC' ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y } : { crv: jwk.crv, kty: jwk.kty, x: jwk.x }
   return createHash('sha256').update(JSON.stringify(required)).digest('base64url')
 }

@@ -9,8 +9,6 @@ import { SIGNATURE_ALGORITHMS } from '../webcrypto/algorithms/index.js'
 import { JOSE_ALGORITHMS, defaultJoseAlgorithm } from './jose-algorithms.js'
 import type { KeyDescription } from './key-description.js'
 
-
-
 /**
  * @example
  * chooseAlgorithm('PS256', rsaKey)                       // { name: 'RSA-PSS', hash: 'SHA-256' }

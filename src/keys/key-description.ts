@@ -19,21 +19,40 @@ export interface KeyDescription {
   /** RSA public parts, when the private key object carries them (most do). */
   modulus?: Buffer
   publicExponent?: Buffer
-  can: { sign: boolean, verify: boolean, decrypt: boolean, derive: boolean, unwrap: boolean }
+  can: { sign: boolean; verify: boolean; decrypt: boolean; derive: boolean; unwrap: boolean }
   alwaysAuthenticate: boolean
   /** CKA_EXTRACTABLE and not CKA_SENSITIVE: its value can be read, so WebCrypto may export it. */
   exportable: boolean
 }
 
 const ATTRIBUTES = [
-  C.CKA_CLASS, C.CKA_KEY_TYPE, C.CKA_ID, C.CKA_LABEL, C.CKA_SIGN, C.CKA_VERIFY, C.CKA_DECRYPT, C.CKA_DERIVE, C.CKA_UNWRAP,
-  C.CKA_MODULUS, C.CKA_PUBLIC_EXPONENT, C.CKA_EC_PARAMS, C.CKA_VALUE_LEN, C.CKA_ALWAYS_AUTHENTICATE,
-  C.CKA_EXTRACTABLE, C.CKA_SENSITIVE,
+  C.CKA_CLASS,
+  C.CKA_KEY_TYPE,
+  C.CKA_ID,
+  C.CKA_LABEL,
+  C.CKA_SIGN,
+  C.CKA_VERIFY,
+  C.CKA_DECRYPT,
+  C.CKA_DERIVE,
+  C.CKA_UNWRAP,
+  C.CKA_MODULUS,
+  C.CKA_PUBLIC_EXPONENT,
+  C.CKA_EC_PARAMS,
+  C.CKA_VALUE_LEN,
+  C.CKA_ALWAYS_AUTHENTICATE,
+  C.CKA_EXTRACTABLE,
+  C.CKA_SENSITIVE,
 ]
 
 const KINDS = new Map<number, KeyKind>([
-  [C.CKK_RSA, 'RSA'], [C.CKK_EC, 'EC'], [C.CKK_EC_EDWARDS, 'OKP'],
-  [C.CKK_GENERIC_SECRET, 'oct'], [C.CKK_SHA256_HMAC, 'oct'], [C.CKK_SHA384_HMAC, 'oct'], [C.CKK_SHA512_HMAC, 'oct'], [C.CKK_AES, 'oct'],
+  [C.CKK_RSA, 'RSA'],
+  [C.CKK_EC, 'EC'],
+  [C.CKK_EC_EDWARDS, 'OKP'],
+  [C.CKK_GENERIC_SECRET, 'oct'],
+  [C.CKK_SHA256_HMAC, 'oct'],
+  [C.CKK_SHA384_HMAC, 'oct'],
+  [C.CKK_SHA512_HMAC, 'oct'],
+  [C.CKK_AES, 'oct'],
 ])
 
 /**

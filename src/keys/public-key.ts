@@ -19,7 +19,7 @@ export interface PublicPart {
  * several certificates for it, the newest that carries its public key is the one served.
  */
 export async function findPublicPart(token: Token, key: KeyDescription): Promise<PublicPart> {
-  const known = await fromPublicKeyObject(token, key) ?? fromPrivateKey(key)
+  const known = (await fromPublicKeyObject(token, key)) ?? fromPrivateKey(key)
   const certificate = await findCertificate(token, key, known)
   return { jwk: known ?? (certificate && spkiToJwk(Buffer.from(certificate.publicKey.rawData))), certificate }
 }
@@ -69,7 +69,7 @@ async function fromPublicKeyObject(token: Token, key: KeyDescription): Promise<J
  * The public key object `handle` as a JWK, and its raw value (RSA modulus, EC point): the bytes
  * tools hash into a CKA_ID.
  */
-export async function readPublicKey(token: Token, handle: Handle, key: Pick<KeyDescription, 'kty' | 'curve'>): Promise<{ jwk: JsonWebKey, raw: Buffer } | undefined> {
+export async function readPublicKey(token: Token, handle: Handle, key: Pick<KeyDescription, 'kty' | 'curve'>): Promise<{ jwk: JsonWebKey; raw: Buffer } | undefined> {
   const a = await token.getAttributes(handle, [C.CKA_MODULUS, C.CKA_PUBLIC_EXPONENT, C.CKA_EC_POINT])
   if (key.kty === 'RSA') {
     const jwk = rsaJwk(a.get(C.CKA_MODULUS), a.get(C.CKA_PUBLIC_EXPONENT))

@@ -27,7 +27,11 @@ export function ckrName(value: number): CkrName {
   return ckrNames.get(value) ?? `CKR_0x${value.toString(16).padStart(8, '0')}`
 }
 
-interface NativeFailure { code?: number, message?: string, method?: string }
+interface NativeFailure {
+  code?: number
+  message?: string
+  method?: string
+}
 
 /**
  * A CKR_ failure as the native addon throws it where pkcs11js does not wrap it (C_CreateObject,

@@ -40,7 +40,7 @@ export function moduleContract({ options, cliArgs, pin, toolKeys, generate, dir 
     }
   }
 
-  test('open, keys.list: the keys the module\'s own tool made, signing JWTs that Node\'s crypto verifies', async () => {
+  test("open, keys.list: the keys the module's own tool made, signing JWTs that Node's crypto verifies", async () => {
     const hsm = await Pkcs11Crypto.open(options)
     try {
       const listed = await hsm.keys.list()
@@ -111,8 +111,12 @@ export function moduleContract({ options, cliArgs, pin, toolKeys, generate, dir 
     const keys = await runCli(['keys', '--json', ...cliArgs, '--pin', pin])
     // @ts-expect-error TS2339 (converted from JavaScript): Property 'code' does not exist on type 'unknown'.
     assert.equal(keys.code, 0, keys.stderr)
-    // @ts-expect-error TS2339 (converted from JavaScript): Property 'stdout' does not exist on type 'unknown'.
-    assert.ok(JSON.parse(keys.stdout).some((k) => k.label === label), keys.stdout)
+    assert.ok(
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'stdout' does not exist on type 'unknown'.
+      JSON.parse(keys.stdout).some((k) => k.label === label),
+      // @ts-expect-error TS2339 (converted from JavaScript): Property 'stdout' does not exist on type 'unknown'.
+      keys.stdout,
+    )
     const signed = await runCli(['sign', ...cliArgs, '--pin', pin, '--key', label, '--alg', alg, '--sub', 'carol'])
     // @ts-expect-error TS2339 (converted from JavaScript): Property 'code' does not exist on type 'unknown'.
     assert.equal(signed.code, 0, signed.stderr)

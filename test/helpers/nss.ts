@@ -6,8 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-export const SOFTOKN = ['/usr/lib/x86_64-linux-gnu/libsoftokn3.so', '/usr/lib/aarch64-linux-gnu/libsoftokn3.so', '/usr/lib64/libsoftokn3.so']
-  .find((path) => existsSync(path))
+export const SOFTOKN = ['/usr/lib/x86_64-linux-gnu/libsoftokn3.so', '/usr/lib/aarch64-linux-gnu/libsoftokn3.so', '/usr/lib64/libsoftokn3.so'].find((path) => existsSync(path))
 
 /** Why the NSS tests cannot run here, or undefined when they can. */
 export function nssMissing() {

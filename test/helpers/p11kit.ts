@@ -19,11 +19,19 @@ import type { freshSoftHsm } from './softhsm.js'
 export const CLIENT_MODULE = findClientModule()
 
 function findClientModule() {
-  const known = ['/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so', '/usr/lib/aarch64-linux-gnu/pkcs11/p11-kit-client.so', '/usr/lib64/pkcs11/p11-kit-client.so', '/usr/lib/pkcs11/p11-kit-client.so']
-    .find((path) => existsSync(path))
+  const known = [
+    '/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so',
+    '/usr/lib/aarch64-linux-gnu/pkcs11/p11-kit-client.so',
+    '/usr/lib64/pkcs11/p11-kit-client.so',
+    '/usr/lib/pkcs11/p11-kit-client.so',
+  ].find((path) => existsSync(path))
   if (known) return known
   try {
-    return execFileSync('find', ['/usr/lib', '/usr/lib64', '-name', 'p11-kit-client.so'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().split('\n')[0] || undefined
+    return (
+      execFileSync('find', ['/usr/lib', '/usr/lib64', '-name', 'p11-kit-client.so'], { stdio: ['ignore', 'pipe', 'ignore'] })
+        .toString()
+        .split('\n')[0] || undefined
+    )
   } catch (error) {
     return error.stdout?.toString().split('\n')[0] || undefined
   }
@@ -82,7 +90,7 @@ export class P11KitServer {
   /** All the servers wrote on stderr. */
   stderr: string
   /** Settles when the current server ends. */
-  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 
   /** @param softhsm what freshSoftHsm() returned (the server gets its SOFTHSM2_CONF) */
   constructor(softhsm: ReturnType<typeof freshSoftHsm>, tokenLabel: string) {
@@ -117,8 +125,12 @@ export class P11KitServer {
     child.once('exit', () => watchdog.kill('SIGKILL'))
     this.starts++
     let stdout = ''
-    child.stdout.on('data', (chunk) => { stdout += chunk })
-    child.stderr.on('data', (chunk) => { this.stderr += chunk })
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk
+    })
+    child.stderr.on('data', (chunk) => {
+      this.stderr += chunk
+    })
     const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
     child.once('exit', () => {
       servers.delete(child)

@@ -14,8 +14,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-export const TPM_MODULE = ['/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so', '/usr/lib/aarch64-linux-gnu/pkcs11/libtpm2_pkcs11.so', '/usr/lib64/pkcs11/libtpm2_pkcs11.so']
-  .find((path) => existsSync(path))
+export const TPM_MODULE = ['/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so', '/usr/lib/aarch64-linux-gnu/pkcs11/libtpm2_pkcs11.so', '/usr/lib64/pkcs11/libtpm2_pkcs11.so'].find(
+  (path) => existsSync(path),
+)
 const TABRMD_TCTI = ['/usr/lib/x86_64-linux-gnu/libtss2-tcti-tabrmd.so.0', '/usr/lib/aarch64-linux-gnu/libtss2-tcti-tabrmd.so.0', '/usr/lib64/libtss2-tcti-tabrmd.so.0']
 
 /** Why the TPM tests cannot run here, or undefined when they can. */
@@ -33,16 +34,20 @@ export function tpmMissing() {
 }
 
 const running = new Set()
-// @ts-expect-error TS2339 (converted from JavaScript): Property 'kill' does not exist on type 'unknown'.
-process.on('exit', () => { for (const child of running) child.kill('SIGKILL') })
+process.on('exit', () => {
+  // @ts-expect-error TS2339 (converted from JavaScript): Property 'kill' does not exist on type 'unknown'.
+  for (const child of running) child.kill('SIGKILL')
+})
 
 function listenable(port) {
   return new Promise((resolve) => {
-    const server = createServer().listen(port, '127.0.0.1', () => {
-      // @ts-expect-error TS2339 (converted from JavaScript): Property 'port' does not exist on type 'string | AddressInfo'.
-      const { port: taken } = server.address()
-      server.close(() => resolve(taken))
-    }).on('error', () => resolve(undefined))
+    const server = createServer()
+      .listen(port, '127.0.0.1', () => {
+        // @ts-expect-error TS2339 (converted from JavaScript): Property 'port' does not exist on type 'string | AddressInfo'.
+        const { port: taken } = server.address()
+        server.close(() => resolve(taken))
+      })
+      .on('error', () => resolve(undefined))
   })
 }
 
@@ -51,13 +56,16 @@ async function freePorts() {
   for (;;) {
     const port = await listenable(0)
     // @ts-expect-error TS2365 (converted from JavaScript): Operator '<' cannot be applied to types 'unknown' and 'number'.
-    if (port < 65535 && await listenable(port + 1)) return [port, port + 1]
+    if (port < 65535 && (await listenable(port + 1))) return [port, port + 1]
   }
 }
 
 function canConnect(port) {
   return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port }, () => { socket.end(); resolve(true) }).on('error', () => resolve(false))
+    const socket = createConnection({ host: '127.0.0.1', port }, () => {
+      socket.end()
+      resolve(true)
+    }).on('error', () => resolve(false))
   })
 }
 
@@ -65,8 +73,12 @@ function start(command, args, env) {
   const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
   running.add(child)
   let output = ''
-  child.stdout.on('data', (chunk) => { output += chunk })
-  child.stderr.on('data', (chunk) => { output += chunk })
+  child.stdout.on('data', (chunk) => {
+    output += chunk
+  })
+  child.stderr.on('data', (chunk) => {
+    output += chunk
+  })
   child.on('exit', () => running.delete(child))
   // @ts-expect-error TS2339 (converted from JavaScript): Property 'output' does not exist on type 'ChildProcessByStdio<null, Readable, Readable>'.
   child.output = () => output
@@ -100,14 +112,31 @@ export async function startTpm() {
 
 async function startIn(dir) {
   const [port, ctrl] = await freePorts()
-  const swtpm = start('swtpm', ['socket', '--tpm2', '--tpmstate', `dir=${join(dir, 'state')}`,
-    '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`, '--ctrl', `type=tcp,port=${ctrl},bindaddr=127.0.0.1`, '--flags', 'not-need-init,startup-clear'], process.env)
+  const swtpm = start(
+    'swtpm',
+    [
+      'socket',
+      '--tpm2',
+      '--tpmstate',
+      `dir=${join(dir, 'state')}`,
+      '--server',
+      `type=tcp,port=${port},bindaddr=127.0.0.1`,
+      '--ctrl',
+      `type=tcp,port=${ctrl},bindaddr=127.0.0.1`,
+      '--flags',
+      'not-need-init,startup-clear',
+    ],
+    process.env,
+  )
   await until('swtpm', () => canConnect(port), swtpm)
 
   const busConfig = join(dir, 'bus.conf')
-  writeFileSync(busConfig, `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+  writeFileSync(
+    busConfig,
+    `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig><type>session</type><listen>unix:dir=${join(dir, 'bus')}</listen><auth>EXTERNAL</auth>
-<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy></busconfig>\n`)
+<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy></busconfig>\n`,
+  )
   const dbus = start('dbus-daemon', ['--config-file', busConfig, '--nofork', '--print-address=1'], process.env)
   // @ts-expect-error TS2339 (converted from JavaScript): Property 'output' does not exist on type 'ChildProcessByStdio<null, Readable, Readable>'.
   await until('dbus-daemon', () => dbus.output().includes('\n'), dbus)
@@ -122,9 +151,19 @@ async function startIn(dir) {
     TPM2_PKCS11_LOG_LEVEL: '0',
   }
   Object.assign(process.env, env)
-  const abrmd = start('tpm2-abrmd', ['--session', `--dbus-name=${busName}`, `--tcti=swtpm:host=127.0.0.1,port=${port}`,
-    ...(process.getuid?.() === 0 ? ['--allow-root'] : [])], process.env)
-  const tpmAnswers = () => { try { execFileSync('tpm2_getrandom', ['4'], { stdio: 'ignore' }); return true } catch { return false } }
+  const abrmd = start(
+    'tpm2-abrmd',
+    ['--session', `--dbus-name=${busName}`, `--tcti=swtpm:host=127.0.0.1,port=${port}`, ...(process.getuid?.() === 0 ? ['--allow-root'] : [])],
+    process.env,
+  )
+  const tpmAnswers = () => {
+    try {
+      execFileSync('tpm2_getrandom', ['4'], { stdio: 'ignore' })
+      return true
+    } catch {
+      return false
+    }
+  }
   await until('tpm2-abrmd', tpmAnswers, abrmd)
 
   const ptool = (...args) => execFileSync('tpm2_ptool', [...args, `--path=${env.TPM2_PKCS11_STORE}`], { stdio: ['ignore', 'pipe', 'pipe'] }).toString()

@@ -18,7 +18,11 @@ test('a pkcs11: URI: path and query attributes, percent-decoded', () => {
 
 test('what is not a pkcs11: URI is a ConfigurationError', () => {
   for (const uri of ['http://x', 'pkcs11:id=%zz']) {
-    assert.throws(() => parsePkcs11Uri(uri), (error: unknown) => error instanceof ConfigurationError && error.code === 'ERR_PKCS11_CONFIG', uri)
+    assert.throws(
+      () => parsePkcs11Uri(uri),
+      (error: unknown) => error instanceof ConfigurationError && error.code === 'ERR_PKCS11_CONFIG',
+      uri,
+    )
   }
 })
 

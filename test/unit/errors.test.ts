@@ -5,7 +5,7 @@ import { asSpecError } from '../../src/webcrypto/errors.js'
 import { ConfigurationError, KeyNotFoundError, TokenError, type ErrorCode } from '../../src/errors.js'
 import { describeError, rememberSecret, scrub, UsageError, EXIT_FAILED, EXIT_USAGE } from '../../src/cli/errors.js'
 
-test('asSpecError: TypeErrors and spec DOMExceptions pass; Node 20\'s misspelling is renamed; the rest is an OperationError', () => {
+test("asSpecError: TypeErrors and spec DOMExceptions pass; Node 20's misspelling is renamed; the rest is an OperationError", () => {
   const type = new TypeError('bad')
   assert.equal(asSpecError(type), type)
   const data = new DOMException('x', 'DataError')
@@ -19,7 +19,7 @@ test('asSpecError: TypeErrors and spec DOMExceptions pass; Node 20\'s misspellin
   assert.match(operation.message, /C_Sign failed: CKR_DEVICE_ERROR/)
 })
 
-test('error codes are typed: a TokenError\'s is a CKR_ name', () => {
+test("error codes are typed: a TokenError's is a CKR_ name", () => {
   const codes: ErrorCode[] = [new TokenError('CKR_PIN_INCORRECT', 0xa0, 'C_Login').code, new KeyNotFoundError('x').code]
   assert.deepEqual(codes, ['CKR_PIN_INCORRECT', 'ERR_PKCS11_KEY_NOT_FOUND'])
 })

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { JOSE_ALGORITHMS, defaultJoseAlgorithm, joseNameOf } from '../../src/keys/jose-algorithms.js'
 
-test('joseNameOf: the JOSE name of every table entry\'s WebCrypto algorithm', () => {
+test("joseNameOf: the JOSE name of every table entry's WebCrypto algorithm", () => {
   for (const [alg, { name, hash, namedCurve }] of Object.entries(JOSE_ALGORITHMS)) {
     const named = joseNameOf({ name, hash: hash === undefined ? undefined : { name: hash }, namedCurve })
     // Ed25519 has two JOSE names (EdDSA, and RFC 9864's Ed25519); the first is the one given.

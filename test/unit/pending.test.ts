@@ -8,7 +8,13 @@ test('settles once, and counts the bytes it takes in a batch', () => {
   const answers: Array<Uint8Array | boolean | Error> = []
   const operation: Operation = { op: 'sign', mechanism: { mechanism: 0x1041 /* CKM_ECDSA */ }, data: new Uint8Array(10), outputLength: 64 }
   const options = { deadline: Number.POSITIVE_INFINITY, timeoutMs: 0 }
-  const pending = new Pending(new Uint8Array(8), operation, options, (value) => answers.push(value), (error) => answers.push(error))
+  const pending = new Pending(
+    new Uint8Array(8),
+    operation,
+    options,
+    (value) => answers.push(value),
+    (error) => answers.push(error),
+  )
   assert.equal(pending.size, 8 + 10 + 64)
   pending.answer(new Error('timeout'))
   pending.answer(new Uint8Array(64))

@@ -11,7 +11,7 @@ interface AlgorithmsFlags extends TokenFlags {
 
 export function register(program: Command, io: CliIo): void {
   addTokenOptions(program.command('algorithms'))
-    .description('list the JOSE algorithms the token\'s mechanisms support')
+    .description("list the JOSE algorithms the token's mechanisms support")
     .option('--json', 'print JSON')
     .addHelpText('after', '\nExample:\n  $ pkcs11-jwt algorithms --token demo --pin-file pin.txt\n')
     .action(async (flags: AlgorithmsFlags) => {
@@ -21,7 +21,11 @@ export function register(program: Command, io: CliIo): void {
           return { alg, kty: a.kty, webcrypto: a.name, hash: a.hash ?? null, curve: a.namedCurve ?? (a.kty === 'OKP' ? 'Ed25519' : null) }
         })
         if (flags.json) return printJson(io.stdout, supported)
-        printTable(io.stdout, ['ALG', 'KTY', 'WEBCRYPTO', 'HASH', 'CURVE'], supported.map((a) => [a.alg, a.kty, a.webcrypto, a.hash ?? '', a.curve ?? '']))
+        printTable(
+          io.stdout,
+          ['ALG', 'KTY', 'WEBCRYPTO', 'HASH', 'CURVE'],
+          supported.map((a) => [a.alg, a.kty, a.webcrypto, a.hash ?? '', a.curve ?? '']),
+        )
       })
     })
 }

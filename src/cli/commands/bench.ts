@@ -23,7 +23,7 @@ export interface BenchResult {
   signatures: number
   errors: number
   opsPerSecond: number
-  latencyMs: { p50: number, p99: number, max: number }
+  latencyMs: { p50: number; p99: number; max: number }
   eventLoopDelayP99Ms: number
 }
 
@@ -34,21 +34,36 @@ export function register(program: Command, io: CliIo): void {
     .option('--concurrency <n>', 'signatures under way at once', parseIndex, 16)
     .option('--duration <seconds>', 'how long to sign', parseIndex, 5)
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nWith no --key, the first key on the token that can sign with --alg is used.\n\nExample:\n  $ pkcs11-jwt bench --alg RS256 --concurrency 16 --duration 10\n')
+    .addHelpText(
+      'after',
+      '\nWith no --key, the first key on the token that can sign with --alg is used.\n\nExample:\n  $ pkcs11-jwt bench --alg RS256 --concurrency 16 --duration 10\n',
+    )
     .action(async (flags: BenchFlags) => {
       checkAlgorithm(flags.alg)
       if (flags.concurrency < 1 || flags.duration < 1) throw new UsageError('--concurrency and --duration must be at least 1')
       await withToken(flags, io, async (hsm) => {
-        const selector = keySelector(flags, false) ?? await firstKeyFor(hsm, flags.alg)
+        const selector = keySelector(flags, false) ?? (await firstKeyFor(hsm, flags.alg))
         const { key } = await keyForAlgorithm(hsm, selector, flags.alg)
         const uninstall = hsm.installGlobal()
         try {
           const result = await measure(flags, key.privateKey, key.label || key.id, io.stderr.isTTY ? io.stderr : undefined)
           if (flags.json) return printJson(io.stdout, result)
-          printTable(io.stdout, ['ALG', 'KEY', 'CONCURRENCY', 'OPS/S', 'P50 MS', 'P99 MS', 'ERRORS', 'LOOP P99 MS'], [[
-            result.alg, result.key, String(result.concurrency), result.opsPerSecond.toFixed(0), result.latencyMs.p50.toFixed(2),
-            result.latencyMs.p99.toFixed(2), String(result.errors), result.eventLoopDelayP99Ms.toFixed(2),
-          ]])
+          printTable(
+            io.stdout,
+            ['ALG', 'KEY', 'CONCURRENCY', 'OPS/S', 'P50 MS', 'P99 MS', 'ERRORS', 'LOOP P99 MS'],
+            [
+              [
+                result.alg,
+                result.key,
+                String(result.concurrency),
+                result.opsPerSecond.toFixed(0),
+                result.latencyMs.p50.toFixed(2),
+                result.latencyMs.p99.toFixed(2),
+                String(result.errors),
+                result.eventLoopDelayP99Ms.toFixed(2),
+              ],
+            ],
+          )
         } finally {
           uninstall()
         }
@@ -71,10 +86,12 @@ async function measure(flags: BenchFlags, key: CryptoKey, name: string, live: Cl
   let errors = 0
   const start = performance.now()
   const end = start + flags.duration * 1000
-  const progress = live ? setInterval(() => {
-    const seconds = (performance.now() - start) / 1000
-    live.write(`\r${flags.alg}: ${signatures} signatures, ${(signatures / seconds).toFixed(0)}/s, ${errors} errors `)
-  }, 250) : undefined
+  const progress = live
+    ? setInterval(() => {
+        const seconds = (performance.now() - start) / 1000
+        live.write(`\r${flags.alg}: ${signatures} signatures, ${(signatures / seconds).toFixed(0)}/s, ${errors} errors `)
+      }, 250)
+    : undefined
   loop.enable()
   const worker = async () => {
     while (performance.now() < end) {

@@ -14,10 +14,12 @@ interface JwksFlags extends TokenFlags, KeyFlags {
 
 export function register(program: Command, io: CliIo): void {
   addKeyOptions(addTokenOptions(program.command('jwks')))
-    .description('print a JWKS of the token\'s public keys (or of one key) as JSON')
+    .description("print a JWKS of the token's public keys (or of one key) as JSON")
     .addOption(new Option('--kid <kind>', 'what kid is').choices(['thumbprint', 'id', 'label']).default('thumbprint'))
     .option('--alg <alg>', 'with --key: publish the key for this algorithm only (its "alg" member)')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 A key that serves one JOSE algorithm on the token is published with it as "alg" (ES256 for a P-256
 key); an RSA key serves RS256..PS512 and is published without "alg", so that JWTs from \`sign\` with
 any of them verify. --alg pins one.
@@ -26,7 +28,8 @@ Example:
   $ pkcs11-jwt jwks --token demo --pin-file pin.txt > jwks.json
   $ pkcs11-jwt jwks --key signer --kid label
   $ pkcs11-jwt jwks --key rsa2048 --alg PS256
-`)
+`,
+    )
     .action(async (flags: JwksFlags) => {
       const selector = keySelector(flags, false)
       if (flags.alg !== undefined) {

@@ -19,7 +19,7 @@ interface KeygenFlags extends TokenFlags {
 
 export function register(program: Command, io: CliIo): void {
   addTokenOptions(program.command('keygen'))
-    .description('generate a non-extractable key pair on the token, with a self-signed certificate beside it (so Java\'s SunPKCS11 sees it too)')
+    .description("generate a non-extractable key pair on the token, with a self-signed certificate beside it (so Java's SunPKCS11 sees it too)")
     .requiredOption('--alg <alg>', 'JOSE algorithm the key is for: RS256..PS512 (RSA), ES256/ES384/ES512 (P-256/384/521), EdDSA, HS256..HS512 (secret)')
     .requiredOption('--label <label>', 'CKA_LABEL of the new key')
     .option('--id <hex>', 'CKA_ID in hex (default: SHA-1 of the public key)')

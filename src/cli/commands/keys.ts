@@ -17,9 +17,11 @@ export function register(program: Command, io: CliIo): void {
       await withToken(flags, io, async (hsm) => {
         const keys = await hsm.keys.list()
         if (flags.json) return printJson(io.stdout, keys)
-        printTable(io.stdout, ['ID', 'LABEL', 'TYPE', 'SIZE', 'CERT', 'ALGORITHMS'], keys.map((k) => [
-          k.id, k.label, k.kty, k.curve ?? (k.bits !== undefined ? String(k.bits) : ''), k.certificate ? 'yes' : 'no', k.algorithms.join(',') || '-',
-        ]))
+        printTable(
+          io.stdout,
+          ['ID', 'LABEL', 'TYPE', 'SIZE', 'CERT', 'ALGORITHMS'],
+          keys.map((k) => [k.id, k.label, k.kty, k.curve ?? (k.bits !== undefined ? String(k.bits) : ''), k.certificate ? 'yes' : 'no', k.algorithms.join(',') || '-']),
+        )
       })
     })
 }

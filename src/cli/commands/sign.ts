@@ -28,7 +28,8 @@ interface SignFlags extends TokenFlags, KeyFlags {
 function timeClaim(value: string | undefined, name: string): number | string | undefined {
   if (value === undefined) return undefined
   if (/^\d+$/.test(value)) return Number(value)
-  if (!/^[+-]?\s*\d+(\.\d+)?\s*[a-z]+(\s+(ago|from now))?$/i.test(value.trim())) throw new UsageError(`--${name} ${JSON.stringify(value)} is neither seconds since the epoch nor a duration like 1h`)
+  if (!/^[+-]?\s*\d+(\.\d+)?\s*[a-z]+(\s+(ago|from now))?$/i.test(value.trim()))
+    throw new UsageError(`--${name} ${JSON.stringify(value)} is neither seconds since the epoch nor a duration like 1h`)
   return value
 }
 
@@ -43,8 +44,8 @@ async function readClaims(flags: SignFlags, io: CliIo): Promise<Record<string, u
 export function register(program: Command, io: CliIo): void {
   addKeyOptions(addTokenOptions(program.command('sign')))
     .description('sign a JWT with a key on the token; prints the compact JWT on stdout')
-    .option('--alg <alg>', 'JOSE algorithm (default: the key\'s first, e.g. RS256, ES256, EdDSA)')
-    .option('--kid <kid>', 'kid header (default: the key\'s RFC 7638 thumbprint, as in `jwks`)')
+    .option('--alg <alg>', "JOSE algorithm (default: the key's first, e.g. RS256, ES256, EdDSA)")
+    .option('--kid <kid>', "kid header (default: the key's RFC 7638 thumbprint, as in `jwks`)")
     .option('--claims <json>', 'claims as a JSON object')
     .option('--claims-file <file>', 'file with the claims as a JSON object (- for stdin)')
     .option('--iss <issuer>', 'iss claim')
@@ -55,13 +56,16 @@ export function register(program: Command, io: CliIo): void {
     .option('--no-iat', 'leave out the iat claim (set to now by default)')
     .addOption(new Option('--jti [id]', 'jti claim (a random UUID when no value is given)'))
     .option('--header <json>', 'further protected header parameters as a JSON object (e.g. {"typ":"JWT"})')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 With no --claims or --claims-file, claims are read as JSON from stdin when it is not a terminal.
 
 Example:
   $ pkcs11-jwt sign --key signer --sub alice --aud api --exp 1h
   $ echo '{"scope":"read"}' | pkcs11-jwt sign --key-id 01 --alg PS256 --pin-file pin.txt
-`)
+`,
+    )
     .action(async (flags: SignFlags) => {
       const selector = keySelector(flags, true)
       if (flags.alg !== undefined) checkAlgorithm(flags.alg)

@@ -17,8 +17,17 @@ export function register(program: Command, io: CliIo): void {
     .action(async (flags: SlotsFlags) => {
       const slots = (await listSlots(openOptions(flags, io))).map((s) => ({ ...s, slotId: s.slotId.toString(), token: s.token ?? null }))
       if (flags.json) return printJson(io.stdout, slots)
-      printTable(io.stdout, ['INDEX', 'SLOT ID', 'LABEL', 'SERIAL', 'MANUFACTURER', 'MODEL'], slots.map((s) => [
-        String(s.slotIndex), s.slotId, s.token?.label ?? `(no token: ${s.description})`, s.token?.serial ?? '', s.token?.manufacturer ?? '', s.token?.model ?? '',
-      ]))
+      printTable(
+        io.stdout,
+        ['INDEX', 'SLOT ID', 'LABEL', 'SERIAL', 'MANUFACTURER', 'MODEL'],
+        slots.map((s) => [
+          String(s.slotIndex),
+          s.slotId,
+          s.token?.label ?? `(no token: ${s.description})`,
+          s.token?.serial ?? '',
+          s.token?.manufacturer ?? '',
+          s.token?.model ?? '',
+        ]),
+      )
     })
 }

@@ -29,13 +29,16 @@ export function register(program: Command, io: CliIo): void {
     .option('--iss <issuer>', 'require this iss claim')
     .option('--aud <audience>', 'require this aud claim')
     .option('--alg <alg>', 'accept only this algorithm (repeat for several)', (value: string, previous: string[] | undefined) => [...(previous ?? []), value])
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Exit status 1 with the reason on stderr when the token is invalid.
 
 Example:
   $ pkcs11-jwt verify --key signer eyJhbGciOiJSUzI1NiJ9...
   $ pkcs11-jwt sign --key signer --exp 5m | pkcs11-jwt verify --jwks jwks.json
-`)
+`,
+    )
     .action(async (argument: string | undefined, flags: VerifyFlags) => {
       const { createLocalJWKSet, decodeProtectedHeader, errors, jwtVerify } = await import('jose')
       const rejected = (cause: unknown) => invalid(cause, errors.JOSEError)
@@ -43,7 +46,7 @@ Example:
       flags.alg?.forEach((alg) => checkAlgorithm(alg))
       if (selector !== undefined && flags.jwks !== undefined) throw new UsageError('give --key / --key-id or --jwks, not both')
       if (selector === undefined && flags.jwks === undefined) throw new UsageError('name the verification key with --key, --key-id or --jwks FILE')
-      const jwt = (argument ?? await readStdin(io.stdin)).trim()
+      const jwt = (argument ?? (await readStdin(io.stdin))).trim()
       if (!jwt) throw new UsageError('no token: give it as an argument or on stdin')
       const options: JWTVerifyOptions = { issuer: flags.iss, audience: flags.aud, algorithms: flags.alg }
 

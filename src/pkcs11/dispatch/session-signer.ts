@@ -12,7 +12,11 @@ const SESSION_LOST = new Set(SESSION_LOST_NAMES.map((name) => C[name]))
 
 /** A failed call: the function, and its CK_RV when PKCS#11 answered one. */
 export class SignerFailure {
-  constructor(readonly fn: string, readonly code: number | undefined, readonly message: string) {}
+  constructor(
+    readonly fn: string,
+    readonly code: number | undefined,
+    readonly message: string,
+  ) {}
 }
 
 export class SessionSigner {
@@ -97,7 +101,7 @@ export class SessionSigner {
         begun = true
       })
     } catch (error) {
-      const { code, message } = error as { code?: number, message?: string }
+      const { code, message } = error as { code?: number; message?: string }
       if (begun || (code !== undefined && SESSION_LOST.has(code))) this.close()
       throw new SignerFailure(fn, code || undefined, String(message ?? error))
     }

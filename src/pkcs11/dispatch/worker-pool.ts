@@ -124,7 +124,10 @@ export class WorkerPool implements Dispatcher {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    if (this.#queue.length > 0) await new Promise<void>((resolve) => { this.#drained = resolve })
+    if (this.#queue.length > 0)
+      await new Promise<void>((resolve) => {
+        this.#drained = resolve
+      })
     this.#stopListening()
     clearInterval(this.#sweeper)
     await Promise.all(this.#workers.map((worker) => worker.close()))
@@ -169,7 +172,10 @@ export class WorkerPool implements Dispatcher {
   /** Batches the workers (running, and yet to start at the next request) can take now. */
   #freePlaces(): number {
     const waiting = Math.max(0, this.#minWorkers - this.#workers.length)
-    return Math.max(1, this.#workers.reduce((sum, w) => sum + Math.max(0, PIPELINE - w.batches.length), waiting * PIPELINE))
+    return Math.max(
+      1,
+      this.#workers.reduce((sum, w) => sum + Math.max(0, PIPELINE - w.batches.length), waiting * PIPELINE),
+    )
   }
 
   /** The least busy worker with room in its pipeline; a new one while below the minimum or the device is slow. */
