@@ -10,7 +10,7 @@ import { after, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { freshSoftHsm, PIN } from './helpers/softhsm.js'
 
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url))
 const RAW = fileURLToPath(new URL('./helpers/raw-attributes.cjs', import.meta.url))
 const softhsm = freshSoftHsm()
 const homes = []

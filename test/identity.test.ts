@@ -18,7 +18,7 @@ softhsm.pkcs11Tool(['--token-label', TOKEN, '--login', '--pin', PIN, '--keypairg
 const { Pkcs11Crypto, KeyExistsError, KeyNotFoundError } = await import('pkcs11-webcrypto')
 
 const RAW = fileURLToPath(new URL('./helpers/raw-attributes.cjs', import.meta.url))
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url))
 /** Every object on the token, as another process sees it. */
 const objects = () => JSON.parse(execFileSync(process.execPath, [RAW, softhsm.module, TOKEN, PIN, '*'], { env: softhsm.env }).toString())
 

@@ -76,7 +76,7 @@ describe('re-initializing the module while threads are inside it (20 child proce
       results.push(
         ...(await Promise.all(
           childStores.map(async (store) => {
-            const { stdout } = await run(process.execPath, [child, scenario, 'burst', PIN, softhsm.module, hardLink], {
+            const { stdout } = await run(process.execPath, ['--import', 'tsx', child, scenario, 'burst', PIN, softhsm.module, hardLink], {
               env: { ...process.env, SOFTHSM2_CONF: store.conf },
               timeout: 60_000,
               killSignal: 'SIGKILL',

@@ -16,7 +16,7 @@ softhsm.initToken(TOKEN)
 // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
 softhsm.pkcs11Tool(['--token-label', TOKEN, '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'p256', '--id', '02'])
 const { Pkcs11Crypto, parsePkcs11Uri, Pkcs11WebCryptoError } = await import('pkcs11-webcrypto')
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+const CLI = fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url))
 
 /** A marker PIN made of pieces that are each distinctive: a piece anywhere in an output is a leak. */
 function markerPin(separator) {

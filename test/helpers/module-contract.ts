@@ -12,7 +12,7 @@ import { test } from 'node:test'
 import { createLocalJWKSet, jwtVerify, SignJWT } from 'jose'
 
 const SPY = ['/usr/lib/x86_64-linux-gnu/pkcs11-spy.so', '/usr/lib/aarch64-linux-gnu/pkcs11-spy.so'].find(existsSync)
-const CLI = new URL('../../dist/cli/main.js', import.meta.url).pathname
+const CLI = new URL('../../dist/cli/bin.js', import.meta.url).pathname
 const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 
 /** The CLI with `args`; resolves { code, stdout, stderr }. */
@@ -68,13 +68,18 @@ export function moduleContract({ options, cliArgs, pin, toolKeys, generate, dir 
         const { jwt } = await sign(hsm, `made-${alg}`, alg)
         const certificateKey = new X509Certificate(Buffer.from(made.certificate.rawData)).publicKey
         assert.equal((await jwtVerify(jwt, certificateKey)).payload.sub, 'alice')
-        // The JWKS names keys by thumbprint and gives each its default alg: sign again with those.
+        // The JWKS names keys by thumbprint and gives the alg of a key that serves one (RSA keys: none,
+        // any RS*/PS* verifies): sign again with that, or with the key's alg.
         const jwks = await hsm.jwks()
         const jwk = jwks.keys.find((k) => k.x5c?.[0] === Buffer.from(made.certificate.rawData).toString('base64'))
         assert.ok(jwk?.kid, `${alg} in the JWKS`)
-        const { key } = await sign(hsm, `made-${alg}`, jwk.alg)
+        assert.equal(jwk.alg, jwk.kty === 'RSA' ? undefined : alg)
+        const { key } = await sign(hsm, `made-${alg}`, jwk.alg ?? alg)
         const uninstall = hsm.installGlobal()
-        const signed = await new SignJWT({ sub: 'bob' }).setProtectedHeader({ alg: jwk.alg, kid: jwk.kid }).sign(key.privateKey).finally(uninstall)
+        const signed = await new SignJWT({ sub: 'bob' })
+          .setProtectedHeader({ alg: jwk.alg ?? alg, kid: jwk.kid })
+          .sign(key.privateKey)
+          .finally(uninstall)
         assert.equal((await jwtVerify(signed, createLocalJWKSet(jwks))).payload.sub, 'bob')
       }
     } finally {
