@@ -19,7 +19,11 @@ const hsm = await Pkcs11Crypto.open({ config: configFile, pin: userPin })
 const uninstall = hsm.installGlobal()
 
 try {
-  for (const [keyID, alg] of [[keyIds[0] ?? '01', 'RS256'], [keyIds[1] ?? '02', 'ES256'], [keyIds[2] ?? '03', 'EdDSA']]) {
+  for (const [keyID, alg] of [
+    [keyIds[0] ?? '01', 'RS256'],
+    [keyIds[1] ?? '02', 'ES256'],
+    [keyIds[2] ?? '03', 'EdDSA'],
+  ]) {
     // Get a handle to the private key for signing (hsmKeyStore.getKey(keyID, keyPin) in Java).
     const { privateKey, certificate } = await hsm.keys.get({ id: keyID }, { algorithm: alg })
 
@@ -33,7 +37,7 @@ try {
     const { payload } = await jwtVerify(jwt, publicKey)
 
     // Export the public key as a JWK for clients (new RSAKey.Builder(publicKey).keyID(keyID).build()).
-    const jwk = { ...await exportJWK(publicKey), kid: keyID }
+    const jwk = { ...(await exportJWK(publicKey)), kid: keyID }
 
     console.log(`${alg}: ${jwt}`)
     console.log(`  verified with the certificate's public key, sub=${String(payload.sub)}`)

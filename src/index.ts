@@ -10,14 +10,30 @@
 export { Pkcs11Crypto } from './pkcs11-crypto.js'
 export type { OpenOptions } from './config/options.js'
 export type { TokenSelector } from './pkcs11/slots.js'
-export type { KeySelector, KeyGetOptions, KeyInfo, TokenKey, KeyStore } from './keys/key-store.js'
+export type { KeySelector, KeyGetOptions, KeyGenerateOptions, KeyInfo, TokenKey, KeyStore } from './keys/key-store.js'
+export type { CertificateStore, CertificateOptions, CertificateInfo } from './keys/certificate-store.js'
+export type { X509Certificate, Pkcs10CertificateRequest } from './lib/x509.js'
+export { listSlots, type ListSlotsOptions, type SlotInfo } from './list-slots.js'
 export { TokenCryptoKey } from './webcrypto/crypto-key.js'
 export { TokenKeyToNodeError } from './webcrypto/errors.js'
 export { installGlobal } from './webcrypto/install-global.js'
-export type { JwksOptions, PublishedJwk } from './keys/jwks.js'
-export { JOSE_ALGORITHMS } from './keys/jose-algorithms.js'
+export { publishedJwk, type JwksOptions, type PublishedJwk } from './keys/jwks.js'
+export { JOSE_ALGORITHMS, joseNameOf, type JoseAlgorithm } from './keys/jose-algorithms.js'
 export { parseJavaConfig } from './config/java-config.js'
 export { parsePkcs11Uri } from './config/pkcs11-uri.js'
 export {
-  Pkcs11WebCryptoError, TokenError, ConfigurationError, ModuleLoadError, TokenNotFoundError, KeyNotFoundError, KeyExistsError, KeyPinRequiredError, InputRejectedError, ClosedError,
+  Pkcs11WebCryptoError,
+  TokenError,
+  ConfigurationError,
+  ModuleLoadError,
+  TokenNotFoundError,
+  KeyNotFoundError,
+  KeyExistsError,
+  KeyPinRequiredError,
+  InputRejectedError,
+  ClosedError,
+  TimeoutError,
+  QueueFullError,
+  type ErrorCode,
+  type CkrName,
 } from './errors.js'

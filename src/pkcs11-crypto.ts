@@ -76,7 +76,7 @@ export class Pkcs11Crypto implements Crypto {
   }
 
   /** The token's label, serial and slot. */
-  get token(): { label: string, serial: string, manufacturer: string, model: string, slotId: bigint } {
+  get token(): { label: string; serial: string; manufacturer: string; model: string; slotId: bigint } {
     const { token, slotId } = this.#token.slot
     return { label: token!.label, serial: token!.serial, manufacturer: token!.manufacturer, model: token!.model, slotId }
   }

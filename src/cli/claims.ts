@@ -4,6 +4,7 @@ import { Option, type Command } from 'commander'
 import type { EncryptJWT, SignJWT } from 'jose'
 import { UsageError } from './errors.js'
 import { parseJsonObject, readStdin, readText } from './input.js'
+import type { CliIo } from './io.js'
 
 export interface ClaimFlags {
   claims?: string
@@ -35,7 +36,8 @@ export function addClaimOptions(command: Command): Command {
 function timeClaim(value: string | undefined, name: string): number | string | undefined {
   if (value === undefined) return undefined
   if (/^\d+$/.test(value)) return Number(value)
-  if (!/^[+-]?\s*\d+(\.\d+)?\s*[a-z]+(\s+(ago|from now))?$/i.test(value.trim())) throw new UsageError(`--${name} ${JSON.stringify(value)} is neither seconds since the epoch nor a duration like 1h`)
+  if (!/^[+-]?\s*\d+(\.\d+)?\s*[a-z]+(\s+(ago|from now))?$/i.test(value.trim()))
+    throw new UsageError(`--${name} ${JSON.stringify(value)} is neither seconds since the epoch nor a duration like 1h`)
   return value
 }
 
@@ -43,15 +45,15 @@ function timeClaim(value: string | undefined, name: string): number | string | u
  * The claims the flags say, as a function that sets them on a JWT builder (checked before the
  * token is opened: a usage error costs no login).
  */
-export async function readClaims(flags: ClaimFlags): Promise<{ claims: Record<string, unknown>, apply: (builder: SignJWT | EncryptJWT) => void }> {
+export async function readClaims(flags: ClaimFlags, io: CliIo): Promise<{ claims: Record<string, unknown>; apply: (builder: SignJWT | EncryptJWT) => void }> {
   const exp = timeClaim(flags.exp, 'exp')
   const nbf = timeClaim(flags.nbf, 'nbf')
   if (flags.claims !== undefined && flags.claimsFile !== undefined) throw new UsageError('give --claims or --claims-file, not both')
   let claims: Record<string, unknown> = {}
   if (flags.claims !== undefined) claims = parseJsonObject(flags.claims, '--claims')
-  else if (flags.claimsFile !== undefined) claims = parseJsonObject(await readText(flags.claimsFile, 'claims file'), `claims file ${flags.claimsFile}`)
+  else if (flags.claimsFile !== undefined) claims = parseJsonObject(await readText(flags.claimsFile, 'claims file', io.stdin), `claims file ${flags.claimsFile}`)
   else {
-    const stdin = (await readStdin()).trim()
+    const stdin = (await readStdin(io.stdin)).trim()
     if (stdin) claims = parseJsonObject(stdin, 'the claims on stdin')
   }
   const apply = (builder: SignJWT | EncryptJWT) => {

@@ -14,11 +14,10 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync, writeSync, closeSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
+import type { Writable } from 'node:stream'
 import pkcs11js from 'pkcs11js'
-import type { OpenOptions } from '../config/options.js'
-import { ConfigurationError, KeyExistsError } from '../errors.js'
+import { ConfigurationError, KeyExistsError, type OpenOptions, type Pkcs11Crypto } from '../index.js'
 import { rememberSecret } from './errors.js'
-import type { Pkcs11Crypto } from '../pkcs11-crypto.js'
 
 export const DEV_TOKEN_LABEL = 'dev'
 
@@ -31,7 +30,7 @@ const SOFTHSM_MODULES = [
 ]
 
 /** The keys of the development token: label and JOSE algorithm. */
-export const DEV_KEYS: ReadonlyArray<{ label: string, alg: string }> = [
+export const DEV_KEYS: ReadonlyArray<{ label: string; alg: string }> = [
   { label: 'dev-rs256', alg: 'RS256' },
   { label: 'dev-es256', alg: 'ES256' },
   { label: 'dev-eddsa', alg: 'EdDSA' },
@@ -50,7 +49,7 @@ const LOCK_WAIT_MS = 120_000
  * the token). A run that waited for another's first run keeps it through its own start too: the
  * first processes to open a new SoftHSM token at once made it answer CKR_GENERAL_ERROR here.
  */
-let firstRun: { home: string, made: boolean, release: () => void } | undefined
+let firstRun: { home: string; made: boolean; release: () => void } | undefined
 
 /** Makes the development keys that are missing, each with a self-signed certificate; on a first run, then marks the token complete. */
 export async function ensureDevKeys(hsm: Pkcs11Crypto): Promise<void> {
@@ -87,7 +86,7 @@ export function devTokenHome(env: NodeJS.ProcessEnv = process.env): string {
  * held until ensureDevKeys has made its keys). Sets process.env.SOFTHSM2_CONF (SoftHSM reads it
  * when the module is loaded) and announces the token on stderr.
  */
-export function devTokenOptions(env: NodeJS.ProcessEnv = process.env): OpenOptions {
+export function devTokenOptions(env: NodeJS.ProcessEnv, announce: Writable): OpenOptions {
   const module = SOFTHSM_MODULES.find((path) => existsSync(path))
   if (!module) {
     throw new ConfigurationError('no token configured (give --module, --config or --uri, or set PKCS11_MODULE) and SoftHSM is not installed for the built-in development token')
@@ -117,7 +116,7 @@ export function devTokenOptions(env: NodeJS.ProcessEnv = process.env): OpenOptio
   }
   const pin = readFileSync(pinFile, 'utf8').trim()
   rememberSecret(pin)
-  process.stderr.write(`pkcs11-jwt: using the built-in development token (SoftHSM, software only) in ${home}\n`)
+  announce.write(`pkcs11-jwt: using the built-in development token (SoftHSM, software only) in ${home}\n`)
   return { library: module, token: { label: DEV_TOKEN_LABEL }, pin, env: {} }
 }
 
@@ -142,11 +141,16 @@ function checkOwnFolder(home: string): void {
   if (!existsSync(home) || existsSync(join(home, MARKER))) return
   const entries = readdirSync(home).filter((name) => name !== LOCK)
   if (entries.length === 0) return
-  const earlier = entries.every((name) => OURS.has(name)) && entries.includes('user-pin') && entries.includes('softhsm2.conf')
-    && readFileSync(join(home, 'softhsm2.conf'), 'utf8') === softHsmConf(join(home, 'tokens'))
+  const earlier =
+    entries.every((name) => OURS.has(name)) &&
+    entries.includes('user-pin') &&
+    entries.includes('softhsm2.conf') &&
+    readFileSync(join(home, 'softhsm2.conf'), 'utf8') === softHsmConf(join(home, 'tokens'))
   if (earlier) return writeMarker(home, true)
-  throw new ConfigurationError(`${home} holds files the development token did not make (${entries.slice(0, 5).join(', ')}); `
-    + 'point PKCS11_WEBCRYPTO_HOME at an empty or new folder, or name a token (--module, --config, --uri)')
+  throw new ConfigurationError(
+    `${home} holds files the development token did not make (${entries.slice(0, 5).join(', ')}); ` +
+      'point PKCS11_WEBCRYPTO_HOME at an empty or new folder, or name a token (--module, --config, --uri)',
+  )
 }
 
 function softHsmConf(tokens: string): string {
@@ -164,7 +168,11 @@ function lock(home: string): () => void {
       closeSync(fd)
       const release = () => {
         process.off('exit', release)
-        try { unlinkSync(path) } catch { /* already gone */ }
+        try {
+          unlinkSync(path)
+        } catch {
+          /* already gone */
+        }
       }
       process.on('exit', release)
       return release

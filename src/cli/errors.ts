@@ -5,7 +5,7 @@
  * line on stderr that names the cause (the CKR_ name for a token error) and never contains a PIN.
  */
 import { redact } from '../lib/redact.js'
-import { ConfigurationError, KeyNotFoundError, ModuleLoadError, Pkcs11WebCryptoError, TokenError, TokenNotFoundError } from '../errors.js'
+import { ConfigurationError, KeyNotFoundError, ModuleLoadError, Pkcs11WebCryptoError, TokenError, TokenNotFoundError } from '../index.js'
 
 export const EXIT_OK = 0
 export const EXIT_FAILED = 1
@@ -68,7 +68,7 @@ const PIN_HINTS: Record<string, string> = {
 }
 
 /** The one-line message and exit code for `error`. */
-export function describeError(error: unknown): { message: string, exitCode: number } {
+export function describeError(error: unknown): { message: string; exitCode: number } {
   const token = tokenErrorIn(error)
   let message: string
   let exitCode = EXIT_FAILED

@@ -1,18 +1,19 @@
 /** Reading JSON and tokens from options, files and stdin. */
 import { readFileSync } from 'node:fs'
+import type { CliIo } from './io.js'
 import { UsageError } from './errors.js'
 
 /** All of stdin as text; empty when stdin is a terminal. */
-export async function readStdin(): Promise<string> {
-  if (process.stdin.isTTY) return ''
+export async function readStdin(stdin: CliIo['stdin']): Promise<string> {
+  if (stdin.isTTY) return ''
   const chunks: Buffer[] = []
-  for await (const chunk of process.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk as Buffer)
+  for await (const chunk of stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer))
   return Buffer.concat(chunks).toString('utf8')
 }
 
 /** The text of `file` ('-' is stdin). */
-export async function readText(file: string, what: string): Promise<string> {
-  if (file === '-') return readStdin()
+export async function readText(file: string, what: string, stdin: CliIo['stdin']): Promise<string> {
+  if (file === '-') return readStdin(stdin)
   try {
     return readFileSync(file, 'utf8')
   } catch (cause) {

@@ -1,8 +1,6 @@
 /** The key options of sign, verify and jwks: `--key LABEL|pkcs11:URI` or `--key-id HEX`. */
 import type { Command } from 'commander'
-import type { Pkcs11Crypto } from '../pkcs11-crypto.js'
-import type { KeySelector, TokenKey } from '../keys/key-store.js'
-import { JOSE_ALGORITHMS, joseNameOf } from '../keys/jose-algorithms.js'
+import { JOSE_ALGORITHMS, joseNameOf, type KeySelector, type Pkcs11Crypto, type TokenKey } from '../index.js'
 import { FailureError, UsageError } from './errors.js'
 
 export interface KeyFlags {
@@ -12,9 +10,7 @@ export interface KeyFlags {
 
 /** Adds --key and --key-id to `command`. */
 export function addKeyOptions(command: Command): Command {
-  return command
-    .option('--key <label|uri>', 'key label, or a pkcs11: URI with object= / id=')
-    .option('--key-id <hex>', 'key CKA_ID in hex')
+  return command.option('--key <label|uri>', 'key label, or a pkcs11: URI with object= / id=').option('--key-id <hex>', 'key CKA_ID in hex')
 }
 
 /** The key selector of the flags; undefined when none is given and `required` is false. */
@@ -45,11 +41,12 @@ export function describeSelector(selector: KeySelector): string {
  * The key for `alg`, or for the key's default JOSE algorithm (the first it can sign with on this
  * token) when `alg` is undefined; returns the key and the JOSE name.
  */
-export async function keyForAlgorithm(hsm: Pkcs11Crypto, selector: KeySelector, alg: string | undefined): Promise<{ key: TokenKey, alg: string }> {
+export async function keyForAlgorithm(hsm: Pkcs11Crypto, selector: KeySelector, alg: string | undefined): Promise<{ key: TokenKey; alg: string }> {
   if (alg !== undefined) return { key: await hsm.keys.get(selector, { algorithm: alg }), alg }
   const plain = await hsm.keys.get(selector)
   const info = (await hsm.keys.list()).find((k) => k.id === plain.id && k.label === plain.label)
-  const chosen = info?.algorithms.find((a) => JOSE_ALGORITHMS[a].use === undefined) ?? joseNameOf(plain.privateKey.algorithm as { name: string, hash?: { name: string }, namedCurve?: string })
+  const chosen =
+    info?.algorithms.find((a) => JOSE_ALGORITHMS[a].use === undefined) ?? joseNameOf(plain.privateKey.algorithm as { name: string; hash?: { name: string }; namedCurve?: string })
   if (!chosen) throw new FailureError(`key ${describeSelector(selector)} can sign with no JOSE algorithm on this token`)
   return { key: await hsm.keys.get(selector, { algorithm: chosen }), alg: chosen }
 }

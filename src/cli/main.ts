@@ -1,8 +1,7 @@
-#!/usr/bin/env node
 /**
  * pkcs11-jwt: JWTs signed with keys that stay on a PKCS#11 token. One module per command under
- * ./commands, each exporting `register(program)`; a new command (keygen, bench) is one more file
- * and one more line in COMMANDS.
+ * ./commands, each exporting `register(program, io)`; a new command (keygen, bench) is one more
+ * file and one more line in COMMANDS. `bin.ts` runs `main` on the process; tests run it in theirs.
  */
 import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
@@ -18,8 +17,9 @@ import * as sign from './commands/sign.js'
 import * as slots from './commands/slots.js'
 import * as verify from './commands/verify.js'
 import { EXIT_OK, EXIT_USAGE, describeError, rememberSecret, scrub } from './errors.js'
+import type { CliIo } from './io.js'
 
-const COMMANDS: ReadonlyArray<{ register(program: Command): void }> = [slots, algorithms, keys, keygen, sign, verify, encrypt, decrypt, jwks, bench, demo]
+const COMMANDS: ReadonlyArray<{ register(program: Command, io: CliIo): void }> = [slots, algorithms, keys, keygen, sign, verify, encrypt, decrypt, jwks, bench, demo]
 
 function version(): string {
   try {
@@ -38,15 +38,17 @@ function rememberArgvPins(argv: string[]): void {
   })
 }
 
-export function buildProgram(): Command {
+export function buildProgram(io: CliIo): Command {
   const program = new Command('pkcs11-jwt')
     .description('JWTs signed with keys that stay on a PKCS#11 token (smart card, HSM, SoftHSM)')
     .version(version())
     .showHelpAfterError(false)
     .exitOverride()
     // commander's own error text may run over two lines; main() prints it as one.
-    .configureOutput({ outputError: () => undefined })
-    .addHelpText('after', `
+    .configureOutput({ writeOut: (text) => io.stdout.write(text), writeErr: (text) => io.stderr.write(text), outputError: () => undefined })
+    .addHelpText(
+      'after',
+      `
 Token options (every command): --module PATH, --token LABEL | --serial S | --slot-index N,
 --config FILE (Java SunPKCS11), --uri pkcs11:..., --pin PIN | --pin-file F
 (env PKCS11_MODULE, PKCS11_TOKEN, PKCS11_PIN, PKCS11_PIN_FILE). With none of them, a built-in
@@ -58,27 +60,32 @@ Exit status: 0 done, 1 operation or verification failed, 2 bad usage or configur
 Example:
   $ pkcs11-jwt keys
   $ pkcs11-jwt sign --key dev-es256 --sub alice --exp 1h | pkcs11-jwt verify --key dev-es256
-`)
-  for (const command of COMMANDS) command.register(program)
+`,
+    )
+  for (const command of COMMANDS) command.register(program, io)
   return program
 }
 
-export async function main(argv: string[] = process.argv): Promise<number> {
-  rememberArgvPins(argv)
+/**
+ * Runs pkcs11-jwt with `args` (what follows the command name) on `io`; resolves to the exit status.
+ *
+ * @example
+ * process.exitCode = await main(process.argv.slice(2), processIo())
+ */
+export async function main(args: string[], io: CliIo): Promise<number> {
+  rememberArgvPins(args)
   try {
-    await buildProgram().parseAsync(argv)
+    await buildProgram(io).parseAsync(args, { from: 'user' })
     return EXIT_OK
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return EXIT_OK
       if (error.code === 'commander.help') return EXIT_USAGE // help shown for a missing command
-      process.stderr.write(`pkcs11-jwt: ${scrub(error.message.replace(/^error:\s*/, ''))}\n`)
+      io.stderr.write(`pkcs11-jwt: ${scrub(error.message.replace(/^error:\s*/, ''))}\n`)
       return EXIT_USAGE
     }
     const { message, exitCode } = describeError(error)
-    process.stderr.write(`pkcs11-jwt: ${message}\n`)
+    io.stderr.write(`pkcs11-jwt: ${message}\n`)
     return exitCode
   }
 }
-
-process.exitCode = await main()

@@ -1,13 +1,17 @@
 /** What the CLI prints on stdout: aligned tables and JSON. */
+import type { Writable } from 'node:stream'
 
-/** Writes `text` and a newline on stdout. */
-export function printLine(text: string): void {
-  process.stdout.write(`${text}\n`)
+/** Writes `text` and a newline on `out`. */
+export function printLine(out: Writable, text: string): void {
+  out.write(`${text}\n`)
 }
 
-/** Pretty JSON (two spaces) on stdout; bigints are written as decimal strings. */
-export function printJson(value: unknown): void {
-  printLine(JSON.stringify(value, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2))
+/** Pretty JSON (two spaces) on `out`; bigints are written as decimal strings. */
+export function printJson(out: Writable, value: unknown): void {
+  printLine(
+    out,
+    JSON.stringify(value, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2),
+  )
 }
 
 /**
@@ -18,11 +22,15 @@ export function printJson(value: unknown): void {
  */
 export function formatTable(headers: string[], rows: string[][]): string {
   const widths = headers.map((header, column) => Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length)))
-  const line = (cells: string[]) => cells.map((cell, column) => (column === cells.length - 1 ? cell : cell.padEnd(widths[column]))).join('  ').trimEnd()
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, column) => (column === cells.length - 1 ? cell : cell.padEnd(widths[column])))
+      .join('  ')
+      .trimEnd()
   return [line(headers), ...rows.map(line)].join('\n')
 }
 
-/** Prints a table on stdout. */
-export function printTable(headers: string[], rows: string[][]): void {
-  printLine(formatTable(headers, rows))
+/** Prints a table on `out`. */
+export function printTable(out: Writable, headers: string[], rows: string[][]): void {
+  printLine(out, formatTable(headers, rows))
 }

@@ -9,7 +9,7 @@ const STRINGS = ['library', 'pin', 'pinFile', 'config', 'uri', 'libraryParameter
 const TOKEN_SELECTORS = ['label', 'serial', 'slotIndex', 'slotId'] as const
 
 /** What each numeric option must be, and its meaning for the message. */
-const NUMBERS: Record<string, { min: number, integer: boolean, what: string }> = {
+const NUMBERS: Record<string, { min: number; integer: boolean; what: string }> = {
   maxSessions: { min: 1, integer: true, what: 'a whole number of sessions, at least 1' },
   timeout: { min: 1, integer: false, what: 'a number of milliseconds, more than 0' },
   maxQueue: { min: 1, integer: true, what: 'a whole number of calls, at least 1' },
@@ -46,7 +46,7 @@ function checkTokenSelector(token: unknown): void {
   const expected = 'token must be one of { label }, { serial }, { slotIndex } or { slotId }'
   if (typeof token !== 'object' || token === null) throw new ConfigurationError(`${expected} (got ${kind(token)})`)
   const given = Object.keys(token).filter((key) => (token as Record<string, unknown>)[key] !== undefined)
-  if (given.length !== 1 || !TOKEN_SELECTORS.includes(given[0] as typeof TOKEN_SELECTORS[number])) {
+  if (given.length !== 1 || !TOKEN_SELECTORS.includes(given[0] as (typeof TOKEN_SELECTORS)[number])) {
     throw new ConfigurationError(`${expected} (got ${given.length ? `{ ${given.join(', ')} }` : '{}'})`)
   }
   const [name] = given

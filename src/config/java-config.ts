@@ -65,12 +65,28 @@ export function parseJavaConfig(text: string, source = 'config'): JavaConfig {
     seen.add(key)
     const value = readValue(rest, key, where)
     switch (key) {
-      case 'name': config.name = value; break
-      case 'library': config.library = expandProperties(value, key, where); break
-      case 'description': config.description = value; break
-      case 'slot': config.slot = parseInteger(value, key, where); break
-      case 'slotListIndex': config.slotListIndex = Number(parseInteger(value, key, where)); break
-      case 'nssArgs': case 'nssLibraryDirectory': case 'nssSecmodDirectory': case 'nssModule': case 'nssDbMode': config[key] = value; break
+      case 'name':
+        config.name = value
+        break
+      case 'library':
+        config.library = expandProperties(value, key, where)
+        break
+      case 'description':
+        config.description = value
+        break
+      case 'slot':
+        config.slot = parseInteger(value, key, where)
+        break
+      case 'slotListIndex':
+        config.slotListIndex = Number(parseInteger(value, key, where))
+        break
+      case 'nssArgs':
+      case 'nssLibraryDirectory':
+      case 'nssSecmodDirectory':
+      case 'nssModule':
+      case 'nssDbMode':
+        config[key] = value
+        break
       default: // Java-only tuning (handleStartupErrors, showInfo, ...): not ours to apply.
     }
   }
@@ -127,7 +143,8 @@ function parseInteger(value: string, key: string, where: string): bigint {
 function expandProperties(value: string, key: string, where: string): string {
   return value.replace(/\$\{([^}]*)\}/g, (_, name: string) => {
     const property = Object.hasOwn(SYSTEM_PROPERTIES, name) ? SYSTEM_PROPERTIES[name] : undefined
-    if (!property) throw new ConfigurationError(`${where}: ${key} uses \${${name}}, a Java system property with no value outside Java (known: ${Object.keys(SYSTEM_PROPERTIES).join(', ')})`)
+    if (!property)
+      throw new ConfigurationError(`${where}: ${key} uses \${${name}}, a Java system property with no value outside Java (known: ${Object.keys(SYSTEM_PROPERTIES).join(', ')})`)
     return property()
   })
 }

@@ -74,7 +74,7 @@ export function resolveOptions(options: OpenOptions = {}): TokenOptions {
 
   const pinFile = options.pinFile ?? uri?.pinSource ?? (options.pin === undefined && uri?.pinValue === undefined ? env.PKCS11_PIN_FILE : undefined)
   // A pin-source is redacted wherever it is shown: its path is not named in the error either.
-  const pinFileName = options.pinFile === undefined && pinFile === uri?.pinSource ? 'named by the URI\'s pin-source' : pinFile
+  const pinFileName = options.pinFile === undefined && pinFile === uri?.pinSource ? "named by the URI's pin-source" : pinFile
   const pin = options.pin ?? uri?.pinValue ?? (pinFile ? readPinFile(pinFile, pinFileName!) : env.PKCS11_PIN)
 
   return {

@@ -29,17 +29,29 @@ type Attributes = Record<string, (uri: Pkcs11Uri, value: Buffer) => void>
 const TYPES = ['private', 'public', 'cert', 'secret-key', 'data'] as const
 
 const PATH_ATTRIBUTES: Attributes = {
-  token: (uri, v) => { uri.token = v.toString('utf8') },
-  serial: (uri, v) => { uri.serial = v.toString('utf8') },
-  manufacturer: (uri, v) => { uri.manufacturer = v.toString('utf8') },
-  model: (uri, v) => { uri.model = v.toString('utf8') },
+  token: (uri, v) => {
+    uri.token = v.toString('utf8')
+  },
+  serial: (uri, v) => {
+    uri.serial = v.toString('utf8')
+  },
+  manufacturer: (uri, v) => {
+    uri.manufacturer = v.toString('utf8')
+  },
+  model: (uri, v) => {
+    uri.model = v.toString('utf8')
+  },
   'slot-id': (uri, v) => {
     // RFC 7512: a decimal number (CK_SLOT_ID).
     if (!/^\d+$/.test(v.toString('latin1'))) throw new ConfigurationError('pkcs11 URI: slot-id must be a decimal number')
     uri.slotId = BigInt(v.toString('latin1'))
   },
-  object: (uri, v) => { uri.object = v.toString('utf8') },
-  id: (uri, v) => { uri.id = v },
+  object: (uri, v) => {
+    uri.object = v.toString('utf8')
+  },
+  id: (uri, v) => {
+    uri.id = v
+  },
   type: (uri, v) => {
     const type = v.toString('utf8')
     if (!(TYPES as readonly string[]).includes(type)) throw new ConfigurationError(`pkcs11 URI: type must be one of ${TYPES.join(', ')}`)
@@ -48,10 +60,18 @@ const PATH_ATTRIBUTES: Attributes = {
 }
 
 const QUERY_ATTRIBUTES: Attributes = {
-  'module-path': (uri, v) => { uri.modulePath = v.toString('utf8') },
-  'pin-value': (uri, v) => { uri.pinValue = v.toString('utf8') },
-  'pin-source': (uri, v) => { uri.pinSource = v.toString('utf8').replace(/^file:(\/\/)?/, '') },
-  'x-library-parameters': (uri, v) => { uri.libraryParameters = v.toString('utf8') },
+  'module-path': (uri, v) => {
+    uri.modulePath = v.toString('utf8')
+  },
+  'pin-value': (uri, v) => {
+    uri.pinValue = v.toString('utf8')
+  },
+  'pin-source': (uri, v) => {
+    uri.pinSource = v.toString('utf8').replace(/^file:(\/\/)?/, '')
+  },
+  'x-library-parameters': (uri, v) => {
+    uri.libraryParameters = v.toString('utf8')
+  },
 }
 
 /**

@@ -7,7 +7,7 @@ import { createHash, webcrypto } from 'node:crypto'
 import { KeyNotFoundError } from '../errors.js'
 import { C, type Handle } from '../pkcs11/binding.js'
 import type { Token } from '../pkcs11/token.js'
-import { x509, X509Certificate } from '../lib/x509.js'
+import { loadX509, x509, type Pkcs10CertificateRequest, type X509Certificate } from '../lib/x509.js'
 import { dataError } from '../webcrypto/errors.js'
 import { defaultJoseAlgorithm, type KeyKind } from './jose-algorithms.js'
 import type { KeySelector, KeyStore, TokenKey } from './key-store.js'
@@ -64,21 +64,29 @@ export class CertificateStore {
 
   /** @internal As createSelfSigned, for a key already in hand (the one `keys.generate` just made). */
   async selfSign(key: TokenKey, options: CertificateOptions): Promise<X509Certificate> {
+    await loadX509()
     if (!key.publicKey) throw new KeyNotFoundError('the key has no public half on the token to put in a certificate')
     const notBefore = new Date()
-    const certificate = await x509.X509CertificateGenerator.createSelfSigned({
-      serialNumber: options.serialNumber ?? Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('hex').replace(/^[89a-f]/, '1'),
-      name: options.subject,
-      notBefore,
-      notAfter: new Date(notBefore.getTime() + (options.days ?? 365) * 86_400_000),
-      keys: { privateKey: key.privateKey, publicKey: key.publicKey! },
-      signingAlgorithm: signingAlgorithm(key),
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        await x509.SubjectKeyIdentifierExtension.create(key.publicKey!, false, this.#crypto),
-      ],
-    }, this.#crypto)
+    const certificate = await x509().X509CertificateGenerator.createSelfSigned(
+      {
+        serialNumber:
+          options.serialNumber ??
+          Buffer.from(webcrypto.getRandomValues(new Uint8Array(16)))
+            .toString('hex')
+            .replace(/^[89a-f]/, '1'),
+        name: options.subject,
+        notBefore,
+        notAfter: new Date(notBefore.getTime() + (options.days ?? 365) * 86_400_000),
+        keys: { privateKey: key.privateKey, publicKey: key.publicKey! },
+        signingAlgorithm: signingAlgorithm(key),
+        extensions: [
+          new (x509().BasicConstraintsExtension)(false, undefined, true),
+          new (x509().KeyUsagesExtension)(x509().KeyUsageFlags.digitalSignature, true),
+          await x509().SubjectKeyIdentifierExtension.create(key.publicKey!, false, this.#crypto),
+        ],
+      },
+      this.#crypto,
+    )
     await this.#store(certificate, Buffer.from(key.id, 'hex'), key.label)
     return certificate
   }
@@ -90,13 +98,17 @@ export class CertificateStore {
    * const csr = await hsm.certificates.createCsr({ label: 'signer' }, { subject: 'CN=signer' })
    * writeFileSync('signer.csr', csr.toString('pem'))
    */
-  async createCsr(selector: KeySelector, options: Pick<CertificateOptions, 'subject'>): Promise<x509.Pkcs10CertificateRequest> {
+  async createCsr(selector: KeySelector, options: Pick<CertificateOptions, 'subject'>): Promise<Pkcs10CertificateRequest> {
+    await loadX509()
     const key = await this.#signingKey(selector)
-    return x509.Pkcs10CertificateRequestGenerator.create({
-      name: options.subject,
-      keys: { privateKey: key.privateKey, publicKey: key.publicKey! },
-      signingAlgorithm: signingAlgorithm(key),
-    }, this.#crypto)
+    return x509().Pkcs10CertificateRequestGenerator.create(
+      {
+        name: options.subject,
+        keys: { privateKey: key.privateKey, publicKey: key.publicKey! },
+        signingAlgorithm: signingAlgorithm(key),
+      },
+      this.#crypto,
+    )
   }
 
   /**
@@ -108,15 +120,20 @@ export class CertificateStore {
    * @example
    * await hsm.certificates.import({ label: 'signer' }, [leafPem, intermediatePem])
    */
-  async import(selector: KeySelector, chain: string | ArrayBufferView | Array<string | ArrayBufferView | X509Certificate> | X509Certificate,
-    options: CertificateImportOptions = {}): Promise<X509Certificate> {
+  async import(
+    selector: KeySelector,
+    chain: string | ArrayBufferView | Array<string | ArrayBufferView | X509Certificate> | X509Certificate,
+    options: CertificateImportOptions = {},
+  ): Promise<X509Certificate> {
+    await loadX509()
     const [leaf, ...cas] = (Array.isArray(chain) ? chain : [chain]).map(toCertificate)
     if (!leaf) throw dataError('no certificate to import')
     const key = await this.#keys.get(selector)
     if (!key.publicKey) throw new KeyNotFoundError('the key has no public half on the token to compare the certificate with')
     const ours = Buffer.from(await webcrypto.subtle.exportKey('spki', key.publicKey))
     if (!ours.equals(Buffer.from(leaf.publicKey.rawData))) throw dataError('the certificate is not for this key: its public key differs')
-    if (!options.allowExpired && leaf.notAfter.getTime() < Date.now()) throw dataError(`the certificate expired on ${leaf.notAfter.toISOString()} (pass allowExpired to store it anyway)`)
+    if (!options.allowExpired && leaf.notAfter.getTime() < Date.now())
+      throw dataError(`the certificate expired on ${leaf.notAfter.toISOString()} (pass allowExpired to store it anyway)`)
     await checkChain([leaf, ...cas])
     const id = Buffer.from(key.id, 'hex')
     const earlier = options.keep ? [] : await this.#ownCertificates(id, ours)
@@ -145,13 +162,14 @@ export class CertificateStore {
    * for (const c of await hsm.certificates.list()) console.log(c.label, c.subject, c.notAfter)
    */
   async list(): Promise<CertificateInfo[]> {
+    await loadX509()
     const infos: CertificateInfo[] = []
     const token = this.#keys.lookupToken
     for (const handle of await token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_CERTIFICATE }])) {
       const a = await token.getAttributes(handle, [C.CKA_ID, C.CKA_LABEL, C.CKA_VALUE])
       const value = a.get(C.CKA_VALUE)
       if (!value) continue
-      const certificate = new X509Certificate(new Uint8Array(value))
+      const certificate = new (x509().X509Certificate)(new Uint8Array(value))
       infos.push({
         id: a.get(C.CKA_ID)?.toString('hex') ?? '',
         label: a.get(C.CKA_LABEL)?.toString('utf8') ?? '',
@@ -172,6 +190,7 @@ export class CertificateStore {
    * const publicKey = await (await hsm.certificates.get('01'))?.publicKey.export()
    */
   async get(keyId: string): Promise<X509Certificate | undefined> {
+    await loadX509()
     const token = this.#keys.lookupToken
     return newestCertificate(token, await this.#find(idOf(keyId), token))
   }
@@ -186,11 +205,15 @@ export class CertificateStore {
 
   /** The certificates with CKA_ID `id` on `token` (lookups: the group's member that is up; changes: the first token). */
   #find(id: Buffer, token = this.#token): Promise<Handle[]> {
-    return token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_CERTIFICATE }, { type: C.CKA_ID, value: id }])
+    return token.findObjects([
+      { type: C.CKA_CLASS, value: C.CKO_CERTIFICATE },
+      { type: C.CKA_ID, value: id },
+    ])
   }
 
   /** The certificates with CKA_ID `id` that carry the public key `spki`: the key's own, not a CA's that shares the id. */
   async #ownCertificates(id: Buffer, spki: Buffer): Promise<Handle[]> {
+    await loadX509()
     const own: Handle[] = []
     for (const handle of await this.#find(id)) {
       const value = (await this.#token.getAttributes(handle, [C.CKA_VALUE])).get(C.CKA_VALUE)
@@ -202,12 +225,15 @@ export class CertificateStore {
   async #signingKey(selector: KeySelector): Promise<TokenKey> {
     const probe = await this.#keys.get(selector)
     const kind = kindOf(probe.privateKey.algorithm)
-    const key = await this.#keys.get(selector, { algorithm: defaultJoseAlgorithm(kind, (probe.privateKey.algorithm as EcKeyAlgorithm).namedCurve ?? probe.privateKey.algorithm.name) })
+    const key = await this.#keys.get(selector, {
+      algorithm: defaultJoseAlgorithm(kind, (probe.privateKey.algorithm as EcKeyAlgorithm).namedCurve ?? probe.privateKey.algorithm.name),
+    })
     if (!key.publicKey) throw new KeyNotFoundError('the key has no public half on the token to put in a certificate')
     return key
   }
 
   async #store(certificate: X509Certificate, id: Buffer, label: string, ofOwnKey = true): Promise<Handle> {
+    const { AsnIntegerBigIntConverter } = await import('@peculiar/asn1-schema') // loaded with x509 already
     const handle = await this.#token.createObject([
       { type: C.CKA_CLASS, value: C.CKO_CERTIFICATE },
       { type: C.CKA_CERTIFICATE_TYPE, value: C.CKC_X_509 },
@@ -217,7 +243,8 @@ export class CertificateStore {
       { type: C.CKA_ID, value: id },
       { type: C.CKA_SUBJECT, value: Buffer.from(certificate.subjectName.toArrayBuffer()) },
       { type: C.CKA_ISSUER, value: Buffer.from(certificate.issuerName.toArrayBuffer()) },
-      { type: C.CKA_SERIAL_NUMBER, value: derInteger(Buffer.from(certificate.serialNumber, 'hex')) },
+      // The DER INTEGER of the serial number (x509 gives it as unsigned hex).
+      { type: C.CKA_SERIAL_NUMBER, value: Buffer.from(AsnIntegerBigIntConverter.toASN(BigInt(`0x${certificate.serialNumber}`)).toBER()) },
       { type: C.CKA_VALUE, value: Buffer.from(certificate.rawData) },
       ...(ofOwnKey ? [] : [{ type: C.CKA_CERTIFICATE_CATEGORY, value: 2 /* authority */ }]),
     ])
@@ -238,7 +265,7 @@ export function checkCertificateFields(options: CertificateOptions): void {
 
 /** A certificate id, checked as key selectors check theirs: '01x' and '02 ' are refused, not cut short. */
 function idOf(keyId: string): Buffer {
-  if (!isHexId(keyId)) throw new TypeError('a certificate id is the key\'s CKA_ID as even-length hex')
+  if (!isHexId(keyId)) throw new TypeError("a certificate id is the key's CKA_ID as even-length hex")
   return Buffer.from(keyId, 'hex')
 }
 
@@ -246,7 +273,7 @@ function idOf(keyId: string): Buffer {
 async function checkChain(chain: X509Certificate[]): Promise<void> {
   for (let i = 1; i < chain.length; i++) {
     const [child, issuer] = [chain[i - 1], chain[i]]
-    const signed = child.issuer === issuer.subject && await child.verify({ publicKey: issuer.publicKey, signatureOnly: true }, webcrypto as Crypto).catch(() => false)
+    const signed = child.issuer === issuer.subject && (await child.verify({ publicKey: issuer.publicKey, signatureOnly: true }, webcrypto as Crypto).catch(() => false))
     if (!signed) throw dataError(`certificate ${i + 1} of the chain (${issuer.subject}) did not issue certificate ${i} (${child.subject}, issued by ${child.issuer})`)
   }
 }
@@ -266,15 +293,12 @@ function signingAlgorithm(key: TokenKey): Algorithm {
 }
 
 function toCertificate(item: string | ArrayBufferView | X509Certificate): X509Certificate {
-  if (item instanceof X509Certificate) return item
+  if (item instanceof x509().X509Certificate) return item
   try {
-    return typeof item === 'string' ? new X509Certificate(item) : new X509Certificate(new Uint8Array(new Uint8Array(item.buffer, item.byteOffset, item.byteLength)))
+    return typeof item === 'string'
+      ? new (x509().X509Certificate)(item)
+      : new (x509().X509Certificate)(new Uint8Array(new Uint8Array(item.buffer, item.byteOffset, item.byteLength)))
   } catch {
     throw dataError('not an X.509 certificate (PEM or DER)')
   }
-}
-
-function derInteger(unsigned: Buffer): Buffer {
-  const body = unsigned[0] & 0x80 ? Buffer.concat([Buffer.from([0]), unsigned]) : unsigned
-  return Buffer.concat([Buffer.from([0x02, body.length]), body])
 }

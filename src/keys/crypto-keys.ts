@@ -21,8 +21,18 @@ export interface KeyAlgorithmChoice {
 
 /** The kind of key each WebCrypto algorithm this library knows takes. */
 export const KEY_KINDS: Readonly<Record<string, KeyKind>> = {
-  'RSASSA-PKCS1-v1_5': 'RSA', 'RSA-PSS': 'RSA', 'RSA-OAEP': 'RSA', ECDSA: 'EC', ECDH: 'EC', Ed25519: 'OKP', X25519: 'OKP',
-  HMAC: 'oct', 'AES-GCM': 'oct', 'AES-CBC': 'oct', 'AES-CTR': 'oct', 'AES-KW': 'oct',
+  'RSASSA-PKCS1-v1_5': 'RSA',
+  'RSA-PSS': 'RSA',
+  'RSA-OAEP': 'RSA',
+  ECDSA: 'EC',
+  ECDH: 'EC',
+  Ed25519: 'OKP',
+  X25519: 'OKP',
+  HMAC: 'oct',
+  'AES-GCM': 'oct',
+  'AES-CBC': 'oct',
+  'AES-CTR': 'oct',
+  'AES-KW': 'oct',
 }
 
 /** Usages a private (or secret) key may have, by WebCrypto algorithm; the public key gets the rest. */
@@ -54,10 +64,13 @@ export const PUBLIC_USAGES: Readonly<Record<string, readonly KeyUsage[]>> = {
 /** The usages the key's CKA_ flags allow for `algorithm`. */
 export function usagesAllowedBy(key: KeyDescription, algorithm: string): KeyUsage[] {
   const flagOf: Record<KeyUsage, boolean> = {
-    sign: key.can.sign, verify: key.can.verify, decrypt: key.can.decrypt,
+    sign: key.can.sign,
+    verify: key.can.verify,
+    decrypt: key.can.decrypt,
     // Unwrapping is decrypting, but for AES-KW (C_UnwrapKey).
     unwrapKey: algorithm === 'AES-KW' ? key.can.unwrap : key.can.decrypt,
-    deriveKey: key.can.derive, deriveBits: key.can.derive,
+    deriveKey: key.can.derive,
+    deriveBits: key.can.derive,
     // A private key's public half encrypts and wraps (a Node key); a secret key does both itself.
     // AES-GCM/CBC/CTR wrap by encrypting (see the key factory): CKA_ENCRYPT serves wrapKey too.
     encrypt: key.type === 'secret' && key.can.encrypt,
@@ -70,8 +83,13 @@ export function usagesAllowedBy(key: KeyDescription, algorithm: string): KeyUsag
  * The token-held CryptoKey for `key` used with `algorithm` and `usages`.
  * `keyPin` (CKA_ALWAYS_AUTHENTICATE keys) is kept inside the key, never shown.
  */
-export function tokenCryptoKey(token: Token, key: KeyDescription, algorithm: KeyAlgorithmChoice, usages: KeyUsage[],
-  options: { publicJwk?: JsonWebKey, keyPin?: string, exportJwk?: () => Promise<JsonWebKey>, signer?: Signer, oaepLabels?: boolean, oaepRaw?: boolean } = {}): TokenCryptoKey {
+export function tokenCryptoKey(
+  token: Token,
+  key: KeyDescription,
+  algorithm: KeyAlgorithmChoice,
+  usages: KeyUsage[],
+  options: { publicJwk?: JsonWebKey; keyPin?: string; exportJwk?: () => Promise<JsonWebKey>; signer?: Signer; oaepLabels?: boolean; oaepRaw?: boolean } = {},
+): TokenCryptoKey {
   return new TokenCryptoKey(
     {
       signer: options.signer ?? keySigner(token, key),
@@ -92,7 +110,7 @@ export function tokenCryptoKey(token: Token, key: KeyDescription, algorithm: Key
 /** The public key as a Node CryptoKey with the same algorithm, for verifying and export. */
 export function publicCryptoKey(jwk: JsonWebKey, algorithm: KeyAlgorithmChoice, usages?: KeyUsage[]): Promise<CryptoKey> {
   const { name, hash, namedCurve } = algorithm
-  return webcrypto.subtle.importKey('jwk', jwk, { name, hash, namedCurve } as Algorithm, true, usages ?? [...PUBLIC_USAGES[name] ?? []])
+  return webcrypto.subtle.importKey('jwk', jwk, { name, hash, namedCurve } as Algorithm, true, usages ?? [...(PUBLIC_USAGES[name] ?? [])])
 }
 
 /** What signs with `key` on `token`. */

@@ -63,7 +63,8 @@ export function defaultJoseAlgorithm(kty: KeyKind, curve?: string, aesBits?: num
 }
 
 /** The JOSE name of a WebCrypto algorithm on a key, e.g. RSA-PSS with SHA-384 -> 'PS384'. */
-export function joseNameOf(algorithm: { name: string, hash?: { name: string }, namedCurve?: string }): string | undefined {
-  return Object.entries(JOSE_ALGORITHMS).find(([, a]) => a.name === algorithm.name
-    && (a.namedCurve ? a.namedCurve === algorithm.namedCurve : a.hash === algorithm.hash?.name) && a.use === undefined)?.[0]
+export function joseNameOf(algorithm: { name: string; hash?: { name: string }; namedCurve?: string }): string | undefined {
+  return Object.entries(JOSE_ALGORITHMS).find(
+    ([, a]) => a.name === algorithm.name && (a.namedCurve ? a.namedCurve === algorithm.namedCurve : a.hash === algorithm.hash?.name) && a.use === undefined,
+  )?.[0]
 }

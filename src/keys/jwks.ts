@@ -5,13 +5,25 @@ import { KeyNotFoundError } from '../errors.js'
 import type { KeyStore, TokenKey } from './key-store.js'
 import { JOSE_ALGORITHMS } from './jose-algorithms.js'
 
+/** The WebCrypto algorithms of JWE keys. */
+const ENCRYPTION_NAMES = new Set(
+  Object.values(JOSE_ALGORITHMS)
+    .filter((a) => a.use === 'enc')
+    .map((a) => a.name)
+    .concat('X25519'),
+)
+
 export interface JwksOptions {
   /** What `kid` is: the RFC 7638 thumbprint (default), the CKA_ID in hex, or the label. */
   kid?: 'thumbprint' | 'id' | 'label'
 }
 
-/** A public JWK as published: kid, alg, use ('enc' for a decryption key), and x5c / x5t#S256 when a certificate exists. */
-export type PublishedJwk = JsonWebKey & { kid: string, alg: string, use: 'sig' | 'enc', x5c?: string[], 'x5t#S256'?: string }
+/**
+ * A public JWK as published: kid, use ('enc' for a decryption key), and x5c / x5t#S256 when a
+ * certificate exists; alg when the key serves one JOSE algorithm on this token (an RSA key serves
+ * RS256..PS512: no alg, so a verifier takes any of them, as RFC 7517 allows).
+ */
+export type PublishedJwk = JsonWebKey & { kid: string; alg?: string; use: 'sig' | 'enc'; x5c?: string[]; 'x5t#S256'?: string }
 
 /**
  * @example
@@ -32,7 +44,8 @@ export async function buildJwks(store: KeyStore, options: JwksOptions = {}): Pro
       warnOnce(`JWKS: key ${info.label ? `"${info.label}" ` : ''}(id ${info.id || 'none'}) left out: ${error.message}`)
       continue
     }
-    if (key.publicKey) keys.push(await publishedJwk(key, info.algorithms[0], options))
+    const alg = info.algorithms.length === 1 ? info.algorithms[0] : undefined
+    if (key.publicKey) keys.push(await publishedJwk(key, alg, options))
   }
   return { keys }
 }
@@ -45,12 +58,19 @@ function warnOnce(message: string): void {
   process.emitWarning(message, { code: 'PKCS11_JWKS_KEY_LEFT_OUT' })
 }
 
-/** The published JWK of one token key. */
-export async function publishedJwk(key: TokenKey, alg: string, options: JwksOptions = {}): Promise<PublishedJwk> {
+/**
+ * The published JWK of one token key, with `alg` when one is given.
+ *
+ * @example
+ * const jwk = await publishedJwk(await hsm.keys.get({ label: 'rsa' }, { algorithm: 'PS256' }), 'PS256')
+ */
+export async function publishedJwk(key: TokenKey, alg?: string, options: JwksOptions = {}): Promise<PublishedJwk> {
   const { kty, n, e, crv, x, y } = await webcrypto.subtle.exportKey('jwk', key.publicKey!)
   const jwk: JsonWebKey = kty === 'RSA' ? { kty, n, e } : kty === 'EC' ? { kty, crv, x, y } : { kty, crv, x }
   const kid = options.kid === 'id' ? key.id : options.kid === 'label' ? key.label : thumbprint(jwk)
-  const published: PublishedJwk = { ...jwk, kid, alg, use: JOSE_ALGORITHMS[alg]?.use ?? 'sig' }
+  // A key for decryption or key agreement (RSA-OAEP, ECDH-ES, ...) is published for encryption.
+  const use = JOSE_ALGORITHMS[alg ?? '']?.use ?? (ENCRYPTION_NAMES.has(key.privateKey.algorithm.name) ? 'enc' : 'sig')
+  const published: PublishedJwk = { ...jwk, kid, ...(alg !== undefined && { alg }), use }
   if (key.certificate) {
     const der = Buffer.from(key.certificate.rawData)
     published.x5c = [der.toString('base64')]
@@ -61,8 +81,7 @@ export async function publishedJwk(key: TokenKey, alg: string, options: JwksOpti
 
 /** RFC 7638: SHA-256 over the required members in lexical order. */
 export function thumbprint(jwk: JsonWebKey): string {
-  const required = jwk.kty === 'RSA' ? { e: jwk.e, kty: jwk.kty, n: jwk.n }
-    : jwk.kty === 'EC' ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }
-      : { crv: jwk.crv, kty: jwk.kty, x: jwk.x }
+  const required =
+    jwk.kty === 'RSA' ? { e: jwk.e, kty: jwk.kty, n: jwk.n } : jwk.kty === 'EC' ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y } : { crv: jwk.crv, kty: jwk.kty, x: jwk.x }
   return createHash('sha256').update(JSON.stringify(required)).digest('base64url')
 }

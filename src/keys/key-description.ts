@@ -19,21 +19,43 @@ export interface KeyDescription {
   /** RSA public parts, when the private key object carries them (most do). */
   modulus?: Buffer
   publicExponent?: Buffer
-  can: { sign: boolean, verify: boolean, decrypt: boolean, derive: boolean, unwrap: boolean, encrypt: boolean, wrap: boolean }
+  can: { sign: boolean; verify: boolean; decrypt: boolean; derive: boolean; unwrap: boolean; encrypt: boolean; wrap: boolean }
   alwaysAuthenticate: boolean
   /** CKA_EXTRACTABLE and not CKA_SENSITIVE: its value can be read, so WebCrypto may export it. */
   exportable: boolean
 }
 
 const ATTRIBUTES = [
-  C.CKA_CLASS, C.CKA_KEY_TYPE, C.CKA_ID, C.CKA_LABEL, C.CKA_SIGN, C.CKA_VERIFY, C.CKA_DECRYPT, C.CKA_DERIVE, C.CKA_UNWRAP,
-  C.CKA_MODULUS, C.CKA_PUBLIC_EXPONENT, C.CKA_EC_PARAMS, C.CKA_VALUE_LEN, C.CKA_ALWAYS_AUTHENTICATE,
-  C.CKA_EXTRACTABLE, C.CKA_SENSITIVE, C.CKA_ENCRYPT, C.CKA_WRAP,
+  C.CKA_CLASS,
+  C.CKA_KEY_TYPE,
+  C.CKA_ID,
+  C.CKA_LABEL,
+  C.CKA_SIGN,
+  C.CKA_VERIFY,
+  C.CKA_DECRYPT,
+  C.CKA_DERIVE,
+  C.CKA_UNWRAP,
+  C.CKA_MODULUS,
+  C.CKA_PUBLIC_EXPONENT,
+  C.CKA_EC_PARAMS,
+  C.CKA_VALUE_LEN,
+  C.CKA_ALWAYS_AUTHENTICATE,
+  C.CKA_EXTRACTABLE,
+  C.CKA_SENSITIVE,
+  C.CKA_ENCRYPT,
+  C.CKA_WRAP,
 ]
 
 const KINDS = new Map<number, KeyKind>([
-  [C.CKK_RSA, 'RSA'], [C.CKK_EC, 'EC'], [C.CKK_EC_EDWARDS, 'OKP'], [C.CKK_EC_MONTGOMERY, 'OKP'],
-  [C.CKK_GENERIC_SECRET, 'oct'], [C.CKK_SHA256_HMAC, 'oct'], [C.CKK_SHA384_HMAC, 'oct'], [C.CKK_SHA512_HMAC, 'oct'], [C.CKK_AES, 'oct'],
+  [C.CKK_RSA, 'RSA'],
+  [C.CKK_EC, 'EC'],
+  [C.CKK_EC_EDWARDS, 'OKP'],
+  [C.CKK_EC_MONTGOMERY, 'OKP'],
+  [C.CKK_GENERIC_SECRET, 'oct'],
+  [C.CKK_SHA256_HMAC, 'oct'],
+  [C.CKK_SHA384_HMAC, 'oct'],
+  [C.CKK_SHA512_HMAC, 'oct'],
+  [C.CKK_AES, 'oct'],
 ])
 
 /**
@@ -61,8 +83,15 @@ export async function describeKey(token: Token, handle: Handle): Promise<KeyDesc
     curve,
     modulus,
     publicExponent: a.get(C.CKA_PUBLIC_EXPONENT),
-    can: { sign: flag(C.CKA_SIGN), verify: flag(C.CKA_VERIFY), decrypt: flag(C.CKA_DECRYPT), derive: flag(C.CKA_DERIVE), unwrap: flag(C.CKA_UNWRAP),
-      encrypt: flag(C.CKA_ENCRYPT), wrap: flag(C.CKA_WRAP) },
+    can: {
+      sign: flag(C.CKA_SIGN),
+      verify: flag(C.CKA_VERIFY),
+      decrypt: flag(C.CKA_DECRYPT),
+      derive: flag(C.CKA_DERIVE),
+      unwrap: flag(C.CKA_UNWRAP),
+      encrypt: flag(C.CKA_ENCRYPT),
+      wrap: flag(C.CKA_WRAP),
+    },
     alwaysAuthenticate: flag(C.CKA_ALWAYS_AUTHENTICATE),
     exportable: flag(C.CKA_EXTRACTABLE) && !flag(C.CKA_SENSITIVE),
   }

@@ -8,13 +8,22 @@ import type { KeyDescription } from './key-description.js'
 import { findPublicPart } from './public-key.js'
 
 const RSA_PARTS: Array<[keyof JsonWebKey, number]> = [
-  ['n', C.CKA_MODULUS], ['e', C.CKA_PUBLIC_EXPONENT], ['d', C.CKA_PRIVATE_EXPONENT], ['p', C.CKA_PRIME_1],
-  ['q', C.CKA_PRIME_2], ['dp', C.CKA_EXPONENT_1], ['dq', C.CKA_EXPONENT_2], ['qi', C.CKA_COEFFICIENT],
+  ['n', C.CKA_MODULUS],
+  ['e', C.CKA_PUBLIC_EXPONENT],
+  ['d', C.CKA_PRIVATE_EXPONENT],
+  ['p', C.CKA_PRIME_1],
+  ['q', C.CKA_PRIME_2],
+  ['dp', C.CKA_EXPONENT_1],
+  ['dq', C.CKA_EXPONENT_2],
+  ['qi', C.CKA_COEFFICIENT],
 ]
 
 export async function exportKeyJwk(token: Token, key: KeyDescription): Promise<JsonWebKey> {
   if (key.kty === 'RSA') {
-    const values = await token.readAttributes(key.handle, RSA_PARTS.map(([, type]) => type))
+    const values = await token.readAttributes(
+      key.handle,
+      RSA_PARTS.map(([, type]) => type),
+    )
     return Object.fromEntries([['kty', 'RSA'], ...RSA_PARTS.map(([name, type]) => [name, strip(values.get(type)).toString('base64url')])])
   }
   const value = (await token.readAttributes(key.handle, [C.CKA_VALUE])).get(C.CKA_VALUE)

@@ -134,8 +134,11 @@ export class TokenKeyFactory implements KeyFactory {
     const storePublic = async (jwk: JsonWebKey, key: KeyObject) => {
       checkAsk(params, policy)
       await this.#create(params, async (made) => {
-        made.push(await describingTemplate(describeAsk(`${keyName(params, key)} public key`, [], params),
-          () => this.#token.createObject([...publicTemplate(jwk, params), ...publicAttributes(params, idFromHex(params.id) ?? publicId(jwk))])))
+        made.push(
+          await describingTemplate(describeAsk(`${keyName(params, key)} public key`, [], params), () =>
+            this.#token.createObject([...publicTemplate(jwk, params), ...publicAttributes(params, idFromHex(params.id) ?? publicId(jwk))]),
+          ),
+        )
       })
     }
     if (format === 'raw' && ASYMMETRIC[params.name]) {
@@ -162,12 +165,14 @@ export class TokenKeyFactory implements KeyFactory {
       if (params.name !== 'HMAC' && ![16, 24, 32].includes(value.length)) throw dataError(`an AES key has 16, 24 or 32 bytes, not ${value.length}`)
       if (value.length === 0) throw dataError('an HMAC key cannot be empty')
       return this.#create(params, async (made) => {
-        made.push(await create('secret key', usages, [
-          ...secretKeyTemplate(params),
-          { type: C.CKA_VALUE, value },
-          ...usageAttributes(tokenUsages(params.name, usages), 'secret', policy),
-          ...secretAttributes(params, idFromHex(params.id) ?? randomBytes(8)),
-        ]))
+        made.push(
+          await create('secret key', usages, [
+            ...secretKeyTemplate(params),
+            { type: C.CKA_VALUE, value },
+            ...usageAttributes(tokenUsages(params.name, usages), 'secret', policy),
+            ...secretAttributes(params, idFromHex(params.id) ?? randomBytes(8)),
+          ]),
+        )
         return this.#cryptoKey(made[0], params, usages)
       })
     }
@@ -175,21 +180,25 @@ export class TokenKeyFactory implements KeyFactory {
     const id = idFromHex(params.id) ?? publicId(jwk)
     const publicJwk = toPublicJwk(jwk)
     return this.#create(params, async (made) => {
-      made.push(await create('public key', usages.filter((u) => PUBLIC_USAGES[params.name]?.includes(u)), [
-        ...publicTemplate(publicJwk, params),
-        ...usageAttributes(usages, 'public', policy),
-        ...publicAttributes(params, id),
-      ]))
-      made.push(await create('private key', usages, [
-        ...privateTemplate(jwk, params),
-        ...usageAttributes(tokenUsages(params.name, usages), 'private', policy),
-        ...secretAttributes(params, id),
-      ]))
+      made.push(
+        await create(
+          'public key',
+          usages.filter((u) => PUBLIC_USAGES[params.name]?.includes(u)),
+          [...publicTemplate(publicJwk, params), ...usageAttributes(usages, 'public', policy), ...publicAttributes(params, id)],
+        ),
+      )
+      made.push(
+        await create('private key', usages, [
+          ...privateTemplate(jwk, params),
+          ...usageAttributes(tokenUsages(params.name, usages), 'private', policy),
+          ...secretAttributes(params, id),
+        ]),
+      )
       return this.#cryptoKey(made[1], params, usages, publicJwk)
     })
   }
 
-  async #generatePair(params: KeyParams, usages: KeyUsage[], made: Buffer[]): Promise<{ keys: CryptoKeyPair, private: Buffer }> {
+  async #generatePair(params: KeyParams, usages: KeyUsage[], made: Buffer[]): Promise<{ keys: CryptoKeyPair; private: Buffer }> {
     const kty = ASYMMETRIC[params.name]
     const privateUsages = usages.filter((u) => PRIVATE_USAGES[params.name].includes(u))
     const publicUsages = usages.filter((u) => PUBLIC_USAGES[params.name].includes(u))
@@ -197,11 +206,13 @@ export class TokenKeyFactory implements KeyFactory {
     const givenId = idFromHex(params.id)
     const policy = modulePolicy(this.#token.slot)
     const asked = describeAsk(curve ? (kty === 'OKP' ? curve.name : `EC ${curve.name}`) : `RSA ${params.modulusLength}`, [...privateUsages, ...publicUsages], params)
-    const { publicKey, privateKey } = await describingTemplate(asked, () => this.#token.generateKeyPair(
-      pairMechanism(kty),
-      [...pairPublicTemplate(params, curve), ...usageAttributes(publicUsages, 'public', policy), ...publicAttributes(params, givenId)],
-      [...usageAttributes(tokenUsages(params.name, privateUsages), 'private', policy), ...secretAttributes(params, givenId)],
-    ))
+    const { publicKey, privateKey } = await describingTemplate(asked, () =>
+      this.#token.generateKeyPair(
+        pairMechanism(kty),
+        [...pairPublicTemplate(params, curve), ...usageAttributes(publicUsages, 'public', policy), ...publicAttributes(params, givenId)],
+        [...usageAttributes(tokenUsages(params.name, privateUsages), 'private', policy), ...secretAttributes(params, givenId)],
+      ),
+    )
     made.push(privateKey, publicKey)
     const publicPart = await readPublicKey(this.#token, publicKey, { kty, curve })
     if (!publicPart) throw notSupported('the token made a key pair whose public key it does not show')
@@ -220,18 +231,17 @@ export class TokenKeyFactory implements KeyFactory {
     }
   }
 
-  async #generateSecret(params: KeyParams, usages: KeyUsage[], made: Buffer[]): Promise<{ keys: CryptoKey, private: Buffer }> {
+  async #generateSecret(params: KeyParams, usages: KeyUsage[], made: Buffer[]): Promise<{ keys: CryptoKey; private: Buffer }> {
     const bits = params.length!
     const hmac = params.name === 'HMAC'
-    const handle = await describingTemplate(describeAsk(`${hmac ? 'HMAC' : 'AES'} ${bits}`, usages, params), () => this.#token.generateKey(
-      { mechanism: hmac ? C.CKM_GENERIC_SECRET_KEY_GEN : C.CKM_AES_KEY_GEN },
-      [
+    const handle = await describingTemplate(describeAsk(`${hmac ? 'HMAC' : 'AES'} ${bits}`, usages, params), () =>
+      this.#token.generateKey({ mechanism: hmac ? C.CKM_GENERIC_SECRET_KEY_GEN : C.CKM_AES_KEY_GEN }, [
         ...secretKeyTemplate(params),
         { type: C.CKA_VALUE_LEN, value: bits / 8 },
         ...usageAttributes(tokenUsages(params.name, usages), 'secret', modulePolicy(this.#token.slot)),
         ...secretAttributes(params, idFromHex(params.id) ?? randomBytes(8)),
-      ],
-    ))
+      ]),
+    )
     made.push(handle)
     return { keys: await this.#cryptoKey(handle, params, usages), private: handle }
   }
@@ -252,7 +262,7 @@ export class TokenKeyFactory implements KeyFactory {
  */
 function tokenUsages(name: string, usages: KeyUsage[]): KeyUsage[] {
   if (!['AES-GCM', 'AES-CBC', 'AES-CTR', 'RSA-OAEP'].includes(name)) return usages
-  return [...usages, ...usages.includes('wrapKey') ? ['encrypt' as const] : [], ...usages.includes('unwrapKey') ? ['decrypt' as const] : []]
+  return [...usages, ...(usages.includes('wrapKey') ? ['encrypt' as const] : []), ...(usages.includes('unwrapKey') ? ['decrypt' as const] : [])]
 }
 
 function normalizeCommon(algorithm: unknown, extractable: boolean): KeyParams {
@@ -295,7 +305,7 @@ function normalizeGenerate(algorithm: unknown, extractable: boolean): KeyParams 
 /** SyntaxError, as the spec says, for usages the algorithm does not have, or none where one is needed. */
 function checkUsages(name: string, usages: unknown, needed?: readonly KeyUsage[]): asserts usages is KeyUsage[] {
   if (!Array.isArray(usages)) throw new TypeError('keyUsages must be an array')
-  const allowed = [...PRIVATE_USAGES[name], ...PUBLIC_USAGES[name] ?? []]
+  const allowed = [...PRIVATE_USAGES[name], ...(PUBLIC_USAGES[name] ?? [])]
   const bad = usages.find((usage) => !allowed.includes(usage))
   if (bad !== undefined) throw new DOMException(`${String(bad)} is not a usage of ${name} keys`, 'SyntaxError')
   const privateOnes = needed ?? PRIVATE_USAGES[name]
@@ -312,8 +322,12 @@ function parseKeyData(format: KeyFormat, keyData: unknown, name: string): KeyObj
     if (format === 'jwk') {
       const jwk = keyData as NodeJwk
       if (jwk.kty === 'oct' && typeof jwk.k !== 'string') throw dataError('an oct JWK needs k')
-      key = jwk.kty === 'oct' ? createSecretKey(Buffer.from(jwk.k as string, 'base64url'))
-        : jwk.d !== undefined ? createPrivateKey({ key: jwk, format: 'jwk' }) : createPublicKey({ key: jwk, format: 'jwk' })
+      key =
+        jwk.kty === 'oct'
+          ? createSecretKey(Buffer.from(jwk.k as string, 'base64url'))
+          : jwk.d !== undefined
+            ? createPrivateKey({ key: jwk, format: 'jwk' })
+            : createPublicKey({ key: jwk, format: 'jwk' })
     } else {
       const bytes = toBytes(keyData)
       if (format === 'pkcs8') key = createPrivateKey({ key: bytes, format: 'der', type: 'pkcs8' })
@@ -326,7 +340,16 @@ function parseKeyData(format: KeyFormat, keyData: unknown, name: string): KeyObj
     // Whatever Node's parser says of the bytes, to WebCrypto they are bad key data.
     throw dataError(`the key data is not a valid ${String(format)} key`)
   }
-  const actual = key.type === 'secret' ? undefined : key.asymmetricKeyType === 'rsa' ? 'RSA' : key.asymmetricKeyType === 'ec' ? 'EC' : key.asymmetricKeyType === name.toLowerCase() ? 'OKP' : 'other'
+  const actual =
+    key.type === 'secret'
+      ? undefined
+      : key.asymmetricKeyType === 'rsa'
+        ? 'RSA'
+        : key.asymmetricKeyType === 'ec'
+          ? 'EC'
+          : key.asymmetricKeyType === name.toLowerCase()
+            ? 'OKP'
+            : 'other'
   if (actual !== kty) throw dataError(`the key data is not a ${name} key`)
   return key
 }

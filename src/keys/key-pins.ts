@@ -41,14 +41,15 @@ export class KeyPins {
    */
   guard(signer: Signer, identity: string): Signer {
     let pins = this.#keys.get(identity)
-    if (!pins) this.#keys.set(identity, pins = new Map())
+    if (!pins) this.#keys.set(identity, (pins = new Map()))
     const known = pins
     return {
-      get available() { return signer.available },
+      get available() {
+        return signer.available
+      },
       hasMechanism: (mechanism) => signer.hasMechanism(mechanism),
       verify: (mechanism, data, signature, options) => signer.verify(mechanism, data, signature, options),
-      sign: (mechanism, data, outputLength, options = {}) =>
-        this.#spend(known, options, () => signer.sign(mechanism, data, outputLength, options)),
+      sign: (mechanism, data, outputLength, options = {}) => this.#spend(known, options, () => signer.sign(mechanism, data, outputLength, options)),
       // A decryption's key PIN is spent as a signature's is.
       operate: (operation, options = {}) => this.#spend(known, options, () => signer.operate(operation, options)),
     }
@@ -66,9 +67,13 @@ export class KeyPins {
       await state.trial
     }
     // A PIN not yet accepted is tried by this call alone; concurrent ones wait above for its outcome.
-    if (!state?.accepted) pins.set(digest, state = {})
+    if (!state?.accepted) pins.set(digest, (state = {}))
     const attempt = sign()
-    if (!state.accepted) state.trial = attempt.then(() => undefined, () => undefined)
+    if (!state.accepted)
+      state.trial = attempt.then(
+        () => undefined,
+        () => undefined,
+      )
     try {
       const result = await attempt
       state.accepted = true

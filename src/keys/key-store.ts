@@ -116,23 +116,27 @@ export class KeyStore {
     const jose = typeof options.algorithm === 'string' ? JOSE_ALGORITHMS[options.algorithm] : undefined
     if (typeof options.algorithm === 'string' && !jose) throw notSupported(`${options.algorithm} is not a JOSE algorithm this library knows`)
     // ECDH-ES names no curve: P-256 unless `namedCurve` says ('X25519' too).
-    const curve = jose?.name === 'ECDH' ? options.namedCurve ?? 'P-256' : jose?.namedCurve
+    const curve = jose?.name === 'ECDH' ? (options.namedCurve ?? 'P-256') : jose?.namedCurve
     const params = jose
       ? {
-          name: curve === 'X25519' ? 'X25519' : jose.name, hash: jose.hash, namedCurve: curve === 'X25519' ? undefined : curve, length: jose.length,
-          modulusLength: options.modulusLength ?? 2048, publicExponent: new Uint8Array([1, 0, 1]),
+          name: curve === 'X25519' ? 'X25519' : jose.name,
+          hash: jose.hash,
+          namedCurve: curve === 'X25519' ? undefined : curve,
+          length: jose.length,
+          modulusLength: options.modulusLength ?? 2048,
+          publicExponent: new Uint8Array([1, 0, 1]),
         }
-      : options.algorithm as Algorithm
+      : (options.algorithm as Algorithm)
     // What could fail after the key is made is checked before.
     if (options.certificate) checkCertificateOptions(options.certificate, params.name)
     const storage = { label: options.label, id: options.id, persistent: options.persistent ?? true, unique: options.unique }
-    const usages = [...PRIVATE_USAGES[params.name] ?? [], ...PUBLIC_USAGES[params.name] ?? []]
+    const usages = [...(PRIVATE_USAGES[params.name] ?? []), ...(PUBLIC_USAGES[params.name] ?? [])]
     const made = await this.#factory.generate({ ...params, ...storage }, false, usages)
     this.forget()
     try {
       // The key just made, by its handle: never an older one that shares its id or label.
       const description = (await describeKey(this.#token, made.handle))!
-      const key = await this.#tokenKey(description, { algorithm: jose ? options.algorithm as string : undefined })
+      const key = await this.#tokenKey(description, { algorithm: jose ? (options.algorithm as string) : undefined })
       // Signed with the key's default algorithm (RS256 for any RSA key), as createSelfSigned does.
       if (options.certificate) key.certificate = await this.certificates.selfSign(await this.#tokenKey(description, {}), options.certificate)
       return key
@@ -155,11 +159,12 @@ export class KeyStore {
     if (key.id.length) {
       // Another key with the same CKA_ID would lose its public key and certificate with this one.
       const sharing = await this.#keysMatching(this.#token, [{ type: C.CKA_ID, value: key.id }])
-      if (sharing.length > 1) throw new KeyNotFoundError(`${sharing.length} keys share CKA_ID ${key.id.toString('hex')} on token "${this.#token.slot.token!.label}" (${await this.#listed(this.#token, sharing)}); delete refused: remove the duplicates with a tool that selects by handle`)
+      if (sharing.length > 1)
+        throw new KeyNotFoundError(
+          `${sharing.length} keys share CKA_ID ${key.id.toString('hex')} on token "${this.#token.slot.token!.label}" (${await this.#listed(this.#token, sharing)}); delete refused: remove the duplicates with a tool that selects by handle`,
+        )
     }
-    const related = key.id.length
-      ? await this.#token.findObjects([{ type: C.CKA_ID, value: key.id }])
-      : [key.handle]
+    const related = key.id.length ? await this.#token.findObjects([{ type: C.CKA_ID, value: key.id }]) : [key.handle]
     for (const handle of related) await this.#token.destroyObject(handle)
     this.forget()
     return related.length
@@ -202,13 +207,10 @@ export class KeyStore {
    * @example
    * for (const key of await hsm.keys.list()) console.log(key.label, key.kty, key.algorithms)
    */
-  async list(page: { offset?: number, limit?: number } = {}): Promise<KeyInfo[]> {
+  async list(page: { offset?: number; limit?: number } = {}): Promise<KeyInfo[]> {
     this.#token.assertUsable()
     const token = this.lookupToken
-    const all = [
-      ...await token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_PRIVATE_KEY }]),
-      ...await token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_SECRET_KEY }]),
-    ]
+    const all = [...(await token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_PRIVATE_KEY }])), ...(await token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_SECRET_KEY }]))]
     // Handles are cheap; describing a key costs attribute reads, so only the page is described.
     const offset = page.offset ?? 0
     const handles = all.slice(offset, page.limit === undefined ? undefined : offset + page.limit)
@@ -243,7 +245,7 @@ export class KeyStore {
     const { jwk, certificate } = await findPublicPart(token, key)
     const usages = usagesAllowedBy(key, choice.name)
     if (usages.length === 0) throw invalidAccess(`${describe(key)} may not be used with ${choice.name} (its CKA_ usage flags forbid it)`)
-    const found = await this.#signerOf(key, token) ?? keySigner(token, key)
+    const found = (await this.#signerOf(key, token)) ?? keySigner(token, key)
     const signer = key.alwaysAuthenticate ? this.#keyPins.guard(found, `${key.type}/${key.id.toString('hex')}/${key.label}`) : found
     const what = typeof options.algorithm === 'string' ? options.algorithm : choice.name
     // Said now: jose hides a decryption the token cannot do behind a random key.
@@ -286,7 +288,7 @@ export class KeyStore {
         continue
       }
       const [handle] = await member.findObjects(findAgain(key))
-      const copy = handle && await describeKey(member, handle)
+      const copy = handle && (await describeKey(member, handle))
       if (!copy || copy.kty !== key.kty || copy.bits !== key.bits || copy.curve !== key.curve) {
         throw new KeyNotFoundError(`token "${member.slot.token!.label}" has no copy of ${describe(key)} (same CKA_ID, type and size)`)
       }
@@ -301,7 +303,10 @@ export class KeyStore {
     let handles = await this.#keysMatching(token, template, classes)
     if (handles.length === 0 && label !== undefined) {
       // Java's keytool stores the alias as the certificate's label and as the key's CKA_ID.
-      const [certificate] = await token.findObjects([{ type: C.CKA_CLASS, value: C.CKO_CERTIFICATE }, { type: C.CKA_LABEL, value: label }])
+      const [certificate] = await token.findObjects([
+        { type: C.CKA_CLASS, value: C.CKO_CERTIFICATE },
+        { type: C.CKA_LABEL, value: label },
+      ])
       const id = certificate && (await token.getAttributes(certificate, [C.CKA_ID])).get(C.CKA_ID)
       if (id?.length) handles = await this.#keysMatching(token, [{ type: C.CKA_ID, value: id }], classes)
     }
@@ -315,16 +320,18 @@ export class KeyStore {
 
   async #keysMatching(token: Token, match: Template, classes: number[] = [C.CKO_PRIVATE_KEY, C.CKO_SECRET_KEY]): Promise<Handle[]> {
     const handles: Handle[] = []
-    for (const objectClass of classes) handles.push(...await token.findObjects([{ type: C.CKA_CLASS, value: objectClass }, ...match]))
+    for (const objectClass of classes) handles.push(...(await token.findObjects([{ type: C.CKA_CLASS, value: objectClass }, ...match])))
     return handles
   }
 
   /** `id 01 label "a", id 01 label "b"`: the keys behind an ambiguous selector, for the error that refuses it. */
   async #listed(token: Token, handles: Handle[]): Promise<string> {
-    const shown = await Promise.all(handles.slice(0, 10).map(async (handle) => {
-      const a = await token.getAttributes(handle, [C.CKA_ID, C.CKA_LABEL])
-      return `id ${a.get(C.CKA_ID)?.toString('hex') || '(none)'} label ${JSON.stringify(a.get(C.CKA_LABEL)?.toString('utf8') ?? '')}`
-    }))
+    const shown = await Promise.all(
+      handles.slice(0, 10).map(async (handle) => {
+        const a = await token.getAttributes(handle, [C.CKA_ID, C.CKA_LABEL])
+        return `id ${a.get(C.CKA_ID)?.toString('hex') || '(none)'} label ${JSON.stringify(a.get(C.CKA_LABEL)?.toString('utf8') ?? '')}`
+      }),
+    )
     return shown.join(', ') + (handles.length > 10 ? ', ...' : '')
   }
 
@@ -332,7 +339,7 @@ export class KeyStore {
   async #labelOf(key: KeyDescription, token: Token): Promise<string> {
     if (key.label || key.id.length === 0) return key.label
     const [certificate] = await token.findObjects(objectsOf(C.CKO_CERTIFICATE, key))
-    return certificate ? (await token.getAttributes(certificate, [C.CKA_LABEL])).get(C.CKA_LABEL)?.toString('utf8') ?? '' : ''
+    return certificate ? ((await token.getAttributes(certificate, [C.CKA_LABEL])).get(C.CKA_LABEL)?.toString('utf8') ?? '') : ''
   }
 
   async #algorithmsOf(key: KeyDescription, token: Token): Promise<string[]> {
@@ -341,17 +348,29 @@ export class KeyStore {
     // A curve the module cannot sign on (tpm2-pkcs11's P-521) gets no signature algorithm.
     const signs = key.can.sign && key.secret !== 'aes' && !(key.curve && modulePolicy(this.#token.slot).unusableCurves.includes(key.curve.name))
     const signing = signs
-      ? supportedJoseAlgorithms(this.#token, (a) => a.use === undefined && a.kty === key.kty && (a.kty !== 'EC' || a.namedCurve === key.curve?.name)
-        && (key.kty !== 'OKP' || key.curve?.name === 'Ed25519'))
+      ? supportedJoseAlgorithms(
+          this.#token,
+          (a) => a.use === undefined && a.kty === key.kty && (a.kty !== 'EC' || a.namedCurve === key.curve?.name) && (key.kty !== 'OKP' || key.curve?.name === 'Ed25519'),
+        )
       : []
+    // A key listed for signing is not also listed for encryption (RFC 7517 advises one use a key;
+    // tokens that default CKA_DECRYPT or CKA_DERIVE to true would otherwise list both): it still
+    // serves keys.get with a JWE name its flags allow.
+    if (signing.length > 0) return signing
     const encryption = supportedJoseAlgorithms(this.#token, (a) => a.use === 'enc' && servesEncryption(key, a))
     const usable: string[] = []
     for (const alg of encryption) {
       const { hash } = JOSE_ALGORITHMS[alg]
       if (key.kty !== 'RSA') usable.push(alg)
-      else if (await this.#oaepFor(token, key, hash as HashName).then((s) => s.hash, () => false)) usable.push(alg)
+      else if (
+        await this.#oaepFor(token, key, hash as HashName).then(
+          (s) => s.hash,
+          () => false,
+        )
+      )
+        usable.push(alg)
     }
-    return [...signing, ...usable]
+    return usable
   }
 
   /** What the token's RSA-OAEP does with `hash`, tried with `key` (see oaepSupport). */
@@ -362,8 +381,7 @@ export class KeyStore {
   }
 
   #oaep(token: Token, key: KeyDescription, hash: HashName, jwk: JsonWebKey, keyPin: string | undefined, signer: Signer | undefined) {
-    return oaepSupport(token, hash, jwk, (oaepLabels) =>
-      tokenCryptoKey(token, key, { name: 'RSA-OAEP', hash }, ['decrypt'], { publicJwk: jwk, keyPin, signer, oaepLabels }))
+    return oaepSupport(token, hash, jwk, (oaepLabels) => tokenCryptoKey(token, key, { name: 'RSA-OAEP', hash }, ['decrypt'], { publicJwk: jwk, keyPin, signer, oaepLabels }))
   }
 }
 

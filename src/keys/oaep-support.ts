@@ -31,7 +31,7 @@ const found = new WeakMap<Token, Map<HashName, Promise<OaepSupport>>>()
  */
 export function oaepSupport(token: Token, hash: HashName, jwk: JsonWebKey, probe: (labels: boolean) => TokenCryptoKey): Promise<OaepSupport> {
   let byHash = found.get(token)
-  if (!byHash) found.set(token, byHash = new Map())
+  if (!byHash) found.set(token, (byHash = new Map()))
   let support = byHash.get(hash)
   if (!support) {
     support = tryOaep(hash, jwk, probe)
@@ -45,7 +45,8 @@ export function oaepSupport(token: Token, hash: HashName, jwk: JsonWebKey, probe
 async function tryOaep(hash: HashName, jwk: JsonWebKey, probe: (labels: boolean) => TokenCryptoKey): Promise<OaepSupport> {
   const oaep = CIPHER_ALGORITHMS.get('RSA-OAEP')!
   const secret = randomBytes(16)
-  const encrypt = (label?: Buffer) => publicEncrypt({ key: jwk, format: 'jwk', padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: HASH_IDS[hash], oaepLabel: label } as never, secret)
+  const encrypt = (label?: Buffer) =>
+    publicEncrypt({ key: jwk, format: 'jwk', padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: HASH_IDS[hash], oaepLabel: label } as never, secret)
   const decrypts = async (ciphertext: Buffer, label: Buffer | undefined, labels: boolean): Promise<boolean> => {
     try {
       return secret.equals(Buffer.from(await oaep.decrypt({ name: 'RSA-OAEP', label }, probe(labels), ciphertext)))
@@ -54,10 +55,10 @@ async function tryOaep(hash: HashName, jwk: JsonWebKey, probe: (labels: boolean)
       throw error
     }
   }
-  if (!await decrypts(encrypt(), undefined, false)) return { hash: false, labels: false }
+  if (!(await decrypts(encrypt(), undefined, false))) return { hash: false, labels: false }
   // A token that ignores labels decrypts a ciphertext made with one label under another.
   const labelled = encrypt(LABEL)
-  const labels = !await decrypts(labelled, OTHER_LABEL, true) && await decrypts(labelled, LABEL, true)
+  const labels = !(await decrypts(labelled, OTHER_LABEL, true)) && (await decrypts(labelled, LABEL, true))
   return { hash: true, labels }
 }
 
@@ -65,6 +66,8 @@ async function tryOaep(hash: HashName, jwk: JsonWebKey, probe: (labels: boolean)
 function refusesOaep(error: unknown): boolean {
   if (!(error instanceof DOMException) || error.name !== 'OperationError') return false
   const { cause } = error as { cause?: unknown }
-  return error.message === REJECTED || (cause instanceof TokenError && cause.function === 'C_DecryptInit'
-    && ['CKR_MECHANISM_PARAM_INVALID', 'CKR_ARGUMENTS_BAD', 'CKR_MECHANISM_INVALID'].includes(cause.code))
+  return (
+    error.message === REJECTED ||
+    (cause instanceof TokenError && cause.function === 'C_DecryptInit' && ['CKR_MECHANISM_PARAM_INVALID', 'CKR_ARGUMENTS_BAD', 'CKR_MECHANISM_INVALID'].includes(cause.code))
+  )
 }

@@ -3,7 +3,7 @@
  * certificate beside the key, else (RSA) from the private key object itself.
  */
 import { createPublicKey, type JsonWebKey as NodeJwk } from 'node:crypto'
-import { X509Certificate } from '../lib/x509.js'
+import { loadX509, x509, type X509Certificate } from '../lib/x509.js'
 import { C, type Handle } from '../pkcs11/binding.js'
 import type { Token } from '../pkcs11/token.js'
 import { unwrapPoint, type Curve } from './curves.js'
@@ -19,7 +19,7 @@ export interface PublicPart {
  * several certificates for it, the newest that carries its public key is the one served.
  */
 export async function findPublicPart(token: Token, key: KeyDescription): Promise<PublicPart> {
-  const known = await fromPublicKeyObject(token, key) ?? fromPrivateKey(key)
+  const known = (await fromPublicKeyObject(token, key)) ?? fromPrivateKey(key)
   const certificate = await findCertificate(token, key, known)
   return { jwk: known ?? (certificate && spkiToJwk(Buffer.from(certificate.publicKey.rawData))), certificate }
 }
@@ -32,6 +32,8 @@ async function findCertificate(token: Token, key: Pick<KeyDescription, 'id' | 'l
 
 /** Of the certificate objects `handles`, the newest (by notBefore, then notAfter), among those that carry `spki` when it is given. */
 export async function newestCertificate(token: Token, handles: Handle[], spki?: Buffer): Promise<X509Certificate | undefined> {
+  if (handles.length === 0) return undefined // no certificate: x509 stays unloaded
+  await loadX509()
   let newest: X509Certificate | undefined
   for (const handle of handles) {
     const value = (await token.getAttributes(handle, [C.CKA_VALUE])).get(C.CKA_VALUE)
@@ -44,7 +46,7 @@ export async function newestCertificate(token: Token, handles: Handle[], spki?: 
 
 function parseCertificate(der: Buffer): X509Certificate | undefined {
   try {
-    return new X509Certificate(new Uint8Array(der))
+    return new (x509().X509Certificate)(new Uint8Array(der))
   } catch {
     return undefined // not X.509, or not parseable: not one to serve
   }
@@ -67,7 +69,7 @@ async function fromPublicKeyObject(token: Token, key: KeyDescription): Promise<J
  * The public key object `handle` as a JWK, and its raw value (RSA modulus, EC point): the bytes
  * tools hash into a CKA_ID.
  */
-export async function readPublicKey(token: Token, handle: Handle, key: Pick<KeyDescription, 'kty' | 'curve'>): Promise<{ jwk: JsonWebKey, raw: Buffer } | undefined> {
+export async function readPublicKey(token: Token, handle: Handle, key: Pick<KeyDescription, 'kty' | 'curve'>): Promise<{ jwk: JsonWebKey; raw: Buffer } | undefined> {
   const a = await token.getAttributes(handle, [C.CKA_MODULUS, C.CKA_PUBLIC_EXPONENT, C.CKA_EC_POINT])
   if (key.kty === 'RSA') {
     const jwk = rsaJwk(a.get(C.CKA_MODULUS), a.get(C.CKA_PUBLIC_EXPONENT))

@@ -4,7 +4,7 @@ import { C, type Template } from '../pkcs11/binding.js'
 import type { SlotDescription } from '../pkcs11/slots.js'
 import { isPkcs11Uri, parsePkcs11Uri, type Pkcs11Uri } from '../config/pkcs11-uri.js'
 
-export type KeySelector = { id: string } | { label: string } | { id: string, label: string } | string
+export type KeySelector = { id: string } | { label: string } | { id: string; label: string } | string
 
 /** What a selector asks for: the CKA_ID / CKA_LABEL template, the key classes it may be, and how to name it in errors. */
 export interface SelectedKey {
@@ -17,7 +17,11 @@ export interface SelectedKey {
 
 const KEY_CLASSES = [C.CKO_PRIVATE_KEY, C.CKO_SECRET_KEY]
 const URI_CLASSES: Record<NonNullable<Pkcs11Uri['type']>, number[]> = {
-  private: [C.CKO_PRIVATE_KEY], 'secret-key': [C.CKO_SECRET_KEY], public: [], cert: [], data: [],
+  private: [C.CKO_PRIVATE_KEY],
+  'secret-key': [C.CKO_SECRET_KEY],
+  public: [],
+  cert: [],
+  data: [],
 }
 
 /** The token attributes a URI may name, as SlotDescription calls them. */
@@ -45,7 +49,7 @@ export function selectorTemplate(selector: KeySelector, slot: SlotDescription): 
   }
   if (typeof selector === 'string') return build(undefined, selector, KEY_CLASSES, `label "${selector}"`)
   if (selector === null || typeof selector !== 'object') throw new TypeError('a key selector is { id }, { label } or a pkcs11: URI')
-  const { id, label } = selector as { id?: unknown, label?: unknown }
+  const { id, label } = selector as { id?: unknown; label?: unknown }
   if (id !== undefined && !isHexId(id)) throw new TypeError('key id must be an even-length hex string')
   if (label !== undefined && typeof label !== 'string') throw new TypeError('key label must be a string')
   if (id === undefined && label === undefined) throw new TypeError('a key selector is { id }, { label } or a pkcs11: URI')

@@ -20,8 +20,14 @@ export interface StorageOptions {
 }
 
 const USAGE_FLAGS: Record<KeyUsage, number> = {
-  sign: C.CKA_SIGN, verify: C.CKA_VERIFY, encrypt: C.CKA_ENCRYPT, decrypt: C.CKA_DECRYPT,
-  wrapKey: C.CKA_WRAP, unwrapKey: C.CKA_UNWRAP, deriveKey: C.CKA_DERIVE, deriveBits: C.CKA_DERIVE,
+  sign: C.CKA_SIGN,
+  verify: C.CKA_VERIFY,
+  encrypt: C.CKA_ENCRYPT,
+  decrypt: C.CKA_DECRYPT,
+  wrapKey: C.CKA_WRAP,
+  unwrapKey: C.CKA_UNWRAP,
+  deriveKey: C.CKA_DERIVE,
+  deriveBits: C.CKA_DERIVE,
 }
 
 /** The usages each kind of object can carry a CKA_ flag for. */

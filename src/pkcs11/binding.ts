@@ -4,7 +4,7 @@
  * that names its CKR_ code.
  */
 import pkcs11js from 'pkcs11js'
-import { TokenError } from '../errors.js'
+import { TokenError, type CkrName } from '../errors.js'
 
 export type Handle = Buffer
 export type Mechanism = pkcs11js.Mechanism
@@ -14,23 +14,32 @@ export const { PKCS11: NativeModule } = pkcs11js
 
 /** PKCS#11 constants, plus the 3.0 ones pkcs11js does not export. */
 const pkcs11v3 = {
-  CKK_EC_EDWARDS: 0x40, CKK_EC_MONTGOMERY: 0x41, CKM_EC_EDWARDS_KEY_PAIR_GEN: 0x1055, CKM_EC_MONTGOMERY_KEY_PAIR_GEN: 0x1056, CKM_EDDSA: 0x1057,
+  CKK_EC_EDWARDS: 0x40,
+  CKK_EC_MONTGOMERY: 0x41,
+  CKM_EC_EDWARDS_KEY_PAIR_GEN: 0x1055,
+  CKM_EC_MONTGOMERY_KEY_PAIR_GEN: 0x1056,
+  CKM_EDDSA: 0x1057,
   /** CK_RSA_PKCS_OAEP_PARAMS.source: the label is in pSourceData (pkcs11js lacks the constant). */
   CKZ_DATA_SPECIFIED: 1,
 } as const
 export const C: typeof pkcs11js & typeof pkcs11v3 = { ...pkcs11js, ...pkcs11v3 }
 
-const ckrNames = new Map<number, string>()
+const isCkrName = (name: string): name is CkrName => name.startsWith('CKR_')
+const ckrNames = new Map<number, CkrName>()
 for (const [name, value] of Object.entries(pkcs11js)) {
-  if (name.startsWith('CKR_') && typeof value === 'number' && !ckrNames.has(value)) ckrNames.set(value, name)
+  if (isCkrName(name) && typeof value === 'number' && !ckrNames.has(value)) ckrNames.set(value, name)
 }
 
 /** The CKR_ name of a return value, e.g. 0xa0 -> 'CKR_PIN_INCORRECT'. */
-export function ckrName(value: number): string {
+export function ckrName(value: number): CkrName {
   return ckrNames.get(value) ?? `CKR_0x${value.toString(16).padStart(8, '0')}`
 }
 
-interface NativeFailure { code?: number, message?: string, method?: string }
+interface NativeFailure {
+  code?: number
+  message?: string
+  method?: string
+}
 
 /**
  * A CKR_ failure as the native addon throws it where pkcs11js does not wrap it (C_CreateObject,

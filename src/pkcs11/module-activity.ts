@@ -60,7 +60,9 @@ export class ModuleActivity {
    */
   async exclusive<T>(critical: () => T): Promise<T> {
     while (this.#held) await this.#held
-    this.#held = new Promise((resolve) => { this.#release = resolve })
+    this.#held = new Promise((resolve) => {
+      this.#release = resolve
+    })
     try {
       if (this.#inside > 0) await new Promise<void>((resolve) => this.#idle.push(resolve))
       return critical()

@@ -116,7 +116,7 @@ function initializeArgs(libraryParameters: string | undefined): pkcs11js.Initial
   return libraryParameters === undefined ? { flags: C.CKF_OS_LOCKING_OK } : { flags: C.CKF_OS_LOCKING_OK, libraryParameters }
 }
 
-function load(path: string, libraryParameters: string | undefined): { native: PKCS11, initializedHere: boolean } {
+function load(path: string, libraryParameters: string | undefined): { native: PKCS11; initializedHere: boolean } {
   const native = new NativeModule()
   try {
     native.load(path)
@@ -131,7 +131,7 @@ function load(path: string, libraryParameters: string | undefined): { native: PK
     native.close()
     // NSS's softokn answers so when its database parameters are missing.
     if (isTokenError(error, 'CKR_ARGUMENTS_BAD') && libraryParameters === undefined) {
-      throw new TokenError(error.code, error.returnValue, error.function, 'the module may need libraryParameters, as NSS\'s softokn does')
+      throw new TokenError(error.code, error.returnValue, error.function, "the module may need libraryParameters, as NSS's softokn does")
     }
     throw error
   }

@@ -7,7 +7,7 @@ import type { Handle, Template } from './binding.js'
 
 export class ObjectCache {
   readonly #searchMs: number
-  readonly #searches = new Map<string, { handles: Handle[], at: number }>()
+  readonly #searches = new Map<string, { handles: Handle[]; at: number }>()
   readonly #attributes = new Map<string, Map<number, Buffer | undefined>>()
 
   constructor(searchMs: number) {

@@ -70,7 +70,9 @@ export class Reconnection {
         clearTimeout(expiry)
         signal?.removeEventListener('abort', onAbort)
       })
-    }).finally(() => { this.#waiting-- })
+    }).finally(() => {
+      this.#waiting--
+    })
   }
 
   /** The error of a caller whose deadline passed while the token was away: it names what made it go. */

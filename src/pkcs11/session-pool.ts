@@ -20,7 +20,7 @@ export class SessionPool {
   #slot: Handle
   readonly #size: number
   readonly #idle: Handle[] = []
-  readonly #waiting: Array<{ resolve: (session: Handle) => void, reject: (error: Error) => void }> = []
+  readonly #waiting: Array<{ resolve: (session: Handle) => void; reject: (error: Error) => void }> = []
   #open = 0
   #closed = false
   /** Resolves when, after close(), the last borrowed session has come back and been closed. */
@@ -56,7 +56,9 @@ export class SessionPool {
     // `spoil()` says the session is left in a state no one may inherit (an operation still active).
     let reusable = true
     try {
-      return await use(session, () => { reusable = false })
+      return await use(session, () => {
+        reusable = false
+      })
     } catch (error) {
       if (isTokenError(error, ...SESSION_LOST)) reusable = false
       throw error
@@ -124,7 +126,11 @@ export class SessionPool {
   close(): Promise<void> {
     this.#closed = true
     for (const session of this.#idle.splice(0)) this.#closeSession(session)
-    return this.#open === 0 ? Promise.resolve() : new Promise((resolve) => { this.#drained = resolve })
+    return this.#open === 0
+      ? Promise.resolve()
+      : new Promise((resolve) => {
+          this.#drained = resolve
+        })
   }
 
   #acquire(): Promise<Handle> {
@@ -175,8 +181,7 @@ export class SessionPool {
   }
 
   #openSession(): Handle {
-    const session = callSync('C_OpenSession', () =>
-      this.#native.C_OpenSession(this.#slot, C.CKF_SERIAL_SESSION | C.CKF_RW_SESSION))
+    const session = callSync('C_OpenSession', () => this.#native.C_OpenSession(this.#slot, C.CKF_SERIAL_SESSION | C.CKF_RW_SESSION))
     this.#open++
     this.#openedIn.set(session, this.#generation())
     return session

@@ -39,7 +39,7 @@ export interface Signer extends Mechanisms {
  * const key = new ReplicaSet([tokenA.signer(refA), tokenB.signer(refB)])
  */
 export class ReplicaSet implements Signer {
-  readonly #members: Array<{ signer: Signer, inFlight: number }>
+  readonly #members: Array<{ signer: Signer; inFlight: number }>
 
   constructor(signers: Signer[]) {
     this.#members = signers.map((signer) => ({ signer, inFlight: 0 }))

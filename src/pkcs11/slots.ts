@@ -27,7 +27,7 @@ export interface SlotDescription {
   slotId: bigint
   slotIndex: number
   description: string
-  token?: { label: string, serial: string, manufacturer: string, model: string, flags: number, maxSessionCount: number }
+  token?: { label: string; serial: string; manufacturer: string; model: string; flags: number; maxSessionCount: number }
 }
 
 /** Reads a slot handle as the CK_SLOT_ID number it carries. */
@@ -46,7 +46,11 @@ export function tokenString(padded: string): string {
 /** Every slot of the module, with its token when one is present. */
 export function describeSlots(native: PKCS11): SlotDescription[] {
   const info = callSync('C_GetInfo', () => native.C_GetInfo())
-  const module = { manufacturer: tokenString(info.manufacturerID), description: tokenString(info.libraryDescription), version: `${info.libraryVersion.major}.${info.libraryVersion.minor}` }
+  const module = {
+    manufacturer: tokenString(info.manufacturerID),
+    description: tokenString(info.libraryDescription),
+    version: `${info.libraryVersion.major}.${info.libraryVersion.minor}`,
+  }
   const slots = callSync('C_GetSlotList', () => native.C_GetSlotList(false))
   return slots.map((slot, slotIndex) => {
     const info = callSync('C_GetSlotInfo', () => native.C_GetSlotInfo(slot))

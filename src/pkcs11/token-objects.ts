@@ -53,21 +53,29 @@ export class TokenObjects {
   /** Like `attributes`, never cached: for values that change or must not linger (key material). */
   read(handle: Handle, types: number[]): Promise<Map<number, Buffer | undefined>> {
     return this.#access.withSession((session) => {
-      const read = (wanted: number[]) => callSync('C_GetAttributeValue', () =>
-        this.#access.native.C_GetAttributeValue(session, handle, wanted.map((type) => ({ type }))))
+      const read = (wanted: number[]) =>
+        callSync('C_GetAttributeValue', () =>
+          this.#access.native.C_GetAttributeValue(
+            session,
+            handle,
+            wanted.map((type) => ({ type })),
+          ),
+        )
       try {
         return new Map(read(types).map(({ type, value }) => [type, value]))
       } catch (error) {
         // One missing or sensitive attribute fails the whole call: read them one by one.
         if (!isTokenError(error, 'CKR_ATTRIBUTE_TYPE_INVALID', 'CKR_ATTRIBUTE_SENSITIVE')) throw error
-        return new Map(types.map((type) => {
-          try {
-            return [type, read([type])[0].value]
-          } catch (inner) {
-            if (isTokenError(inner, 'CKR_ATTRIBUTE_TYPE_INVALID', 'CKR_ATTRIBUTE_SENSITIVE')) return [type, undefined]
-            throw inner
-          }
-        }))
+        return new Map(
+          types.map((type) => {
+            try {
+              return [type, read([type])[0].value]
+            } catch (inner) {
+              if (isTokenError(inner, 'CKR_ATTRIBUTE_TYPE_INVALID', 'CKR_ATTRIBUTE_SENSITIVE')) return [type, undefined]
+              throw inner
+            }
+          }),
+        )
       }
     })
   }

@@ -102,17 +102,22 @@ export class Token {
     this.#timeoutMs = options.timeout ?? DEFAULT_TIMEOUT_MS
     const token = slot.token!
     this.#login = new LoginPolicy({ native: module.native, identity: `${module.fileId}/${token.serial}/${token.label}`, label: token.label, flags: token.flags }, options.pin)
-    this.#objects = new TokenObjects({
-      native: module.native,
-      withSession: (use) => this.#lookup(use),
-      restoreLogin: (session) => this.#restoreLogin(session),
-    }, options.searchCacheMs ?? DEFAULT_SEARCH_CACHE_MS)
+    this.#objects = new TokenObjects(
+      {
+        native: module.native,
+        withSession: (use) => this.#lookup(use),
+        restoreLogin: (session) => this.#restoreLogin(session),
+      },
+      options.searchCacheMs ?? DEFAULT_SEARCH_CACHE_MS,
+    )
     const life = this.#life
-    const reconnection: Reconnection = this.#reconnection = new Reconnection({
+    const reconnection: Reconnection = (this.#reconnection = new Reconnection({
       attempt: () => this.#reconnectOnce(),
       // While closing, only for the calls made before close() that wait for the token.
-      get wanted() { return life.state === 'reconnecting' || (life.state === 'closing' && reconnection.waiting > 0) },
-    })
+      get wanted() {
+        return life.state === 'reconnecting' || (life.state === 'closing' && reconnection.waiting > 0)
+      },
+    }))
     this.mechanisms = new Set(callSync('C_GetMechanismList', () => module.native.C_GetMechanismList(slot.slot)))
   }
 
@@ -125,7 +130,9 @@ export class Token {
    */
   static async open(options: TokenOptions): Promise<Token> {
     const user: { token?: Token } = {}
-    const moduleUser = () => { if (user.token) user.token.#afterReinitialize() }
+    const moduleUser = () => {
+      if (user.token) user.token.#afterReinitialize()
+    }
     const module = await Pkcs11Module.acquire(options.library, moduleUser, options.libraryParameters)
     let pool: SessionPool | undefined
     try {
@@ -137,8 +144,15 @@ export class Token {
       pool = new SessionPool(module.native, slot.slot, 1, generation)
       const token = new Token(module, moduleUser, slot, pool, options)
       pool.withSessionSync((session) => token.#login.open(session))
-      token.#workers = await WorkerPool.start({ library: module.path, slot: slot.slot, activity: module.activity, minWorkers: availableParallelism(), maxWorkers: Math.max(1, limit - 1), maxQueue })
-        ?? new ThreadPoolDispatcher(module.native, slot.slot, Math.max(1, limit - 1), maxQueue, generation, module.activity)
+      token.#workers =
+        (await WorkerPool.start({
+          library: module.path,
+          slot: slot.slot,
+          activity: module.activity,
+          minWorkers: availableParallelism(),
+          maxWorkers: Math.max(1, limit - 1),
+          maxQueue,
+        })) ?? new ThreadPoolDispatcher(module.native, slot.slot, Math.max(1, limit - 1), maxQueue, generation, module.activity)
       user.token = token
       return token
     } catch (error) {
@@ -186,7 +200,9 @@ export class Token {
   signer(key: KeyRef): Signer {
     const isAvailable = () => this.available
     return {
-      get available() { return isAvailable() },
+      get available() {
+        return isAvailable()
+      },
       hasMechanism: (mechanism) => this.hasMechanism(mechanism),
       sign: (mechanism, data, outputLength, options) => this.sign(key, mechanism, data, outputLength, options),
       verify: (mechanism, data, signature, options) => this.verify(key, mechanism, data, signature, options),
@@ -403,15 +419,15 @@ export class Token {
   }
 
   /** Generates a key pair on the token (thread pool); returns the two handles. */
-  generateKeyPair(mechanism: Mechanism, publicTemplate: Template, privateTemplate: Template): Promise<{ publicKey: Handle, privateKey: Handle }> {
-    return this.#changeObjects((session, native) => this.#module.activity.run(() =>
-      callAsync('C_GenerateKeyPair', [], () => native.C_GenerateKeyPairAsync(session, mechanism, publicTemplate, privateTemplate))))
+  generateKeyPair(mechanism: Mechanism, publicTemplate: Template, privateTemplate: Template): Promise<{ publicKey: Handle; privateKey: Handle }> {
+    return this.#changeObjects((session, native) =>
+      this.#module.activity.run(() => callAsync('C_GenerateKeyPair', [], () => native.C_GenerateKeyPairAsync(session, mechanism, publicTemplate, privateTemplate))),
+    )
   }
 
   /** Generates a secret key on the token (thread pool). */
   generateKey(mechanism: Mechanism, template: Template): Promise<Handle> {
-    return this.#changeObjects((session, native) => this.#module.activity.run(() =>
-      callAsync('C_GenerateKey', [], () => native.C_GenerateKeyAsync(session, mechanism, template))))
+    return this.#changeObjects((session, native) => this.#module.activity.run(() => callAsync('C_GenerateKey', [], () => native.C_GenerateKeyAsync(session, mechanism, template))))
   }
 
   /** Creates an object (key, certificate) from its attributes. */

@@ -11,7 +11,7 @@ export const HASH_NAMES: readonly HashName[] = ['SHA-1', 'SHA-256', 'SHA-384', '
 export const NAMED_CURVES: readonly NamedCurve[] = ['P-256', 'P-384', 'P-521']
 
 /** An algorithm as a caller may write it: a name, or a dictionary with one. */
-export type AlgorithmInput = string | { name: string, [member: string]: unknown }
+export type AlgorithmInput = string | { name: string; [member: string]: unknown }
 
 /** The normalized form: canonical `name`, other members as given. */
 export interface NormalizedAlgorithm {

@@ -19,8 +19,18 @@ export function operationError(cause: unknown): DOMException {
   return Object.defineProperty(error, 'cause', { value: cause, configurable: true, writable: true })
 }
 
-const SPEC_NAMES = new Set(['NotSupportedError', 'InvalidAccessError', 'DataError', 'OperationError', 'SyntaxError',
-  'QuotaExceededError', 'AbortError', 'InvalidStateError', 'NotAllowedError', 'TimeoutError'])
+const SPEC_NAMES = new Set([
+  'NotSupportedError',
+  'InvalidAccessError',
+  'DataError',
+  'OperationError',
+  'SyntaxError',
+  'QuotaExceededError',
+  'AbortError',
+  'InvalidStateError',
+  'NotAllowedError',
+  'TimeoutError',
+])
 
 /**
  * `error` as the WebCrypto specification names it: TypeErrors and the spec's DOMExceptions pass;
@@ -46,8 +56,10 @@ export function asSpecError(error: unknown): unknown {
 export class TokenKeyToNodeError extends TypeError {
   readonly code = 'ERR_PKCS11_TOKEN_KEY_TO_NODE'
   constructor(method: string) {
-    super(`Node's own SubtleCrypto.${method}() was given a key held by a PKCS#11 token, which Node cannot use: `
-      + `call hsm.subtle.${method}(), or hsm.installGlobal() before the code takes globalThis.crypto `
-      + '(a crypto.subtle kept from before installGlobal() is still Node\'s)')
+    super(
+      `Node's own SubtleCrypto.${method}() was given a key held by a PKCS#11 token, which Node cannot use: ` +
+        `call hsm.subtle.${method}(), or hsm.installGlobal() before the code takes globalThis.crypto ` +
+        "(a crypto.subtle kept from before installGlobal() is still Node's)",
+    )
   }
 }

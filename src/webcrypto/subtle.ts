@@ -66,7 +66,7 @@ export class RoutingSubtleCrypto {
     // An extractable token key: read it, then let Node write the format the caller asked for.
     const jwk = await exportJwk().catch(rethrow)
     const copy = await node.importKey('jwk', jwk, key.algorithm as Algorithm, true, key.usages)
-    return format === 'jwk' ? { ...await node.exportKey('jwk', copy), key_ops: key.usages, ext: true } : node.exportKey(format as 'raw', copy)
+    return format === 'jwk' ? { ...(await node.exportKey('jwk', copy)), key_ops: key.usages, ext: true } : node.exportKey(format as 'raw', copy)
   }
 
   async encrypt(algorithm: AlgorithmIdentifier, key: CryptoKey, data: BufferSource): Promise<ArrayBuffer> {
@@ -94,8 +94,15 @@ export class RoutingSubtleCrypto {
     return tokenOperations.wrapKey(format, key, wrappingKey, wrapAlgorithm, this).catch(rethrow)
   }
 
-  async unwrapKey(format: KeyFormat, wrappedKey: BufferSource, unwrappingKey: CryptoKey, unwrapAlgorithm: AlgorithmIdentifier,
-    unwrappedKeyAlgorithm: AlgorithmIdentifier, extractable: boolean, keyUsages: KeyUsage[]): Promise<CryptoKey> {
+  async unwrapKey(
+    format: KeyFormat,
+    wrappedKey: BufferSource,
+    unwrappingKey: CryptoKey,
+    unwrapAlgorithm: AlgorithmIdentifier,
+    unwrappedKeyAlgorithm: AlgorithmIdentifier,
+    extractable: boolean,
+    keyUsages: KeyUsage[],
+  ): Promise<CryptoKey> {
     if (!isTokenKey(unwrappingKey)) {
       return node.unwrapKey(format, wrappedKey, unwrappingKey, unwrapAlgorithm, unwrappedKeyAlgorithm, extractable, keyUsages).catch(rethrow)
     }

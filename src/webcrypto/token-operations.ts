@@ -99,8 +99,16 @@ export async function wrapKey(format: KeyFormat, key: CryptoKey, wrappingKey: Cr
  * token and imported by `porter`: on `hsm.subtle` into the token, on the routing global by Node
  * (jose exports the key it unwraps).
  */
-export async function unwrapKey(format: KeyFormat, wrappedKey: BufferSource, unwrappingKey: CryptoKey, unwrapAlgorithm: unknown,
-  unwrappedKeyAlgorithm: AlgorithmIdentifier, extractable: boolean, usages: KeyUsage[], porter: KeyPorter): Promise<CryptoKey> {
+export async function unwrapKey(
+  format: KeyFormat,
+  wrappedKey: BufferSource,
+  unwrappingKey: CryptoKey,
+  unwrapAlgorithm: unknown,
+  unwrappedKeyAlgorithm: AlgorithmIdentifier,
+  extractable: boolean,
+  usages: KeyUsage[],
+  porter: KeyPorter,
+): Promise<CryptoKey> {
   const input = toDictionary(unwrapAlgorithm)
   const name = canonicalName(input.name, WRAP_NAMES)
   const wrapped = Buffer.from(viewBytes(wrappedKey, 'wrappedKey'))
@@ -113,7 +121,13 @@ export async function unwrapKey(format: KeyFormat, wrappedKey: BufferSource, unw
     value = Buffer.from(await provider.decrypt(normalized, key, wrapped, 'unwrapKey'))
   }
   try {
-    return await porter.importKey(format, format === 'jwk' ? parseJwk(value) : new Uint8Array(value.buffer as ArrayBuffer, value.byteOffset, value.length), unwrappedKeyAlgorithm, extractable, usages)
+    return await porter.importKey(
+      format,
+      format === 'jwk' ? parseJwk(value) : new Uint8Array(value.buffer as ArrayBuffer, value.byteOffset, value.length),
+      unwrappedKeyAlgorithm,
+      extractable,
+      usages,
+    )
   } finally {
     value.fill(0)
   }

@@ -77,9 +77,9 @@ static const char *const function_names[F_COUNT] = {
   CK_FUNCTION_NAMES(FAULT_NAME)
 };
 
-enum { X_OPENED = F_COUNT, X_CLOSED, X_OPEN_NOW, X_INJECTED, COUNTER_COUNT };
+enum { X_OPENED = F_COUNT, X_CLOSED, X_OPEN_NOW, X_INJECTED, X_SLEEPING, X_SLEEPING_PEAK, COUNTER_COUNT };
 static const char *const extra_names[COUNTER_COUNT - F_COUNT] = {
-  "sessionsOpened", "sessionsClosed", "sessionsOpen", "injected"
+  "sessionsOpened", "sessionsClosed", "sessionsOpen", "injected", "sleepingNow", "sleepingPeak"
 };
 
 /* ---------------------------------------------------------------- shared state */
@@ -403,10 +403,15 @@ static CK_RV enter(int fi, int kind, CK_SESSION_HANDLE *hSession, CK_RV *injecte
   }
   pthread_mutex_unlock(&lock);
   if (sleep_us > 0) {
+    /* sleepingPeak: the most calls that slept their latency at once (concurrency, not speed) */
+    uint64_t now = __atomic_add_fetch(&counts->value[X_SLEEPING], 1, __ATOMIC_RELAXED);
+    uint64_t peak = __atomic_load_n(&counts->value[X_SLEEPING_PEAK], __ATOMIC_RELAXED);
+    while (now > peak && !__atomic_compare_exchange_n(&counts->value[X_SLEEPING_PEAK], &peak, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
     struct timespec ts;
     ts.tv_sec = (time_t)(sleep_us / 1000000UL);
     ts.tv_nsec = (long)(sleep_us % 1000000UL) * 1000L;
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+    bump(X_SLEEPING, -1);
   }
   return answer;
 }

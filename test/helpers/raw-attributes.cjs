@@ -13,7 +13,7 @@ const BOOLEANS = {
   sign: pkcs11js.CKA_SIGN, verify: pkcs11js.CKA_VERIFY, encrypt: pkcs11js.CKA_ENCRYPT, decrypt: pkcs11js.CKA_DECRYPT,
   wrap: pkcs11js.CKA_WRAP, unwrap: pkcs11js.CKA_UNWRAP, derive: pkcs11js.CKA_DERIVE, alwaysAuthenticate: pkcs11js.CKA_ALWAYS_AUTHENTICATE,
 }
-const BYTES = { id: pkcs11js.CKA_ID, modulus: pkcs11js.CKA_MODULUS, publicExponent: pkcs11js.CKA_PUBLIC_EXPONENT, ecParams: pkcs11js.CKA_EC_PARAMS, ecPoint: pkcs11js.CKA_EC_POINT, value: pkcs11js.CKA_VALUE }
+const BYTES = { id: pkcs11js.CKA_ID, modulus: pkcs11js.CKA_MODULUS, publicExponent: pkcs11js.CKA_PUBLIC_EXPONENT, ecParams: pkcs11js.CKA_EC_PARAMS, ecPoint: pkcs11js.CKA_EC_POINT, value: pkcs11js.CKA_VALUE, serialNumber: pkcs11js.CKA_SERIAL_NUMBER }
 const ULONGS = { class: pkcs11js.CKA_CLASS, keyType: pkcs11js.CKA_KEY_TYPE, valueLen: pkcs11js.CKA_VALUE_LEN, modulusBits: pkcs11js.CKA_MODULUS_BITS }
 
 const ulong = (b) => (b.length >= 8 ? Number(b.readBigUInt64LE(0)) : b.readUInt32LE(0))

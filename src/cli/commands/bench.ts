@@ -1,12 +1,12 @@
 /** `pkcs11-jwt bench`: signing throughput and latency of this token, through jose as an application signs. */
 import { monitorEventLoopDelay, createHistogram, performance } from 'node:perf_hooks'
 import type { Command } from 'commander'
-import { SignJWT } from 'jose'
 import { UsageError } from '../errors.js'
 import { addKeyOptions, checkAlgorithm, keyForAlgorithm, keySelector, type KeyFlags } from '../key-options.js'
 import { printJson, printTable } from '../output.js'
 import { addTokenOptions, parseIndex, withToken, type TokenFlags } from '../token-options.js'
-import type { Pkcs11Crypto } from '../../pkcs11-crypto.js'
+import type { Pkcs11Crypto } from '../../index.js'
+import type { CliIo } from '../io.js'
 
 interface BenchFlags extends TokenFlags, KeyFlags {
   alg: string
@@ -23,32 +23,47 @@ export interface BenchResult {
   signatures: number
   errors: number
   opsPerSecond: number
-  latencyMs: { p50: number, p99: number, max: number }
+  latencyMs: { p50: number; p99: number; max: number }
   eventLoopDelayP99Ms: number
 }
 
-export function register(program: Command): void {
+export function register(program: Command, io: CliIo): void {
   addKeyOptions(addTokenOptions(program.command('bench')))
     .description('sign JWTs for a while at a given concurrency; prints ops/s and latency percentiles')
     .option('--alg <alg>', 'JOSE algorithm', 'ES256')
     .option('--concurrency <n>', 'signatures under way at once', parseIndex, 16)
     .option('--duration <seconds>', 'how long to sign', parseIndex, 5)
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nWith no --key, the first key on the token that can sign with --alg is used.\n\nExample:\n  $ pkcs11-jwt bench --alg RS256 --concurrency 16 --duration 10\n')
+    .addHelpText(
+      'after',
+      '\nWith no --key, the first key on the token that can sign with --alg is used.\n\nExample:\n  $ pkcs11-jwt bench --alg RS256 --concurrency 16 --duration 10\n',
+    )
     .action(async (flags: BenchFlags) => {
       checkAlgorithm(flags.alg)
       if (flags.concurrency < 1 || flags.duration < 1) throw new UsageError('--concurrency and --duration must be at least 1')
-      await withToken(flags, async (hsm) => {
-        const selector = keySelector(flags, false) ?? await firstKeyFor(hsm, flags.alg)
+      await withToken(flags, io, async (hsm) => {
+        const selector = keySelector(flags, false) ?? (await firstKeyFor(hsm, flags.alg))
         const { key } = await keyForAlgorithm(hsm, selector, flags.alg)
         const uninstall = hsm.installGlobal()
         try {
-          const result = await measure(flags, key.privateKey, key.label || key.id, process.stderr.isTTY)
-          if (flags.json) return printJson(result)
-          printTable(['ALG', 'KEY', 'CONCURRENCY', 'OPS/S', 'P50 MS', 'P99 MS', 'ERRORS', 'LOOP P99 MS'], [[
-            result.alg, result.key, String(result.concurrency), result.opsPerSecond.toFixed(0), result.latencyMs.p50.toFixed(2),
-            result.latencyMs.p99.toFixed(2), String(result.errors), result.eventLoopDelayP99Ms.toFixed(2),
-          ]])
+          const result = await measure(flags, key.privateKey, key.label || key.id, io.stderr.isTTY ? io.stderr : undefined)
+          if (flags.json) return printJson(io.stdout, result)
+          printTable(
+            io.stdout,
+            ['ALG', 'KEY', 'CONCURRENCY', 'OPS/S', 'P50 MS', 'P99 MS', 'ERRORS', 'LOOP P99 MS'],
+            [
+              [
+                result.alg,
+                result.key,
+                String(result.concurrency),
+                result.opsPerSecond.toFixed(0),
+                result.latencyMs.p50.toFixed(2),
+                result.latencyMs.p99.toFixed(2),
+                String(result.errors),
+                result.eventLoopDelayP99Ms.toFixed(2),
+              ],
+            ],
+          )
         } finally {
           uninstall()
         }
@@ -63,17 +78,20 @@ async function firstKeyFor(hsm: Pkcs11Crypto, alg: string): Promise<{ id: string
 }
 
 /** Keeps `concurrency` JWT signatures under way for `duration` seconds. */
-async function measure(flags: BenchFlags, key: CryptoKey, name: string, live: boolean): Promise<BenchResult> {
+async function measure(flags: BenchFlags, key: CryptoKey, name: string, live: CliIo['stderr'] | undefined): Promise<BenchResult> {
+  const { SignJWT } = await import('jose')
   const latency = createHistogram()
   const loop = monitorEventLoopDelay({ resolution: 1 })
   let signatures = 0
   let errors = 0
   const start = performance.now()
   const end = start + flags.duration * 1000
-  const progress = live ? setInterval(() => {
-    const seconds = (performance.now() - start) / 1000
-    process.stderr.write(`\r${flags.alg}: ${signatures} signatures, ${(signatures / seconds).toFixed(0)}/s, ${errors} errors `)
-  }, 250) : undefined
+  const progress = live
+    ? setInterval(() => {
+        const seconds = (performance.now() - start) / 1000
+        live.write(`\r${flags.alg}: ${signatures} signatures, ${(signatures / seconds).toFixed(0)}/s, ${errors} errors `)
+      }, 250)
+    : undefined
   loop.enable()
   const worker = async () => {
     while (performance.now() < end) {
@@ -90,7 +108,7 @@ async function measure(flags: BenchFlags, key: CryptoKey, name: string, live: bo
   await Promise.all(Array.from({ length: flags.concurrency }, worker))
   loop.disable()
   clearInterval(progress)
-  if (live) process.stderr.write('\r\x1b[K')
+  live?.write('\r\x1b[K')
   const seconds = (performance.now() - start) / 1000
   return {
     alg: flags.alg,

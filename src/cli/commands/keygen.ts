@@ -1,11 +1,12 @@
 /** `pkcs11-jwt keygen`: a key pair made on the token, non-extractable, with a self-signed certificate. */
 import type { Command } from 'commander'
-import { publishedJwk } from '../../keys/jwks.js'
+import { publishedJwk } from '../../index.js'
 import { JOSE_ALGORITHMS } from '../../keys/jose-algorithms.js'
 import { UsageError } from '../errors.js'
 import { checkAlgorithm } from '../key-options.js'
 import { printJson, printTable } from '../output.js'
 import { addTokenOptions, parseIndex, withToken, type TokenFlags } from '../token-options.js'
+import type { CliIo } from '../io.js'
 
 interface KeygenFlags extends TokenFlags {
   alg: string
@@ -18,11 +19,14 @@ interface KeygenFlags extends TokenFlags {
   json?: boolean
 }
 
-export function register(program: Command): void {
+export function register(program: Command, io: CliIo): void {
   addTokenOptions(program.command('keygen'))
-    .description('generate a non-extractable key pair on the token, with a self-signed certificate beside it (so Java\'s SunPKCS11 sees it too)')
-    .requiredOption('--alg <alg>', 'JOSE algorithm the key is for: RS256..PS512 (RSA), ES256/ES384/ES512 (P-256/384/521), EdDSA, HS256..HS512 (secret); '
-      + 'RSA-OAEP*, ECDH-ES (see --curve), A128KW.., A128GCMKW.., A128GCM.. (AES) for JWE')
+    .description("generate a non-extractable key pair on the token, with a self-signed certificate beside it (so Java's SunPKCS11 sees it too)")
+    .requiredOption(
+      '--alg <alg>',
+      'JOSE algorithm the key is for: RS256..PS512 (RSA), ES256/ES384/ES512 (P-256/384/521), EdDSA, HS256..HS512 (secret); ' +
+        'RSA-OAEP*, ECDH-ES (see --curve), A128KW.., A128GCMKW.., A128GCM.. (AES) for JWE',
+    )
     .requiredOption('--label <label>', 'CKA_LABEL of the new key')
     .option('--id <hex>', 'CKA_ID in hex (default: SHA-1 of the public key)')
     .option('--subject <dn>', 'certificate subject (default: CN=<label>)')
@@ -39,7 +43,7 @@ export function register(program: Command): void {
       }
       // A self-signed certificate needs a key that signs: none for secret keys and JWE key pairs.
       const certified = JOSE_ALGORITHMS[flags.alg].use === undefined && JOSE_ALGORITHMS[flags.alg].kty !== 'oct'
-      await withToken(flags, async (hsm) => {
+      await withToken(flags, io, async (hsm) => {
         const key = await hsm.keys.generate({
           algorithm: flags.alg,
           label: flags.label,
@@ -49,8 +53,8 @@ export function register(program: Command): void {
           certificate: certified ? { subject: flags.subject ?? `CN=${flags.label}`, days: flags.days } : undefined,
         })
         const jwk = key.publicKey ? await publishedJwk(key, flags.alg) : undefined
-        if (flags.json) return printJson({ id: key.id, label: key.label, alg: flags.alg, certificate: key.certificate?.subject, jwk })
-        printTable(['ID', 'LABEL', 'ALG', 'CERTIFICATE', 'KID'], [[key.id, key.label, flags.alg, key.certificate?.subject ?? '-', jwk?.kid ?? '-']])
+        if (flags.json) return printJson(io.stdout, { id: key.id, label: key.label, alg: flags.alg, certificate: key.certificate?.subject, jwk })
+        printTable(io.stdout, ['ID', 'LABEL', 'ALG', 'CERTIFICATE', 'KID'], [[key.id, key.label, flags.alg, key.certificate?.subject ?? '-', jwk?.kid ?? '-']])
       })
     })
 }

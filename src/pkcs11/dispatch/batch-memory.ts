@@ -40,16 +40,32 @@ export class BatchMemory {
     return new BatchMemory(new SharedArrayBuffer(Math.ceil((BYTES_OFFSET + bytes) / PAGE) * PAGE))
   }
 
-  get count(): number { return this.header[HEADER.count] }
-  set count(value: number) { this.header[HEADER.count] = value }
+  get count(): number {
+    return this.header[HEADER.count]
+  }
+  set count(value: number) {
+    this.header[HEADER.count] = value
+  }
 
   /** Where the requests' bytes end and the signatures begin. */
-  get requestBytes(): number { return this.header[HEADER.requestBytes] }
-  set requestBytes(value: number) { this.header[HEADER.requestBytes] = value }
+  get requestBytes(): number {
+    return this.header[HEADER.requestBytes]
+  }
+  set requestBytes(value: number) {
+    this.header[HEADER.requestBytes] = value
+  }
 
-  get failures(): number { return this.header[HEADER.failures] }
-  set failures(value: number) { this.header[HEADER.failures] = value }
+  get failures(): number {
+    return this.header[HEADER.failures]
+  }
+  set failures(value: number) {
+    this.header[HEADER.failures] = value
+  }
 
-  get sessions(): number { return this.header[HEADER.sessions] }
-  set sessions(value: number) { this.header[HEADER.sessions] = value }
+  get sessions(): number {
+    return this.header[HEADER.sessions]
+  }
+  set sessions(value: number) {
+    this.header[HEADER.sessions] = value
+  }
 }

@@ -21,15 +21,28 @@ const TRANSIENT_SECRET: pkcs11js.Template = [
 
 /** The first function each operation calls: a failure there is named after it. */
 export const FIRST_STEP: Readonly<Record<KeyOperation['op'], string>> = {
-  decrypt: 'C_DecryptInit', encrypt: 'C_EncryptInit', derive: 'C_DeriveKey', unwrap: 'C_UnwrapKey', wrap: 'C_CreateObject',
+  decrypt: 'C_DecryptInit',
+  encrypt: 'C_EncryptInit',
+  derive: 'C_DeriveKey',
+  unwrap: 'C_UnwrapKey',
+  wrap: 'C_CreateObject',
 }
 
 /**
  * Runs `op` with the key `key` on `session`, writing the result into `out`; returns its length.
  * `step` is told each function after the first, so that a failure names the call that failed.
  */
-export function runKeyOperation(native: pkcs11js.PKCS11, session: Buffer, op: KeyOperation['op'], mechanism: pkcs11js.Mechanism,
-  key: Buffer, data: Uint8Array, out: Buffer, keyPin: string | undefined, step: (fn: string) => void): number {
+export function runKeyOperation(
+  native: pkcs11js.PKCS11,
+  session: Buffer,
+  op: KeyOperation['op'],
+  mechanism: pkcs11js.Mechanism,
+  key: Buffer,
+  data: Uint8Array,
+  out: Buffer,
+  keyPin: string | undefined,
+  step: (fn: string) => void,
+): number {
   const login = () => {
     if (keyPin === undefined) return
     step('C_Login')

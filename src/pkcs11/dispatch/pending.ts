@@ -20,8 +20,9 @@ export class Pending {
   /** Bytes it takes in a batch's memory: the key handle, the input, its parameter, and the signature to verify or room for the result. */
   get size(): number {
     const { operation } = this
-    return this.key.byteLength + operation.data.byteLength + parameterSize(operation.parameter)
-      + (operation.op === 'verify' ? operation.signature.byteLength : operation.outputLength)
+    return (
+      this.key.byteLength + operation.data.byteLength + parameterSize(operation.parameter) + (operation.op === 'verify' ? operation.signature.byteLength : operation.outputLength)
+    )
   }
 
   /** Settles once: with the result, or an error. A late second answer (after a timeout) is dropped. */

@@ -43,8 +43,8 @@ export interface KeyOperation {
 
 /** One operation on a key, as the token layer asks for it. */
 export type Operation =
-  | { op: 'sign', mechanism: Mechanism, parameter?: undefined, data: Uint8Array, outputLength: number, keyPin?: string }
-  | { op: 'verify', mechanism: Mechanism, parameter?: undefined, data: Uint8Array, signature: Uint8Array }
+  | { op: 'sign'; mechanism: Mechanism; parameter?: undefined; data: Uint8Array; outputLength: number; keyPin?: string }
+  | { op: 'verify'; mechanism: Mechanism; parameter?: undefined; data: Uint8Array; signature: Uint8Array }
   | KeyOperation
 
 /** A mechanism table entry: the fixed mechanism, and the names of the parameter members each request brings. */
@@ -83,16 +83,16 @@ export interface Failure {
 /** Messages to the worker, read before the batch they precede. */
 export type ToWorker =
   /** Mechanisms first used by the next batch; the worker appends them to its table (ids count from 0). */
-  | { type: 'mechanisms', mechanisms: MechanismEntry[] }
+  | { type: 'mechanisms'; mechanisms: MechanismEntry[] }
   /** Pipeline place `place` has other memory from now on (grown for a large input, or shrunk back). */
-  | { type: 'memory', place: number, memory: SharedArrayBuffer }
+  | { type: 'memory'; place: number; memory: SharedArrayBuffer }
   /** Key PINs by request index for batch number `batch` (CKA_ALWAYS_AUTHENTICATE keys). */
-  | { type: 'keyPins', batch: number, keyPins: Array<string | undefined> }
+  | { type: 'keyPins'; batch: number; keyPins: Array<string | undefined> }
   /** The token is in another slot now (it came back after a removal). */
-  | { type: 'slot', slot: Uint8Array }
+  | { type: 'slot'; slot: Uint8Array }
 
 export type FromWorker =
   /** Whether this load of the module shares the main thread's instance (its login and handles). */
-  | { type: 'ready', shared: boolean }
+  | { type: 'ready'; shared: boolean }
   /** The failures of the batch just done, when it had any. */
-  | { type: 'failures', failures: Failure[] }
+  | { type: 'failures'; failures: Failure[] }

@@ -16,7 +16,11 @@ const INPUT_REJECTED = new Set(INPUT_REJECTIONS.map((name) => C[name]))
 
 /** A failed call: the function, and its CK_RV when PKCS#11 answered one. */
 export class SignerFailure {
-  constructor(readonly fn: string, readonly code: number | undefined, readonly message: string) {}
+  constructor(
+    readonly fn: string,
+    readonly code: number | undefined,
+    readonly message: string,
+  ) {}
 }
 
 export class SessionSigner {
@@ -109,7 +113,7 @@ export class SessionSigner {
           begun = true
         })
       } catch (error) {
-        const { code, message } = error as { code?: number, message?: string }
+        const { code, message } = error as { code?: number; message?: string }
         const refusedInput = code !== undefined && INPUT_STEPS.includes(fn) && INPUT_REJECTED.has(code)
         if ((begun && !refusedInput) || (code !== undefined && SESSION_LOST.has(code))) this.close()
         if (!begun && code === C.CKR_OPERATION_ACTIVE && tries === 0) {

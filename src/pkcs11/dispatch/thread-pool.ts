@@ -62,7 +62,14 @@ export class ThreadPoolDispatcher implements Dispatcher {
         const out = Buffer.alloc(operation.outputLength)
         let fn = FIRST_STEP[operation.op]
         try {
-          return new Uint8Array(out.subarray(0, runKeyOperation(native, session, operation.op, mechanism, key, operation.data, out, operation.keyPin, (next) => { fn = next })))
+          return new Uint8Array(
+            out.subarray(
+              0,
+              runKeyOperation(native, session, operation.op, mechanism, key, operation.data, out, operation.keyPin, (next) => {
+                fn = next
+              }),
+            ),
+          )
         } catch (error) {
           throw tokenErrorOf(error, fn)
         }

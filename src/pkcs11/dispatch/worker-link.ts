@@ -51,13 +51,16 @@ export class WorkerLink {
   #onIdle?: () => void
   #dead = false
 
-  constructor(setup: { library: string, slot: Uint8Array }, mechanisms: MechanismIds, activity: ModuleActivity, events: LinkEvents) {
+  constructor(setup: { library: string; slot: Uint8Array }, mechanisms: MechanismIds, activity: ModuleActivity, events: LinkEvents) {
     this.#activity = activity
     const { port1, port2 } = new MessageChannel()
     this.#port = port1
     this.#mechanisms = mechanisms
     const workerData: WorkerSetup & { port: MessagePort } = {
-      ...setup, control: this.#control.buffer as SharedArrayBuffer, memories: this.#memories.map((m) => m.buffer), port: port2,
+      ...setup,
+      control: this.#control.buffer as SharedArrayBuffer,
+      memories: this.#memories.map((m) => m.buffer),
+      port: port2,
     }
     this.#thread = new Worker(new URL('./signing-worker.js', import.meta.url), { workerData, transferList: [port2] })
     // Its load and C_Initialize of the module are calls inside it, until it says it is ready.
@@ -109,7 +112,10 @@ export class WorkerLink {
   async close(): Promise<void> {
     this.#closing = true
     this.#thread.ref() // an idle worker is unref'd; closing must still be waited for
-    if (this.batches.length > 0) await new Promise<void>((resolve) => { this.#onIdle = resolve })
+    if (this.batches.length > 0)
+      await new Promise<void>((resolve) => {
+        this.#onIdle = resolve
+      })
     if (!this.#dead) {
       // The worker closes its session: a call inside the module.
       this.#activity.enter()
@@ -117,8 +123,7 @@ export class WorkerLink {
       Atomics.add(this.#control, CONTROL.posted, 1) // wakes it
       Atomics.notify(this.#control, CONTROL.posted)
       // The worker may die instead (its death was answered already): its exit ends the wait too.
-      await Promise.race([this.#next(CONTROL.stopped, 0), once(this.#thread, 'exit').catch(() => undefined)])
-        .finally(() => this.#activity.leave())
+      await Promise.race([this.#next(CONTROL.stopped, 0), once(this.#thread, 'exit').catch(() => undefined)]).finally(() => this.#activity.leave())
     }
     await this.#thread.terminate()
   }

@@ -127,7 +127,10 @@ export class WorkerPool implements Dispatcher {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    if (this.#queue.length > 0) await new Promise<void>((resolve) => { this.#drained = resolve })
+    if (this.#queue.length > 0)
+      await new Promise<void>((resolve) => {
+        this.#drained = resolve
+      })
     this.#stopListening()
     clearInterval(this.#sweeper)
     await Promise.all(this.#workers.map((worker) => worker.close()))
@@ -185,7 +188,10 @@ export class WorkerPool implements Dispatcher {
   /** Batches the workers (running, and yet to start at the next request) can take now. */
   #freePlaces(): number {
     const waiting = Math.max(0, this.#minWorkers - this.#workers.length)
-    return Math.max(1, this.#workers.reduce((sum, w) => sum + Math.max(0, PIPELINE - w.batches.length), waiting * PIPELINE))
+    return Math.max(
+      1,
+      this.#workers.reduce((sum, w) => sum + Math.max(0, PIPELINE - w.batches.length), waiting * PIPELINE),
+    )
   }
 
   /** The least busy worker with room in its pipeline; a new one while below the minimum or the device is slow. */
@@ -201,7 +207,10 @@ export class WorkerPool implements Dispatcher {
   #startWorker(): WorkerLink {
     const worker = new WorkerLink({ library: this.#library, slot: this.#slot }, this.#mechanisms, this.#activity, {
       done: (_, batch, busyMs) => {
-        this.#times.record(batch.map((pending) => pending.kind), busyMs)
+        this.#times.record(
+          batch.map((pending) => pending.kind),
+          busyMs,
+        )
         this.#flush()
       },
       // A worker died (it could not load the module, say): its requests failed, the others go on.

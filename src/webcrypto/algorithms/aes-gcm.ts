@@ -28,7 +28,10 @@ export class AesGcm extends CipherAlgorithm {
     return {
       op,
       mechanism: { mechanism: this.mechanism, parameter },
-      parameter: [['iv', algorithm.iv as Buffer], ['aad', algorithm.additionalData as Buffer]],
+      parameter: [
+        ['iv', algorithm.iv as Buffer],
+        ['aad', algorithm.additionalData as Buffer],
+      ],
       data,
       outputLength: op === 'encrypt' ? data.length + tagBytes : data.length,
     }

@@ -38,13 +38,19 @@ class KeyAgreement extends KeyOperationAlgorithm {
     if (length !== null && length > zBytes * 8) throw operationFailed(`${length} bits asked of a ${zBytes * 8}-bit shared secret`)
     const point = rawPoint(peer)
     const parameter = { type: C.CK_PARAMS_EC_DH, kdf: C.CKD_NULL }
-    const z = Buffer.from(await this.run(object, {
-      op: 'derive',
-      mechanism: { mechanism: this.mechanism, parameter },
-      parameter: [['publicData', point]],
-      data: new Uint8Array(0),
-      outputLength: zBytes,
-    }, algorithm))
+    const z = Buffer.from(
+      await this.run(
+        object,
+        {
+          op: 'derive',
+          mechanism: { mechanism: this.mechanism, parameter },
+          parameter: [['publicData', point]],
+          data: new Uint8Array(0),
+          outputLength: zBytes,
+        },
+        algorithm,
+      ),
+    )
     if (length === null) return toBuffer(z)
     const bits = z.subarray(0, Math.ceil(length / 8))
     if (length % 8) bits[bits.length - 1] &= 0xff << (8 - (length % 8))

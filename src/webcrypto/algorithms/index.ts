@@ -31,5 +31,8 @@ export const AES_KW = new AesKw()
 
 /** Every algorithm a token key can be used with, by WebCrypto name: what key lookups and listings read. */
 export const TOKEN_ALGORITHMS: ReadonlyMap<string, { isSupportedBy(token: Mechanisms, hash?: HashName): boolean }> = new Map<string, SignatureAlgorithm | KeyOperationAlgorithm>([
-  ...SIGNATURE_ALGORITHMS, ...CIPHER_ALGORITHMS, ...AGREEMENT_ALGORITHMS, [AES_KW.name, AES_KW],
+  ...SIGNATURE_ALGORITHMS,
+  ...CIPHER_ALGORITHMS,
+  ...AGREEMENT_ALGORITHMS,
+  [AES_KW.name, AES_KW],
 ])

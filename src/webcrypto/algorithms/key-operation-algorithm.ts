@@ -60,7 +60,7 @@ export function rejection(error: unknown): unknown {
 /** An algorithm that encrypts and decrypts (and wraps and unwraps by encrypting and decrypting, as the spec does). */
 export abstract class CipherAlgorithm extends KeyOperationAlgorithm {
   /** The key type that encrypts and decrypts: 'secret' (AES), 'public' / 'private' (RSA-OAEP). */
-  protected abstract readonly keyTypes: { encrypt: KeyType, decrypt: KeyType }
+  protected abstract readonly keyTypes: { encrypt: KeyType; decrypt: KeyType }
 
   /** The token operation for `data`, with its mechanism, call parameter and room for the result. */
   protected abstract operation(algorithm: NormalizedAlgorithm, key: TokenCryptoKey, op: 'encrypt' | 'decrypt', data: Buffer): KeyOperation

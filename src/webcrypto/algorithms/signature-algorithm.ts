@@ -83,7 +83,7 @@ export abstract class SignatureAlgorithm {
  * The caller's `signal` (an AbortSignal) and `timeout` (ms), extra members of the algorithm
  * dictionary, which WebCrypto ignores.
  */
-export function callOptions(algorithm: NormalizedAlgorithm): { signal?: AbortSignal, timeout?: number } {
+export function callOptions(algorithm: NormalizedAlgorithm): { signal?: AbortSignal; timeout?: number } {
   const { signal, timeout } = algorithm
   return {
     signal: signal instanceof AbortSignal ? signal : undefined,
