@@ -37,3 +37,5 @@ export {
   type ErrorCode,
   type CkrName,
 } from './errors.js'
+/** Masks PIN values and sources in a text (a URI, a config line) before it is logged, as every error of the library does. */
+export { redact } from './lib/redact.js'

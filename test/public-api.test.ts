@@ -37,6 +37,7 @@ test('the error classes of the README, each with its code', () => {
     TokenNotFoundError: 'ERR_PKCS11_TOKEN_NOT_FOUND',
     KeyNotFoundError: 'ERR_PKCS11_KEY_NOT_FOUND',
     KeyPinRequiredError: 'ERR_PKCS11_KEY_PIN_REQUIRED',
+    InputRejectedError: 'ERR_PKCS11_INPUT_REJECTED',
     ClosedError: 'ERR_PKCS11_CLOSED',
   }
   for (const [name, code] of Object.entries(expected)) {
@@ -64,4 +65,9 @@ test('publishedJwk and joseNameOf: one key as jwks publishes it, with the alg as
   } finally {
     await hsm.close()
   }
+})
+
+test('redact: what the CLI and every library error use to hide a PIN', () => {
+  assert.equal(api.redact('pkcs11:token=t?module-path=/x.so&pin-value=98765432'), 'pkcs11:token=t?module-path=/x.so&pin-value=(redacted)')
+  assert.ok(!api.redact('pkcs11:token=t&PIN_Value=98765432?x').includes('98765432'))
 })

@@ -4,7 +4,7 @@
  * 0 done; 1 the operation or verification failed; 2 bad usage or configuration. Every error is one
  * line on stderr that names the cause (the CKR_ name for a token error) and never contains a PIN.
  */
-import { redact } from '../lib/redact.js'
+import { redact } from '../index.js'
 import { ConfigurationError, KeyNotFoundError, ModuleLoadError, Pkcs11WebCryptoError, TokenError, TokenNotFoundError } from '../index.js'
 
 export const EXIT_OK = 0

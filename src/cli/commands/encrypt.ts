@@ -1,6 +1,6 @@
 /** `pkcs11-jwt encrypt`: a compact JWE of claims, with a token secret key or the public half of a token key pair, through unmodified jose. */
 import type { Command } from 'commander'
-import { JOSE_ALGORITHMS } from '../../keys/jose-algorithms.js'
+import { JOSE_ALGORITHMS } from '../../index.js'
 import { addClaimOptions, readClaims, type ClaimFlags } from '../claims.js'
 import { FailureError, UsageError } from '../errors.js'
 import { addKeyOptions, checkAlgorithm, describeSelector, keySelector, type KeyFlags } from '../key-options.js'

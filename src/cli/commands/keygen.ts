@@ -1,7 +1,6 @@
 /** `pkcs11-jwt keygen`: a key pair made on the token, non-extractable, with a self-signed certificate. */
 import type { Command } from 'commander'
-import { publishedJwk } from '../../index.js'
-import { JOSE_ALGORITHMS } from '../../keys/jose-algorithms.js'
+import { JOSE_ALGORITHMS, publishedJwk } from '../../index.js'
 import { UsageError } from '../errors.js'
 import { checkAlgorithm } from '../key-options.js'
 import { printJson, printTable } from '../output.js'
