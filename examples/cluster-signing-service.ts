@@ -13,7 +13,9 @@
  *
  * The first process logs in once before it starts the others: a wrong PIN fails there, once, and
  * not once in every process (a token locks after a few wrong tries). A process that dies after it
- * was serving is replaced; one that could not start is not, as it would only try again.
+ * was serving is replaced. One that could not start is started again (twice at most) when what
+ * stopped it was not the PIN: SoftHSM's file store answers CKR_GENERAL_ERROR now and then to
+ * processes that log in at the same moment. Otherwise the service stops: it would only try again.
  */
 import cluster from 'node:cluster'
 import { createServer, type IncomingMessage } from 'node:http'
@@ -42,11 +44,20 @@ async function primary(): Promise<void> {
     process.exit(1)
   }
   const serving = new Set<number>()
+  /** Why each process that could not start stopped (the code of its error). */
+  const failures = new Map<number, string>()
+  let restarts = 0
   let stopping = false
+  const stop = (code: number) => {
+    stopping = true
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM')
+    if (code !== 0) process.exitCode = code
+  }
   const start = () => {
     const worker = cluster.fork()
-    worker.on('message', (message) => {
-      if (message !== 'serving') return
+    worker.on('message', (message: { serving?: boolean; failed?: string }) => {
+      if (message.failed !== undefined) failures.set(worker.id, message.failed)
+      if (!message.serving) return
       serving.add(worker.id)
       if (serving.size === processes) console.log(`listening on http://127.0.0.1:${port} with ${processes} processes`)
     })
@@ -54,19 +65,28 @@ async function primary(): Promise<void> {
   cluster.on('exit', (worker, code, signal) => {
     const wasServing = serving.delete(worker.id)
     if (stopping) return
-    console.error(`process ${worker.process.pid} ended (${signal ?? `exit code ${code}`})${wasServing ? ': starting another' : ''}`)
-    if (wasServing) start()
-    else if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(1)
+    const failure = failures.get(worker.id)
+    const again = wasServing || (failure !== undefined && !failure.startsWith('CKR_PIN_') && restarts++ < 2)
+    console.error(`process ${worker.process.pid} ended (${signal ?? `exit code ${code}`}${failure ? `, ${failure}` : ''})${again ? ': starting another' : ''}`)
+    if (again) start()
+    else stop(1)
   })
-  process.once('SIGTERM', () => {
-    stopping = true
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM')
-  })
+  process.once('SIGTERM', () => stop(0))
   for (let i = 0; i < processes; i++) start()
 }
 
 /** One signing process: its own login and one signing worker, serving on the shared port. */
 async function signer(): Promise<void> {
+  try {
+    await serve()
+  } catch (error) {
+    // The primary decides whether to start another: it needs the cause's code (never a message: no PIN).
+    const code = (error as { code?: unknown; cause?: { code?: unknown } }).cause?.code ?? (error as { code?: unknown }).code
+    process.send!({ failed: typeof code === 'string' ? code : 'unknown' }, () => process.exit(1))
+  }
+}
+
+async function serve(): Promise<void> {
   const hsm = await Pkcs11Crypto.open({ maxSessions: 2 })
   hsm.installGlobal()
   const { privateKey, publicKey } = await hsm.keys.get({ label }, { algorithm: alg })
@@ -93,7 +113,7 @@ async function signer(): Promise<void> {
       answer(500, 'text/plain', `${(error as Error).message}\n`)
     }
   })
-  server.listen(Number(port), '127.0.0.1', () => process.send!('serving'))
+  server.listen(Number(port), '127.0.0.1', () => process.send!({ serving: true }))
   process.once('SIGTERM', () => server.close(() => void hsm.close().then(() => process.exit(0))))
 }
 
