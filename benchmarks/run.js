@@ -1,5 +1,6 @@
 // npm run bench [-- --alg RS256,ES256] [--concurrency 1,4,16,64] [--duration 2] [--warmup 0.5]
-//   [--rounds 1] [--quick] [--contenders ours-jose,raw-sync,..] [--json FILE] [--compare OLD.json]
+//   [--rounds 1] [--quick] [--contenders ours-jose,raw-sync,..] [--json FILE] [--compare OLD.json] [--jwe]
+// Without --alg (or with --jwe), JWE decrypts follow the signing table (benchmarks/jwe.js, at 1 and 16).
 // (BENCH_DEBUG=1 prints the whole stderr of a contender that failed.)
 //
 // Signs on one fresh SoftHSM token with this project and its peers, side by side. Every contender
@@ -8,7 +9,7 @@
 // run N times over, interleaved, and each figure is the median of its rounds, each ratio the median
 // of the ratios within a round: on a shared machine whose speed drifts by the minute, that compares
 // contenders measured side by side. Prints one table and writes it as JSON.
-import { execFileSync, fork } from 'node:child_process'
+import { execFileSync, fork, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -44,6 +45,7 @@ const { values: flags } = parseArgs({
     quick: { type: 'boolean', default: false },
     json: { type: 'string' },
     compare: { type: 'string' },
+    jwe: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 })
@@ -285,3 +287,14 @@ mkdirSync(dirname(jsonFile), { recursive: true })
 writeFileSync(jsonFile, JSON.stringify({ meta, rows }, null, 2) + '\n')
 console.log(`\nWrote ${jsonFile} (${meta.seconds.toFixed(0)} s in all).`)
 if (flags.compare) printComparison(rows, flags.compare)
+
+// JWE decrypts (issue #13): RSA-OAEP and ECDH-ES+A256KW through jose against the raw binding's
+// device limit, in a process of their own, with this run's duration and concurrencies 1 and 16.
+if (flags.alg === undefined || flags.jwe) {
+  const jweConcurrencies = concurrencies.filter((c) => c === 1 || c === 16)
+  const args = ['--duration', String(duration), '--warmup', String(warmup), '--json', join(dirname(jsonFile), 'jwe-latest.json')]
+  if (jweConcurrencies.length > 0) args.push('--concurrency', jweConcurrencies.join(','))
+  console.log('\nJWE decrypts (benchmarks/jwe.js):')
+  const jwe = spawnSync(process.execPath, [join(HERE, 'jwe.js'), ...args], { stdio: 'inherit' })
+  if (jwe.status !== 0) process.exitCode = 1
+}
