@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto'
 import { inspect } from 'node:util'
 import { resolveOptions, type OpenOptions } from './config/options.js'
-import { ClosedError, ConfigurationError } from './errors.js'
+import { ConfigurationError } from './errors.js'
 import { KeyStore } from './keys/key-store.js'
 import type { CertificateStore } from './keys/certificate-store.js'
 import { Token } from './pkcs11/token.js'
@@ -93,7 +93,6 @@ export class Pkcs11Crypto implements Crypto {
     }
     const view = array as ArrayBufferView
     if (view.byteLength > 65536) throw new DOMException(`${view.byteLength} bytes asked; at most 65536`, 'QuotaExceededError')
-    if (this.#token.closed) throw new ClosedError()
     this.#token.generateRandom(Buffer.from(view.buffer, view.byteOffset, view.byteLength))
     return array
   }

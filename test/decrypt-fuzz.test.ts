@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { webcrypto } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import { freshSoftHsm, PIN } from './helpers/softhsm.js'
-import { objectCounter } from './helpers/objects.js'
+import { objectCounter } from './helpers/other-user.js'
 
 const softhsm = freshSoftHsm()
 softhsm.initToken('fuzz13')

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { freshSoftHsm, PIN } from './helpers/softhsm.js'
-import { objectCounter } from './helpers/objects.js'
+import { objectCounter } from './helpers/other-user.js'
 
 const softhsm = freshSoftHsm()
 softhsm.initToken('dec')

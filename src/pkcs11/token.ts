@@ -305,10 +305,8 @@ export class Token {
   }
 
   #startReconnecting(failure: TokenError, always: boolean): void {
-    if (!this.#life.to('reconnecting')) {
-      // Closing: a call made before close() may still wait for the token within its deadline.
-      if (this.#life.state !== 'closing') return
-    }
+    // Closing: a call made before close() may still wait for the token within its deadline.
+    if (!this.#life.to('reconnecting') && this.#life.state !== 'closing') return
     this.#reconnection.start(failure, always, () => {
       if (this.#life.state === 'reconnecting') this.#life.to('up')
     })
