@@ -9,7 +9,7 @@ import { freshSoftHsm, PIN } from './helpers/softhsm.js'
 const softhsm = freshSoftHsm()
 softhsm.initToken('binding')
 const pkcs11js = createRequire(import.meta.url)('pkcs11js')
-const { callSync } = await import('../dist/pkcs11/binding.js')
+const { callSync, sendable } = await import('../dist/pkcs11/binding.js')
 const { TokenError } = await import('pkcs11-webcrypto')
 
 let native, session
@@ -74,6 +74,31 @@ test('C_FindObjects without C_FindObjectsInit: a TokenError', () => {
   assertTokenError('C_FindObjects', () => native.C_FindObjects(session, 10), 'CKR_OPERATION_NOT_INITIALIZED')
 })
 
-test('a TypeError of the binding (a malformed template) stays a TypeError', () => {
-  assert.throws(() => callSync('C_CreateObject', () => native.C_CreateObject(session, [{ type: pkcs11js.CKA_LABEL, value: {} }])), TypeError)
+test('a malformed template is a TypeError before pkcs11js sees it (pkcs11js refusing one corrupts the heap)', () => {
+  const malformed = [
+    [{ type: pkcs11js.CKA_LABEL, value: {} }],
+    [{ type: pkcs11js.CKA_LABEL, value: 12n }],
+    [{ type: pkcs11js.CKA_LABEL, value: new Uint8Array(2) }],
+    [{ type: 'label', value: 'x' }],
+    [{ type: -1, value: 'x' }],
+    [dataObject[0], null],
+    [{ type: pkcs11js.CKA_START_DATE, value: '20260101' }],
+    { length: 1, 0: dataObject[0] },
+  ]
+  for (const template of malformed) {
+    // @ts-expect-error malformed on purpose
+    assert.throws(
+      () => callSync('C_CreateObject', () => native.C_CreateObject(session, sendable(template))),
+      TypeError,
+      JSON.stringify(template, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)),
+    )
+  }
+  const template = [
+    ...dataObject,
+    { type: pkcs11js.CKA_LABEL, value: 'ok' },
+    { type: pkcs11js.CKA_VALUE, value: Buffer.from('v') },
+    { type: pkcs11js.CKA_APPLICATION, value: undefined },
+  ]
+  assert.equal(sendable(template), template)
+  assert.ok(callSync('C_CreateObject', () => native.C_CreateObject(session, sendable(template.slice(0, 4)))))
 })

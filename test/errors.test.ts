@@ -74,6 +74,9 @@ describe('WebCrypto errors', () => {
     await assert.rejects(hsm.keys.get(42), TypeError)
     await assert.rejects(hsm.keys.get({}), TypeError)
     await assert.rejects(hsm.keys.get('pkcs11:token=errs'), TypeError)
+    // Rejected, not thrown: nothing of a malformed selector or option reaches the cache key first.
+    await assert.rejects(hsm.keys.get({ label: 12n }), /key label must be a string/)
+    await assert.rejects(hsm.keys.get({ label: 'nope' }, { keyPin: 1234 }), /keyPin must be a string/)
   })
 
   test('an algorithm that does not fit the key: InvalidAccessError; unknown: NotSupportedError', async () => {

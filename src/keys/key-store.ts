@@ -183,14 +183,17 @@ export class KeyStore {
    * const jwt = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'PS256' }).sign(privateKey)
    */
   get(selector: KeySelector, options: KeyGetOptions = {}): Promise<TokenKey> {
-    // A closed instance answers nothing, not even from the cache.
+    let cacheKey: string
     try {
+      // A closed instance answers nothing, not even from the cache; a malformed selector is no cache key.
       this.#token.assertUsable()
+      selectorTemplate(selector, this.#token.slot)
+      if (options.keyPin !== undefined && typeof options.keyPin !== 'string') throw new TypeError('keyPin must be a string')
+      // The key PIN is part of the key it is given for, so it separates cache entries too.
+      cacheKey = JSON.stringify([selector, options.algorithm ?? null, options.keyPin ?? null, options.rsaOaep ?? null])
     } catch (error) {
       return Promise.reject(error)
     }
-    // The key PIN is part of the key it is given for, so it separates cache entries too.
-    const cacheKey = JSON.stringify([selector, options.algorithm ?? null, options.keyPin ?? null, options.rsaOaep ?? null])
     let found = this.#resolved.get(cacheKey)
     if (!found) {
       found = this.#resolve(selector, options)

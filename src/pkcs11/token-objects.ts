@@ -6,7 +6,7 @@
  * objects that finds nothing makes sure the token is still logged in first: a token logged out by
  * someone else answers as if it held no keys.
  */
-import { C, callSync, isTokenError, type Handle, type PKCS11, type Template } from './binding.js'
+import { C, callSync, isTokenError, sendable, type Handle, type PKCS11, type Template } from './binding.js'
 import { ObjectCache } from './object-cache.js'
 
 /** What the objects need of the token: the lookup session, and the login to restore. */
@@ -93,7 +93,7 @@ export class TokenObjects {
 
   #search(session: Handle, template: Template): Handle[] {
     const native = this.#access.native
-    callSync('C_FindObjectsInit', () => native.C_FindObjectsInit(session, template))
+    callSync('C_FindObjectsInit', () => native.C_FindObjectsInit(session, sendable(template)))
     const handles: Handle[] = []
     try {
       for (let batch; (batch = callSync('C_FindObjects', () => native.C_FindObjects(session, 100))).length > 0;) handles.push(...batch)

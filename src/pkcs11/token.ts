@@ -8,7 +8,7 @@
 import { availableParallelism } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { InputRejectedError, KeyNotFoundError, TokenError } from '../errors.js'
-import { callAsync, callSync, isTokenError, type Handle, type Mechanism, type Template } from './binding.js'
+import { callAsync, callSync, isTokenError, sendable, type Handle, type Mechanism, type Template } from './binding.js'
 import type { KeyOperation, Operation } from './dispatch/protocol.js'
 import type { Dispatcher } from './dispatch/dispatcher.js'
 import { ThreadPoolDispatcher } from './dispatch/thread-pool.js'
@@ -419,24 +419,28 @@ export class Token {
   /** Generates a key pair on the token (thread pool); returns the two handles. */
   generateKeyPair(mechanism: Mechanism, publicTemplate: Template, privateTemplate: Template): Promise<{ publicKey: Handle; privateKey: Handle }> {
     return this.#changeObjects((session, native) =>
-      this.#module.activity.run(() => callAsync('C_GenerateKeyPair', [], () => native.C_GenerateKeyPairAsync(session, mechanism, publicTemplate, privateTemplate))),
+      this.#module.activity.run(() =>
+        callAsync('C_GenerateKeyPair', [], () => native.C_GenerateKeyPairAsync(session, mechanism, sendable(publicTemplate), sendable(privateTemplate))),
+      ),
     )
   }
 
   /** Generates a secret key on the token (thread pool). */
   generateKey(mechanism: Mechanism, template: Template): Promise<Handle> {
-    return this.#changeObjects((session, native) => this.#module.activity.run(() => callAsync('C_GenerateKey', [], () => native.C_GenerateKeyAsync(session, mechanism, template))))
+    return this.#changeObjects((session, native) =>
+      this.#module.activity.run(() => callAsync('C_GenerateKey', [], () => native.C_GenerateKeyAsync(session, mechanism, sendable(template)))),
+    )
   }
 
   /** Creates an object (key, certificate) from its attributes. */
   createObject(template: Template): Promise<Handle> {
-    return this.#changeObjects((session, native) => callSync('C_CreateObject', () => native.C_CreateObject(session, template)))
+    return this.#changeObjects((session, native) => callSync('C_CreateObject', () => native.C_CreateObject(session, sendable(template))))
   }
 
   /** Sets attributes of an object (CKA_ID, CKA_LABEL ...). */
   setAttributes(handle: Handle, template: Template): Promise<void> {
     this.#objects.changed(handle)
-    return this.#changeObjects((session, native) => callSync('C_SetAttributeValue', () => native.C_SetAttributeValue(session, handle, template)))
+    return this.#changeObjects((session, native) => callSync('C_SetAttributeValue', () => native.C_SetAttributeValue(session, handle, sendable(template))))
   }
 
   /** Destroys an object. */
