@@ -86,9 +86,8 @@ test('a malformed template is a TypeError before pkcs11js sees it (pkcs11js refu
     { length: 1, 0: dataObject[0] },
   ]
   for (const template of malformed) {
-    // @ts-expect-error malformed on purpose
     assert.throws(
-      () => callSync('C_CreateObject', () => native.C_CreateObject(session, sendable(template))),
+      () => callSync('C_CreateObject', () => native.C_CreateObject(session, sendable(template as never))),
       TypeError,
       JSON.stringify(template, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)),
     )
