@@ -32,7 +32,12 @@ const CONTENDERS = [
   { id: 'node-webcrypto-p11', kind: 'peer', name: 'node-webcrypto-p11 (one session)' },
   { id: 'java', kind: 'peer', name: 'Java 17 SunPKCS11, threads', threads: [...new Set([1, N])] },
   { id: 'node-software', kind: 'reference', name: "Node's WebCrypto, software key" },
+  { id: 'jose-cpu', kind: 'jose', name: "jose's own work per JWT (a subtle.sign that answers at once): c_jose" },
 ]
+/** jose contenders: their figures are also a ratio to the JWT limit L. */
+const THROUGH_JOSE = new Set(['ours-jose', 'ours-jose-cluster'])
+/** What the concurrency-1 target allows beyond Java's one-thread p50 and c_jose (issue #17). */
+const CONC1_SLACK_MS = 0.03
 
 const { values: flags } = parseArgs({
   options: {
@@ -103,12 +108,27 @@ function runContender(contender, alg, token, cells) {
   })
 }
 
-/** Adds to each row its figures as ratios to the device limit and to the best peer at its concurrency. */
+const measured = (r) => r && !r.na && r.ops > 0
+
+/**
+ * The JWT limit at `concurrency`: L = cores / (cores / D + c_jose), D the device limit (ops/s) and
+ * c_jose jose's own CPU per JWT (s), both from the same round. Undefined when either is missing.
+ */
+function jwtLimit(rows, alg, concurrency) {
+  const device = rows.find((r) => r.alg === alg && r.kind === 'device' && measured(r))
+  const jose = rows.find((r) => r.alg === alg && r.kind === 'jose' && r.concurrency === concurrency && measured(r))
+  if (!device || !jose) return undefined
+  const cJose = jose.cpuMicrosPerOp / 1e6
+  return { opsPerSec: N / (N / device.opsPerSec + cJose), cJoseMicros: jose.cpuMicrosPerOp }
+}
+
+/** Adds to each row its figures as ratios to the device limit, to the best peer at its concurrency and (through jose) to the JWT limit. */
 function addRatios(rows) {
-  const measured = (r) => r && !r.na && r.ops > 0
   for (const row of rows) {
     if (!measured(row)) continue
     const device = rows.find((r) => r.alg === row.alg && r.kind === 'device' && measured(r))
+    const limit = THROUGH_JOSE.has(row.contender) && jwtLimit(rows, row.alg, row.concurrency)
+    if (limit) row.vsJwtLimit = { opsPerSec: row.opsPerSec / limit.opsPerSec, limit: limit.opsPerSec }
     const best = bestPeer(rows, row.alg, row.concurrency)
     row.bestPeer = best ? `${best.contender}@${best.concurrency}` : null
     for (const [name, other] of [['vsDevice', device], ['vsBestPeer', best]]) {
@@ -150,7 +170,7 @@ function medianOfRounds(allRounds) {
     const sorted = [...cell].sort((a, b) => a.opsPerSec - b.opsPerSec)
     const row = { ...sorted[Math.floor((sorted.length - 1) / 2)], errors: cell.reduce((sum, r) => sum + (r.errors ?? 0), 0), opsPerSecByRound: rounds.map((r) => r.opsPerSec ?? null) }
     if (failed.length > 0) Object.assign(row, { failedRounds: failed.length, failure: failed[0].na })
-    for (const name of ['vsDevice', 'vsBestPeer']) {
+    for (const name of ['vsDevice', 'vsBestPeer', 'vsJwtLimit']) {
       if (!cell.every((r) => r[name])) continue
       row[name] = Object.fromEntries(Object.keys(cell[0][name]).map((k) => [k, median(cell.map((r) => r[name][k]))]))
     }
@@ -161,18 +181,20 @@ function medianOfRounds(allRounds) {
 // --- printing -----------------------------------------------------------------------------------
 
 const int = (n) => Math.round(n).toLocaleString('en-US')
-const ms = (n) => (n == null ? '-' : n < 10 ? n.toFixed(2) : n.toFixed(1))
+const ms = (n) => (n == null ? '-' : n < 1 ? n.toFixed(3) : n < 10 ? n.toFixed(2) : n.toFixed(1))
 const ratio = (r, key) => (r ? r[key].toFixed(2) : '-')
 const withRatios = (value, row, key) => (row.vsDevice || row.vsBestPeer ? `${value} (${ratio(row.vsDevice, key)}/${ratio(row.vsBestPeer, key)})` : value)
 
 function printTable(rows) {
-  const header = ['alg', 'contender', 'conc', 'ops/s (÷dev/÷peer)', 'p50 ms (÷dev/÷peer)', 'p99 ms (÷dev/÷peer)', 'loop p99 ms', 'errors']
+  const header = ['alg', 'contender', 'conc', 'ops/s (÷dev/÷peer)', '÷L', 'p50 ms (÷dev/÷peer)', 'p99 ms (÷dev/÷peer)', 'loop p99 ms', 'errors']
   const lines = [header]
   for (const row of orderRows(rows)) {
     const conc = row.contender === 'raw-sync' ? `${row.concurrency} proc` : row.contender === 'java' ? `${row.concurrency} thr` : String(row.concurrency)
-    if (row.na) lines.push([row.alg, row.contender, conc, `n/a: ${row.na}`, '', '', '', ''])
+    if (row.na) lines.push([row.alg, row.contender, conc, `n/a: ${row.na}`, '', '', '', '', ''])
     else {
-      lines.push([row.alg, row.contender, conc, withRatios(int(row.opsPerSec), row, 'opsPerSec'), withRatios(ms(row.p50Ms), row, 'p50Ms'),
+      // The jose-cpu row shows c_jose itself in the ÷L column: µs of CPU a JWT.
+      const vsL = row.kind === 'jose' ? `${row.cpuMicrosPerOp.toFixed(1)} µs` : row.vsJwtLimit ? row.vsJwtLimit.opsPerSec.toFixed(2) : '-'
+      lines.push([row.alg, row.contender, conc, withRatios(int(row.opsPerSec), row, 'opsPerSec'), vsL, withRatios(ms(row.p50Ms), row, 'p50Ms'),
         withRatios(ms(row.p99Ms), row, 'p99Ms'), ms(row.loopP99Ms), row.errors ? int(row.errors) : '0'])
     }
   }
@@ -185,11 +207,35 @@ function printTable(rows) {
     if (line[3].startsWith('n/a')) console.log([...line.slice(0, 3).map((c, i) => c.padEnd(widths[i])), line[3]].join(' | '))
     else console.log(line.map((c, i) => (i >= 3 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | '))
   }
+  printTargets(rows)
   const errors = rows.filter((r) => r.errorSample)
   for (const r of errors) console.log(`errors, ${r.alg} ${r.contender} at ${r.concurrency}: ${r.errors} (first: ${r.errorSample})`)
   for (const r of rows.filter((row) => row.failedRounds)) {
     console.log(`failed rounds, ${r.alg} ${r.contender} at ${r.concurrency}: ${r.failedRounds} of ${rounds} (${r.failure}); the row shows the others`)
   }
+}
+
+/**
+ * Issue #17's figures: the JWT limit L per alg and concurrency, and at concurrency 1 the p50
+ * through jose against Java's one thread + c_jose + 30 µs (EdDSA: against the raw synchronous call,
+ * as Java 17 has none).
+ */
+function printTargets(rows) {
+  const lines = []
+  for (const alg of algs) {
+    for (const concurrency of concurrencies) {
+      const limit = rows.find((r) => r.alg === alg && r.concurrency === concurrency && r.vsJwtLimit)?.vsJwtLimit.limit
+      const jose = rows.find((r) => r.alg === alg && r.kind === 'jose' && r.concurrency === concurrency && measured(r))
+      if (limit) lines.push(`JWT limit, ${alg} at ${concurrency}: L = ${int(limit)}/s (c_jose ${jose.cpuMicrosPerOp.toFixed(1)} µs)`)
+      const ours = rows.find((r) => r.alg === alg && r.contender === 'ours-jose' && r.concurrency === concurrency && measured(r))
+      const base = rows.find((r) => r.alg === alg && measured(r) && (alg === 'EdDSA' ? r.kind === 'device' : r.contender === 'java' && r.concurrency === 1))
+      if (concurrency !== 1 || !ours || !base || !jose) continue
+      const budget = base.p50Ms + jose.cpuMicrosPerOp / 1000 + CONC1_SLACK_MS
+      const against = alg === 'EdDSA' ? 'raw sync' : "Java's 1 thread"
+      lines.push(`  p50 at 1 through jose: ${ms(ours.p50Ms)} ms; allowed ${ms(budget)} ms (${against} ${ms(base.p50Ms)} + c_jose + 0.03): ${ours.p50Ms <= budget ? 'met' : 'not met'}`)
+    }
+  }
+  if (lines.length > 0) console.log(`\n${lines.join('\n')}`)
 }
 
 /** Per alg: the device limit and Java's thread runs first, then each concurrency with its contenders. */

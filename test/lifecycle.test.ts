@@ -314,6 +314,8 @@ describe('options are checked at open', () => {
     [{ maxQueue: NaN }, /maxQueue/],
     [{ maxQueue: 0 }, /maxQueue/],
     [{ searchCacheMs: -5 }, /searchCacheMs/],
+    [{ inPlaceMs: NaN }, /inPlaceMs/],
+    [{ inPlaceMs: '2' }, /inPlaceMs/],
     [{ token: {} }, /token/],
     [{ token: 't' }, /token/],
     [{ token: { label: 'a', serial: 'b' } }, /token/],

@@ -14,6 +14,7 @@ const NUMBERS: Record<string, { min: number; integer: boolean; what: string }> =
   timeout: { min: 1, integer: false, what: 'a number of milliseconds, more than 0' },
   maxQueue: { min: 1, integer: true, what: 'a whole number of calls, at least 1' },
   searchCacheMs: { min: 0, integer: false, what: 'a number of milliseconds, 0 or more' },
+  inPlaceMs: { min: 0, integer: false, what: 'a number of milliseconds, 0 or more' },
 }
 
 /**

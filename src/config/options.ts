@@ -48,6 +48,13 @@ export interface OpenOptions {
    * applications once it has passed; a search that found nothing is never reused.
    */
   searchCacheMs?: number
+  /**
+   * A call made while no other is under way, of a kind the device does in at most this many ms
+   * (measured, default 2), runs on the main thread instead of a signing worker: it saves the two
+   * thread hand-overs that one call in flight would pay. 0: never (a device that may stall, such as
+   * a network HSM faster than 2 ms: a stall in place would hold the event loop).
+   */
+  inPlaceMs?: number
   /** Environment to read defaults from (default: process.env). */
   env?: Record<string, string | undefined>
 }
@@ -86,6 +93,7 @@ export function resolveOptions(options: OpenOptions = {}): TokenOptions {
     timeout: options.timeout,
     maxQueue: options.maxQueue,
     searchCacheMs: options.searchCacheMs,
+    inPlaceMs: options.inPlaceMs,
   }
 }
 

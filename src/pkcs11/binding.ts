@@ -114,6 +114,11 @@ export async function callAsync<T>(fn: string, buffers: Buffer[], run: () => Pro
   }
 }
 
+/** A call that failed in a signing session: a TokenError when PKCS#11 answered a CK_RV, else an Error with its message. */
+export function callFailure(fn: string, code: number | undefined, message: string): Error {
+  return code === undefined ? new Error(`${fn} failed: ${message}`) : new TokenError(ckrName(code), code, fn)
+}
+
 /** True when `error` is a TokenError with one of `codes`. */
 export function isTokenError(error: unknown, ...codes: string[]): error is TokenError {
   return error instanceof TokenError && codes.includes(error.code)

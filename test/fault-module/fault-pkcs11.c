@@ -43,7 +43,8 @@
  * reader sees current numbers at any time: "P11FAULT", u64 version (1), u64 n, then n u64 little-
  * endian counters: the 68 functions in function-list order, then sessions opened (successful
  * C_OpenSession), sessions closed (successful C_CloseSession / C_CloseAllSessions / removal /
- * C_Finalize), sessions open now, faults injected. Without the variable, counts live in memory
+ * C_Finalize), sessions open now, faults injected, calls asleep now, the most asleep at once, and
+ * C_Sign calls made on the process's main thread. Without the variable, counts live in memory
  * (reachable with "dump").
  */
 #define _GNU_SOURCE
@@ -57,6 +58,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,7 +79,7 @@ static const char *const function_names[F_COUNT] = {
   CK_FUNCTION_NAMES(FAULT_NAME)
 };
 
-enum { X_OPENED = F_COUNT, X_CLOSED, X_OPEN_NOW, X_INJECTED, X_SLEEPING, X_SLEEPING_PEAK, COUNTER_COUNT };
+enum { X_OPENED = F_COUNT, X_CLOSED, X_OPEN_NOW, X_INJECTED, X_SLEEPING, X_SLEEPING_PEAK, X_MAIN_THREAD_SIGNS, COUNTER_COUNT };
 static const char *const extra_names[COUNTER_COUNT - F_COUNT] = {
   "sessionsOpened", "sessionsClosed", "sessionsOpen", "injected", "sleepingNow", "sleepingPeak"
 };
@@ -383,6 +385,8 @@ static CK_RV enter(int fi, int kind, CK_SESSION_HANDLE *hSession, CK_RV *injecte
   CK_RV answer = CKR_OK;
   *injected = CKR_OK;
   bump(fi, 1);
+  /* mainThreadSigns: C_Sign calls made on the process's main thread (its thread id is the pid) */
+  if (fi == F_C_Sign && (pid_t)syscall(SYS_gettid) == getpid()) bump(X_MAIN_THREAD_SIGNS, 1);
   refresh_control();
   pthread_mutex_lock(&lock);
   sleep_us = latency_us[fi];

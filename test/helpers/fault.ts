@@ -90,7 +90,7 @@ export const FUNCTIONS = [
   'C_CancelFunction',
   'C_WaitForSlotEvent',
 ]
-const EXTRA = ['sessionsOpened', 'sessionsClosed', 'sessionsOpen', 'injected', 'sleepingNow', 'sleepingPeak']
+const EXTRA = ['sessionsOpened', 'sessionsClosed', 'sessionsOpen', 'injected', 'sleepingNow', 'sleepingPeak', 'mainThreadSigns']
 
 /** CKR_ names the helpers accept (numbers are accepted too). */
 export const CKR = {
@@ -257,7 +257,8 @@ export class FaultControl {
   /**
    * Call counts as the module sees them now: { C_Sign: n, ... (all 68), sessionsOpened,
    * sessionsClosed, sessionsOpen, injected, sleepingNow, sleepingPeak (most calls asleep in
-   * their latency at once) }. All 0 before the module's first call.
+   * their latency at once), mainThreadSigns (C_Sign calls on the process's main thread) }. All 0
+   * before the module's first call.
    */
   countsSync() {
     const result = Object.fromEntries([...FUNCTIONS, ...EXTRA].map((name) => [name, 0]))

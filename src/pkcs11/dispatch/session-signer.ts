@@ -6,7 +6,7 @@ import pkcs11js from 'pkcs11js'
 import { INPUT_REJECTIONS, INPUT_STEPS, SESSION_LOST as SESSION_LOST_NAMES } from '../failures.js'
 import { bytes } from './bytes.js'
 import { FIRST_STEP, runKeyOperation } from './key-operations.js'
-import type { KeyOperation } from './protocol.js'
+import type { KeyOperation, Operation } from './protocol.js'
 
 const C = pkcs11js as unknown as Record<string, number>
 /** After these the session is gone: open a new one. */
@@ -87,6 +87,16 @@ export class SessionSigner {
         throw error
       }
     })
+  }
+
+  /**
+   * Runs `op` with `key` on `data`: `last` is the signature to check (verify; returns 1 or 0), else
+   * the room for the result (returns its length). Throws a SignerFailure.
+   */
+  run(op: Operation['op'], mechanism: pkcs11js.Mechanism, key: Buffer, data: Uint8Array, last: Buffer, keyPin: string | undefined): number {
+    if (op === 'verify') return Number(this.verify(mechanism, key, data, last))
+    if (op === 'sign') return this.sign(mechanism, key, data, last, keyPin)
+    return this.keyOperation(op, mechanism, key, data, last, keyPin)
   }
 
   /** Runs a decrypt, encrypt, derive, unwrap or wrap with `key` into `out`; returns the result's length. Throws a SignerFailure. */

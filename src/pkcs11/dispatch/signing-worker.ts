@@ -71,12 +71,7 @@ function run(memory: BatchMemory, pins: Array<string | undefined> | undefined): 
     offset += keyLength + dataLength + parameterLength + (op === 'verify' ? last : 0)
     status[i * STATUS.size + STATUS.code] = 0
     try {
-      status[i * STATUS.size + STATUS.value] =
-        op === 'verify'
-          ? Number(signer.verify(mechanism, key, data, view(offset - last, last)))
-          : op === 'sign'
-            ? signer.sign(mechanism, key, data, view(outputOffset, last), pins?.[i])
-            : signer.keyOperation(op, mechanism, key, data, view(outputOffset, last), pins?.[i])
+      status[i * STATUS.size + STATUS.value] = signer.run(op, mechanism, key, data, view(op === 'verify' ? offset - last : outputOffset, last), pins?.[i])
     } catch (failure) {
       // Anything else is a bug here: it ends the worker, and the pool answers its requests with it.
       if (!(failure instanceof SignerFailure)) throw failure

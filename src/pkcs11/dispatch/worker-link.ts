@@ -5,8 +5,7 @@
  */
 import { once } from 'node:events'
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
-import { TokenError } from '../../errors.js'
-import { ckrName } from '../binding.js'
+import { callFailure } from '../binding.js'
 import type { ModuleActivity } from '../module-activity.js'
 import { BatchMemory } from './batch-memory.js'
 import type { MechanismIds } from './mechanism-ids.js'
@@ -205,7 +204,7 @@ export class WorkerLink {
       const { operation } = pending
       if (code !== 0) {
         const { fn = '', message = 'no reason given' } = failures.get(i) ?? {}
-        pending.answer(code === NOT_PKCS11 ? new Error(`${fn} failed: ${message}`) : new TokenError(ckrName(code), code, fn))
+        pending.answer(callFailure(fn, code === NOT_PKCS11 ? undefined : code, message))
       } else {
         pending.answer(operation.op === 'verify' ? value === 1 : bytes.slice(outputOffset, outputOffset + value))
       }

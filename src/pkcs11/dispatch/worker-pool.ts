@@ -7,7 +7,7 @@
  * outlives its deadline, or whose signal aborts, is answered at once and its late result dropped.
  */
 import { ClosedError, QueueFullError, TimeoutError } from '../../errors.js'
-import type { Handle } from '../binding.js'
+import type { Handle, PKCS11 } from '../binding.js'
 import type { ModuleActivity } from '../module-activity.js'
 import type { Dispatcher, RunOptions } from './dispatcher.js'
 import { MechanismIds } from './mechanism-ids.js'
@@ -17,6 +17,7 @@ import { OP_CODES, OPS, type Operation } from './protocol.js'
 import { ServiceTimes } from './service-times.js'
 import { MAX_BATCH } from './batch-memory.js'
 import { PIPELINE, WorkerLink } from './worker-link.js'
+import { IN_PLACE_MAX_INPUT, InPlaceRunner } from './in-place.js'
 
 /**
  * A batch may keep a worker busy about this long: long enough that the wake-ups it costs (the
@@ -28,6 +29,12 @@ import { PIPELINE, WorkerLink } from './worker-link.js'
 const BATCH_MS = 6
 /** Below this service time a device is fast: more workers than cores would only compete for the CPU. */
 const SLOW_MS = 5
+/**
+ * Calls in place back to back (each answer's continuation makes the next call, all in microtasks)
+ * may hold the event loop this long; then one goes to a worker, whose answer comes after the loop
+ * has turned (timers, I/O), and the count starts again.
+ */
+const IN_PLACE_TURN_MS = 4
 /** How often deadlines are checked. */
 const SWEEP_MS = 50
 
@@ -42,6 +49,13 @@ export interface WorkerPoolOptions {
   maxWorkers: number
   /** The most requests that may wait for a worker. */
   maxQueue: number
+  /** The main thread's load of the module, for requests run in place. */
+  native: PKCS11
+  /**
+   * A request alone (nothing else queued or under way) whose kind the device does in at most this
+   * many ms runs in place, on the main thread (see in-place.ts); 0: never.
+   */
+  inPlaceMs: number
 }
 
 export class WorkerPool implements Dispatcher {
@@ -51,6 +65,12 @@ export class WorkerPool implements Dispatcher {
   readonly #minWorkers: number
   readonly #maxWorkers: number
   readonly #maxQueue: number
+  readonly #inPlaceMs: number
+  readonly #native: PKCS11
+  /** Made at the first request run in place; its session counts among the workers'. */
+  #inPlace: InPlaceRunner | undefined
+  /** When the calls in place since the event loop last turned began. */
+  #turnStart: number | undefined
   readonly #workers: WorkerLink[] = []
   readonly #queue: Pending[] = []
   readonly #mechanisms = new MechanismIds()
@@ -75,6 +95,8 @@ export class WorkerPool implements Dispatcher {
     this.#maxWorkers = Math.max(1, options.maxWorkers)
     this.#minWorkers = Math.max(1, Math.min(options.minWorkers, this.#maxWorkers))
     this.#maxQueue = options.maxQueue
+    this.#native = options.native
+    this.#inPlaceMs = options.inPlaceMs
   }
 
   /**
@@ -91,7 +113,7 @@ export class WorkerPool implements Dispatcher {
 
   /** Sessions the workers hold now. */
   get openSessions(): number {
-    return this.#workers.reduce((sum, w) => sum + w.sessions, 0)
+    return this.#workers.reduce((sum, w) => sum + w.sessions, this.#inPlace?.sessions ?? 0)
   }
 
   /**
@@ -118,6 +140,7 @@ export class WorkerPool implements Dispatcher {
   retarget(slot: Handle): void {
     this.#slot = new Uint8Array(slot)
     for (const worker of this.#workers) worker.retarget(this.#slot)
+    this.#inPlace?.retarget(this.#slot)
   }
 
   /**
@@ -135,6 +158,7 @@ export class WorkerPool implements Dispatcher {
     clearInterval(this.#sweeper)
     await Promise.all(this.#workers.map((worker) => worker.close()))
     this.#workers.length = 0
+    this.#closeInPlace()
   }
 
   #flush(): void {
@@ -142,6 +166,21 @@ export class WorkerPool implements Dispatcher {
     // The module is being initialized again: batches wait until it is done.
     if (this.#activity.held) return
     if (this.#queue.length === 0) this.#drained?.()
+    if (this.#queue.length === 1 && this.#fitsInPlace(this.#queue[0])) {
+      const pending = this.#queue.shift()!
+      if (this.#turnStart === undefined) {
+        this.#turnStart = performance.now()
+        setImmediate(() => (this.#turnStart = undefined)).unref()
+      }
+      this.#activity.enter()
+      try {
+        this.#times.record([pending.kind], this.#inPlaceRunner().run(pending))
+      } finally {
+        this.#activity.leave()
+      }
+      this.#drained?.()
+      return
+    }
     while (this.#queue.length > 0) {
       const worker = this.#freeWorker()
       if (!worker) return
@@ -153,6 +192,36 @@ export class WorkerPool implements Dispatcher {
       if (batch.length > 0) worker.post(batch)
       if (this.#queue.length === 0) this.#drained?.()
     }
+  }
+
+  /**
+   * Whether `pending` may run in place: alone (no batch under way: the workers' parallelism is not
+   * wanted), of a kind timed at most inPlaceMs on a device that is fast at everything, with a small
+   * input, within IN_PLACE_TURN_MS of the loop's last turn, and a session to spare within maxSessions.
+   */
+  #fitsInPlace(pending: Pending): boolean {
+    const ms = this.#times.estimate(pending.kind)
+    if (ms === undefined || ms > this.#inPlaceMs || (this.#times.overall ?? Infinity) > this.#inPlaceMs) return false
+    if (pending.settled || pending.operation.data.byteLength > IN_PLACE_MAX_INPUT) return false
+    if (this.#workers.some((w) => w.batches.length > 0)) return false
+    if (this.#turnStart !== undefined && performance.now() - this.#turnStart > IN_PLACE_TURN_MS) return false
+    return this.#inPlace !== undefined || this.#workers.length < this.#maxWorkers
+  }
+
+  #inPlaceRunner(): InPlaceRunner {
+    return (this.#inPlace ??= new InPlaceRunner(this.#native, this.#slot))
+  }
+
+  /** Closes the in-place session (a call into the module). */
+  #closeInPlace(): void {
+    if (!this.#inPlace) return
+    this.#activity.enter()
+    try {
+      this.#inPlace.close()
+    } finally {
+      this.#activity.leave()
+    }
+    this.#inPlace = undefined
   }
 
   /** How many requests at the head of the queue (at most `limit`) the device does in BATCH_MS, by their kinds' times; 1 at least. */
@@ -199,7 +268,11 @@ export class WorkerPool implements Dispatcher {
     const idle = this.#workers.find((w) => w.batches.length === 0)
     if (idle) return idle
     const slow = (this.#times.overall ?? 0) >= SLOW_MS
-    if (this.#workers.length < this.#minWorkers || (slow && this.#workers.length < this.#maxWorkers)) return this.#startWorker()
+    if (this.#workers.length < this.#minWorkers || (slow && this.#workers.length < this.#maxWorkers)) {
+      // The in-place session gives way to a worker, within maxSessions.
+      if (this.#workers.length + 1 >= this.#maxWorkers) this.#closeInPlace()
+      return this.#startWorker()
+    }
     // A slow device gets one batch per worker at a time: a second would wait behind the first.
     return slow ? undefined : this.#workers.find((w) => w.batches.length < PIPELINE)
   }
