@@ -1,8 +1,9 @@
 // This project as a service scales it on a multi-core machine: one process per core (Node's
 // cluster module does this for a server), each with unmodified jose SignJWT via installGlobal()
-// and one signing worker (maxSessions: 2, one session for lookups and one to sign), the
-// concurrency shared among them. Each process has its own load of the module, so its one signing
-// thread waits on no other's lock inside the module, and jose's work is spread over the cores too.
+// and its signatures made in place on its main thread (inPlace: 'always', maxSessions: 3: a session
+// for lookups, one in place, one for a worker that takes what cannot run in place), the concurrency
+// shared among them. Each process has its own load of the module, so no process's signing waits on
+// another's lock inside the module, and no signature pays a hand-over between threads.
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { runContender } from '../lib/contender.js'
@@ -29,7 +30,7 @@ if (!childOf(signer)) {
 
 /** Opens the token in this process; returns what measures its share of the cell. */
 async function signer({ alg, token, concurrency, duration, warmup }) {
-  const ours = await openOurs({ alg, token, via: 'jose', options: { maxSessions: 2 } })
+  const ours = await openOurs({ alg, token, via: 'jose', options: { maxSessions: 3, inPlace: 'always' } })
   await ours.sign() // the first signature starts the signing worker
   return async () => {
     const result = await measure({ op: ours.sign, concurrency, duration, warmup })

@@ -14,7 +14,11 @@ const NUMBERS: Record<string, { min: number; integer: boolean; what: string }> =
   timeout: { min: 1, integer: false, what: 'a number of milliseconds, more than 0' },
   maxQueue: { min: 1, integer: true, what: 'a whole number of calls, at least 1' },
   searchCacheMs: { min: 0, integer: false, what: 'a number of milliseconds, 0 or more' },
-  inPlaceMs: { min: 0, integer: false, what: 'a number of milliseconds, 0 or more' },
+}
+
+/** Options that take one of a few words. */
+const CHOICES: Record<string, readonly string[]> = {
+  inPlace: ['alone', 'always', 'never'],
 }
 
 /**
@@ -36,6 +40,10 @@ export function checkOpenOptions(options: Record<string, unknown>): void {
     if (value === undefined) continue
     const valid = typeof value === 'number' && Number.isFinite(value) && value >= rule.min && (!rule.integer || Number.isInteger(value))
     if (!valid) throw new ConfigurationError(`${name} must be ${rule.what} (got ${shown(value)})`)
+  }
+  for (const [name, words] of Object.entries(CHOICES)) {
+    const value = options[name]
+    if (value !== undefined && !words.includes(value as string)) throw new ConfigurationError(`${name} must be ${words.map((w) => `'${w}'`).join(', ')} (got ${shown(value)})`)
   }
   if (options.token !== undefined) checkTokenSelector(options.token)
   if (options.env !== undefined && (typeof options.env !== 'object' || options.env === null)) {

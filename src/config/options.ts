@@ -49,12 +49,14 @@ export interface OpenOptions {
    */
   searchCacheMs?: number
   /**
-   * A call made while no other is under way, of a kind the device does in at most this many ms
-   * (measured, default 2), runs on the main thread instead of a signing worker: it saves the two
-   * thread hand-overs that one call in flight would pay. 0: never (a device that may stall, such as
-   * a network HSM faster than 2 ms: a stall in place would hold the event loop).
+   * Calls of a kind the device does in 2 ms or less (measured) may run on the main thread, saving
+   * the two thread hand-overs of a signing worker: `'alone'` (default) when no other call is under
+   * way, `'always'` for every such call (a process per core, each opened with `maxSessions: 3`:
+   * signing spread over the cores by the processes, not by threads), `'never'` for a device that
+   * may stall (a network HSM faster than 2 ms: a stall in place would hold the event loop). Calls in
+   * place back to back hold the event loop 4 ms at most before it turns.
    */
-  inPlaceMs?: number
+  inPlace?: 'alone' | 'always' | 'never'
   /** Environment to read defaults from (default: process.env). */
   env?: Record<string, string | undefined>
 }
@@ -93,7 +95,7 @@ export function resolveOptions(options: OpenOptions = {}): TokenOptions {
     timeout: options.timeout,
     maxQueue: options.maxQueue,
     searchCacheMs: options.searchCacheMs,
-    inPlaceMs: options.inPlaceMs,
+    inPlace: options.inPlace,
   }
 }
 

@@ -3,6 +3,7 @@
  * the token layer calls PKCS#11 through `callSync` / `callAsync`, so every failure is a TokenError
  * that names its CKR_ code.
  */
+import { randomFillSync } from 'node:crypto'
 import pkcs11js from 'pkcs11js'
 import { TokenError, type CkrName } from '../errors.js'
 
@@ -86,13 +87,27 @@ export function sendable(template: Template): Template {
   return template
 }
 
-/** Runs a synchronous PKCS#11 call, translating a CKR_ failure. */
+/** Runs a synchronous PKCS#11 call (on the main thread), translating a CKR_ failure. */
 export function callSync<T>(fn: string, run: () => T): T {
   try {
     return run()
   } catch (error) {
+    clearOpenSslErrors()
     throw toTokenError(error, fn)
   }
+}
+
+const scratch = new Uint8Array(1)
+
+/**
+ * Empties this thread's OpenSSL error queue, after a failed call on the main thread. A module built
+ * on OpenSSL (SoftHSM) binds to the OpenSSL that node exports, so what a failed call leaves on the
+ * main thread's queue, Node's WebCrypto finds in its next job, and aborts the process ("Assertion
+ * failed: errors->Empty()"; seen after a refused RSA-OAEP decrypt, then any AES-GCM decrypt). A
+ * synchronous crypto job of Node's returns with the queue empty.
+ */
+export function clearOpenSslErrors(): void {
+  randomFillSync(scratch)
 }
 
 /**

@@ -12,7 +12,7 @@ import { callAsync, callSync, isTokenError, sendable, type Handle, type Mechanis
 import type { KeyOperation, Operation } from './dispatch/protocol.js'
 import type { Dispatcher } from './dispatch/dispatcher.js'
 import { ThreadPoolDispatcher } from './dispatch/thread-pool.js'
-import { WorkerPool } from './dispatch/worker-pool.js'
+import { WorkerPool, type InPlaceMode } from './dispatch/worker-pool.js'
 import { rejectsInput, remedyFor } from './failures.js'
 import { LoginPolicy, isPinRefusal } from './login.js'
 import type { CallOptions, Signer } from './signer.js'
@@ -46,8 +46,8 @@ export interface TokenOptions {
   maxQueue?: number
   /** How long, in ms, a search that found objects is reused (default 5,000; 0: every lookup searches). */
   searchCacheMs?: number
-  /** A call alone whose kind the device does in at most this many ms runs on the main thread (default 2; 0: never). */
-  inPlaceMs?: number
+  /** Which calls of a kind the device does in 2 ms or less run on the main thread (default 'alone'). */
+  inPlace?: InPlaceMode
 }
 
 /**
@@ -70,11 +70,6 @@ export const DEFAULT_MAX_SESSIONS = 8
 export const DEFAULT_TIMEOUT_MS = 30_000
 export const DEFAULT_MAX_QUEUE = 10_000
 export const DEFAULT_SEARCH_CACHE_MS = 5_000
-/**
- * A call alone runs on the main thread when its kind takes at most this long on the device: an RSA-2048
- * signature on a software token or local HSM (1-2 ms), not a network HSM's or a smart card's.
- */
-export const DEFAULT_IN_PLACE_MS = 2
 /** Tries of one call at most, whatever cured the failures before. */
 const MAX_ATTEMPTS = 6
 const CK_EFFECTIVELY_INFINITE = 0
@@ -160,7 +155,7 @@ export class Token {
           maxWorkers: Math.max(1, limit - 1),
           maxQueue,
           native: module.native,
-          inPlaceMs: options.inPlaceMs ?? DEFAULT_IN_PLACE_MS,
+          inPlace: options.inPlace ?? 'alone',
         })) ?? new ThreadPoolDispatcher(module.native, slot.slot, Math.max(1, limit - 1), maxQueue, generation, module.activity)
       user.token = token
       return token

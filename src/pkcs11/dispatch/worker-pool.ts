@@ -31,10 +31,15 @@ const BATCH_MS = 6
 const SLOW_MS = 5
 /**
  * Calls in place back to back (each answer's continuation makes the next call, all in microtasks)
- * may hold the event loop this long; then one goes to a worker, whose answer comes after the loop
- * has turned (timers, I/O), and the count starts again.
+ * may hold the event loop this long; then the next waits for the loop to turn (timers, I/O), and
+ * the count starts again.
  */
 const IN_PLACE_TURN_MS = 4
+/**
+ * Kinds the device does in at most this long may run in place: an RSA-2048 signature on a software
+ * token or a local HSM (0.6-2 ms), not a smart card's or a network HSM's.
+ */
+const IN_PLACE_MS = 2
 /** How often deadlines are checked. */
 const SWEEP_MS = 50
 
@@ -51,12 +56,15 @@ export interface WorkerPoolOptions {
   maxQueue: number
   /** The main thread's load of the module, for requests run in place. */
   native: PKCS11
-  /**
-   * A request alone (nothing else queued or under way) whose kind the device does in at most this
-   * many ms runs in place, on the main thread (see in-place.ts); 0: never.
-   */
-  inPlaceMs: number
+  /** Which requests of a fast kind run in place, on the main thread (see in-place.ts). */
+  inPlace: InPlaceMode
 }
+
+/**
+ * 'alone': a request with nothing else under way (one call in flight); 'always': every one (a
+ * process per core, whose other cores are other processes'); 'never'.
+ */
+export type InPlaceMode = 'alone' | 'always' | 'never'
 
 export class WorkerPool implements Dispatcher {
   readonly #library: string
@@ -65,12 +73,14 @@ export class WorkerPool implements Dispatcher {
   readonly #minWorkers: number
   readonly #maxWorkers: number
   readonly #maxQueue: number
-  readonly #inPlaceMs: number
+  readonly #inPlaceMode: InPlaceMode
   readonly #native: PKCS11
   /** Made at the first request run in place; its session counts among the workers'. */
   #inPlace: InPlaceRunner | undefined
   /** When the calls in place since the event loop last turned began. */
   #turnStart: number | undefined
+  /** A flush waits for the loop's next turn (inPlace 'always'). */
+  #resumeScheduled = false
   readonly #workers: WorkerLink[] = []
   readonly #queue: Pending[] = []
   readonly #mechanisms = new MechanismIds()
@@ -93,10 +103,11 @@ export class WorkerPool implements Dispatcher {
     this.#stopListening = options.activity.onReopen(() => this.#flush())
     this.#slot = new Uint8Array(options.slot)
     this.#maxWorkers = Math.max(1, options.maxWorkers)
-    this.#minWorkers = Math.max(1, Math.min(options.minWorkers, this.#maxWorkers))
+    // Signing in place on every call, one worker does what cannot run in place, unless the device is slow.
+    this.#minWorkers = options.inPlace === 'always' ? 1 : Math.max(1, Math.min(options.minWorkers, this.#maxWorkers))
     this.#maxQueue = options.maxQueue
     this.#native = options.native
-    this.#inPlaceMs = options.inPlaceMs
+    this.#inPlaceMode = options.inPlace
   }
 
   /**
@@ -165,22 +176,8 @@ export class WorkerPool implements Dispatcher {
     this.#flushScheduled = false
     // The module is being initialized again: batches wait until it is done.
     if (this.#activity.held) return
+    if (this.#inPlaceMode !== 'never' && this.#flushInPlace() === 'next turn') return
     if (this.#queue.length === 0) this.#drained?.()
-    if (this.#queue.length === 1 && this.#fitsInPlace(this.#queue[0])) {
-      const pending = this.#queue.shift()!
-      if (this.#turnStart === undefined) {
-        this.#turnStart = performance.now()
-        setImmediate(() => (this.#turnStart = undefined)).unref()
-      }
-      this.#activity.enter()
-      try {
-        this.#times.record([pending.kind], this.#inPlaceRunner().run(pending))
-      } finally {
-        this.#activity.leave()
-      }
-      this.#drained?.()
-      return
-    }
     while (this.#queue.length > 0) {
       const worker = this.#freeWorker()
       if (!worker) return
@@ -195,21 +192,59 @@ export class WorkerPool implements Dispatcher {
   }
 
   /**
-   * Whether `pending` may run in place: alone (no batch under way: the workers' parallelism is not
-   * wanted), of a kind timed at most inPlaceMs on a device that is fast at everything, with a small
-   * input, within IN_PLACE_TURN_MS of the loop's last turn, and a session to spare within maxSessions.
+   * Runs in place the requests at the head of the queue that may: with inPlace 'alone', a request
+   * with nothing else queued or under way (the workers' parallelism is not wanted); with 'always',
+   * each. Past IN_PLACE_TURN_MS they wait for the event loop's next turn (setImmediate). What may
+   * not run in place goes on to the workers.
+   */
+  #flushInPlace(): 'next turn' | undefined {
+    while (this.#queue[0]?.settled) this.#queue.shift()
+    const alone = () => this.#queue.length === 1 && this.#workers.every((w) => w.batches.length === 0)
+    while (this.#queue.length > 0 && (this.#inPlaceMode === 'always' || alone()) && this.#fitsInPlace(this.#queue[0])) {
+      if (this.#turnOver()) {
+        if (!this.#resumeScheduled) {
+          this.#resumeScheduled = true
+          setImmediate(() => {
+            this.#resumeScheduled = false
+            this.#flush()
+          })
+        }
+        return 'next turn'
+      }
+      this.#runInPlace(this.#queue.shift()!)
+    }
+    return undefined
+  }
+
+  /**
+   * Whether `pending` may run in place: a signature (see in-place.ts), of a kind timed at most
+   * IN_PLACE_MS on a device that is fast at everything, with a small input, and a session to spare
+   * within maxSessions.
    */
   #fitsInPlace(pending: Pending): boolean {
     const ms = this.#times.estimate(pending.kind)
-    if (ms === undefined || ms > this.#inPlaceMs || (this.#times.overall ?? Infinity) > this.#inPlaceMs) return false
-    if (pending.settled || pending.operation.data.byteLength > IN_PLACE_MAX_INPUT) return false
-    if (this.#workers.some((w) => w.batches.length > 0)) return false
-    if (this.#turnStart !== undefined && performance.now() - this.#turnStart > IN_PLACE_TURN_MS) return false
+    if (ms === undefined || ms > IN_PLACE_MS || (this.#times.overall ?? Infinity) > IN_PLACE_MS) return false
+    if (pending.settled || pending.operation.op !== 'sign' || pending.operation.data.byteLength > IN_PLACE_MAX_INPUT) return false
     return this.#inPlace !== undefined || this.#workers.length < this.#maxWorkers
   }
 
-  #inPlaceRunner(): InPlaceRunner {
-    return (this.#inPlace ??= new InPlaceRunner(this.#native, this.#slot))
+  /** True once calls in place have held the event loop IN_PLACE_TURN_MS since it last turned. */
+  #turnOver(): boolean {
+    return this.#turnStart !== undefined && performance.now() - this.#turnStart > IN_PLACE_TURN_MS
+  }
+
+  #runInPlace(pending: Pending): void {
+    if (this.#turnStart === undefined) {
+      this.#turnStart = performance.now()
+      setImmediate(() => (this.#turnStart = undefined)).unref()
+    }
+    this.#inPlace ??= new InPlaceRunner(this.#native, this.#slot)
+    this.#activity.enter()
+    try {
+      this.#times.record([pending.kind], this.#inPlace.run(pending))
+    } finally {
+      this.#activity.leave()
+    }
   }
 
   /** Closes the in-place session (a call into the module). */
