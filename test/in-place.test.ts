@@ -86,7 +86,7 @@ describe('calls in place', () => {
       const until = performance.now() + 300
       let signed = 0
       // Each answer's continuation makes the next call: all of it in microtasks, but that every
-      // 4 ms the next call waits for the loop to turn.
+      // 1 ms the next call waits for the loop to turn.
       while (performance.now() < until) {
         verifies(await hsm.subtle.sign(params, privateKey, data))
         signed++

@@ -54,7 +54,7 @@ export interface OpenOptions {
    * way, `'always'` for every such call (a process per core, each opened with `maxSessions: 3`:
    * signing spread over the cores by the processes, not by threads), `'never'` for a device that
    * may stall (a network HSM faster than 2 ms: a stall in place would hold the event loop). Calls in
-   * place back to back hold the event loop 4 ms at most before it turns.
+   * place back to back hold the event loop 1 ms (and one call) at most before it turns.
    */
   inPlace?: 'alone' | 'always' | 'never'
   /** Environment to read defaults from (default: process.env). */

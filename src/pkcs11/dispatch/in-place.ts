@@ -4,7 +4,7 @@
  * sleeping thread on a VM's idle core costs more than a fast token's signature: in place, the call
  * costs what the token takes. The pool sends a signature here only when the device is fast (its
  * kind measured at 2 ms or less), with a small input, and (by default) with nothing else under way;
- * calls in place back to back hold the event loop 4 ms at most. A slow or remote token is never
+ * calls in place back to back hold the event loop 1 ms (and one call) at most. A slow or remote token is never
  * called here (see WorkerPool), nor an operation on input an attacker chooses (a decrypt, a derive,
  * a verify): its refusals are the module's errors, left in the main thread's OpenSSL error queue.
  */
