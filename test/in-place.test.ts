@@ -158,6 +158,36 @@ describe('calls in place', () => {
     }
   })
 
+  test('the device removed under signatures in place: they fail naming the code, then go on in place; no session is left open', async () => {
+    const start = control.countsSync()
+    const { hsm, privateKey } = await open({ timeout: 1000 })
+    try {
+      await signInTurn(hsm, privateKey, 5)
+      control.removed(true)
+      const failed = []
+      for (let i = 0; i < 3; i++) {
+        await hsm.subtle.sign(params, privateKey, data).catch((error) => failed.push(error.cause?.code))
+      }
+      assert.equal(failed.length, 3)
+      for (const code of failed) assert.ok(['CKR_DEVICE_REMOVED', 'CKR_TOKEN_NOT_PRESENT'].includes(code), code)
+      control.removed(false)
+      // Once the token is found again (the reconnection polls), signatures succeed, in place again.
+      let signed = false
+      for (const until = performance.now() + 10_000; !signed && performance.now() < until;) {
+        signed = await hsm.subtle.sign(params, privateKey, data).then(verifies, () => false)
+        if (!signed) await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      assert.ok(signed, 'a signature after the return')
+      assert.ok((await signInTurn(hsm, privateKey, 20)) >= 15)
+    } finally {
+      control.reset()
+      await hsm.close()
+    }
+    const end = control.countsSync()
+    assert.equal(end.sessionsOpened - start.sessionsOpened, end.sessionsClosed - start.sessionsClosed)
+    assert.equal(end.sessionsOpen, start.sessionsOpen, 'no session left open')
+  })
+
   test('close() closes the session in place too', async () => {
     const before = control.countsSync().sessionsOpen
     const { hsm, privateKey } = await open()
