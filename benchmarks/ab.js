@@ -1,4 +1,4 @@
-// node benchmarks/ab.js [--alg ES256] [--via jose|subtle] [--concurrency 16] [--rounds 5] [--duration 2] DIST_A DIST_B [...]
+// node benchmarks/ab.js [--alg ES256] [--via jose|subtle] [--concurrency 16] [--rounds 5] [--duration 2] [--in-place always] DIST_A DIST_B [...]
 //
 // Compares builds of this library in the same minutes: child processes alternate A, B, A, B, ... on
 // one SoftHSM token, and each build shows its median ops/s, the process's CPU time per signature
@@ -22,6 +22,7 @@ const { values: flags, positionals } = parseArgs({
     concurrency: { type: 'string', default: '16' },
     rounds: { type: 'string', default: '5' },
     duration: { type: 'string', default: '2' },
+    'in-place': { type: 'string' },
     child: { type: 'string' },
   },
 })
@@ -31,7 +32,7 @@ else await parent()
 
 async function parent() {
   if (positionals.length < 2) {
-    console.error('usage: node benchmarks/ab.js [--alg ES256] [--via jose|subtle] [--concurrency 16] [--rounds 5] [--duration 2] DIST_A DIST_B [...]')
+    console.error('usage: node benchmarks/ab.js [--alg ES256] [--via jose|subtle] [--concurrency 16] [--rounds 5] [--duration 2] [--in-place always] DIST_A DIST_B [...]')
     process.exit(2)
   }
   const { token, remove } = createBenchToken({ java: false })
@@ -39,7 +40,7 @@ async function parent() {
   const builds = positionals.map((dist) => ({ dist: resolve(dist), runs: [] }))
   for (let round = 0; round < Number(flags.rounds); round++) {
     for (const build of builds) {
-      const job = { dist: build.dist, token, alg: flags.alg, via: flags.via, concurrency: Number(flags.concurrency), duration: Number(flags.duration) }
+      const job = { dist: build.dist, token, alg: flags.alg, via: flags.via, concurrency: Number(flags.concurrency), duration: Number(flags.duration), inPlace: flags['in-place'] }
       const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(job)], {
         env: { ...process.env, SOFTHSM2_CONF: token.conf }, encoding: 'utf8',
       })
@@ -55,8 +56,10 @@ async function parent() {
   }
 }
 
-async function child({ dist, token, alg, via, concurrency, duration }) {
-  const ours = await openOurs({ alg, token, via, dist: pathToFileURL(`${dist}/`).href })
+async function child({ dist, token, alg, via, concurrency, duration, inPlace }) {
+  // --in-place always: one process as a process per core runs it (its whole cost on one core).
+  const options = inPlace ? { inPlace, maxSessions: 3 } : undefined
+  const ours = await openOurs({ alg, token, via, options, dist: pathToFileURL(`${dist}/`).href })
   const { opsPerSec, cpuMicrosPerOp, loopUtilization } = await measure({ op: ours.sign, concurrency, duration, warmup: 0.5 })
   await ours.close()
   process.stdout.write(JSON.stringify({ opsPerSec, cpuMicros: cpuMicrosPerOp, elu: loopUtilization }))

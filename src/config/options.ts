@@ -53,7 +53,8 @@ export interface OpenOptions {
    * the two thread hand-overs of a signing worker: `'alone'` (default) when no other call is under
    * way, `'always'` for every such call (a process per core, each opened with `maxSessions: 3`:
    * signing spread over the cores by the processes, not by threads), `'never'` for a device that
-   * may stall (a network HSM faster than 2 ms: a stall in place would hold the event loop). Calls in
+   * may stall (a network HSM faster than 2 ms: a stall in place would hold the event loop). Modules
+   * whose loads do not share a login across threads (p11-kit's client) never sign in place. Calls in
    * place back to back hold the event loop 1 ms (and one call) at most before it turns.
    */
   inPlace?: 'alone' | 'always' | 'never'
