@@ -57,8 +57,8 @@ async function parent() {
 }
 
 async function child({ dist, token, alg, via, concurrency, duration, inPlace }) {
-  // --in-place always: one process as a process per core runs it (its whole cost on one core).
-  const options = inPlace ? { inPlace, maxSessions: 3 } : undefined
+  // --in-place always: one process as a process per core runs it (its whole cost on one core), with the session that takes.
+  const options = inPlace === undefined ? undefined : { inPlace, ...(inPlace === 'always' && { maxSessions: 3 }) }
   const ours = await openOurs({ alg, token, via, options, dist: pathToFileURL(`${dist}/`).href })
   const { opsPerSec, cpuMicrosPerOp, loopUtilization } = await measure({ op: ours.sign, concurrency, duration, warmup: 0.5 })
   await ours.close()

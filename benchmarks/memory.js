@@ -10,6 +10,10 @@ import { signingInput } from './lib/contender.js'
 
 const { values: flags } = parseArgs({ options: { concurrency: { type: 'string', default: '16' }, 'in-place': { type: 'string', default: 'alone' } } })
 const CONCURRENCY = Number(flags.concurrency)
+if (!Number.isInteger(CONCURRENCY) || CONCURRENCY < 1) {
+  console.error('memory: --concurrency takes a positive integer')
+  process.exit(2)
+}
 const FIRST = 10_000
 const TOTAL = 200_000
 

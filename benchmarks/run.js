@@ -111,15 +111,17 @@ function runContender(contender, alg, token, cells) {
 const measured = (r) => r && !r.na && r.ops > 0
 
 /**
- * The JWT limit at `concurrency`: L = cores / (cores / D + c_jose), D the device limit (ops/s) and
- * c_jose jose's own CPU per JWT (s), both from the same round. Undefined when either is missing.
+ * The JWT limit at `concurrency`: L = min(concurrency, cores) / (cores / D + c_jose), D the device
+ * limit (ops/s, so cores / D is the CPU a signature takes) and c_jose jose's own CPU per JWT (s),
+ * both from the same round: fewer calls in flight than cores keep only that many busy. Undefined
+ * when either is missing.
  */
 function jwtLimit(rows, alg, concurrency) {
   const device = rows.find((r) => r.alg === alg && r.kind === 'device' && measured(r))
   const jose = rows.find((r) => r.alg === alg && r.kind === 'jose' && r.concurrency === concurrency && measured(r))
   if (!device || !jose) return undefined
   const cJose = jose.cpuMicrosPerOp / 1e6
-  return { opsPerSec: N / (N / device.opsPerSec + cJose), cJoseMicros: jose.cpuMicrosPerOp }
+  return { opsPerSec: Math.min(concurrency, N) / (N / device.opsPerSec + cJose) }
 }
 
 /** Adds to each row its figures as ratios to the device limit, to the best peer at its concurrency and (through jose) to the JWT limit. */
@@ -325,7 +327,7 @@ const meta = {
 console.log(`\nSigning on SoftHSM ${meta.softhsm}, ${N} cores (${meta.cpu}), Node ${meta.node}, ${duration} s per cell${rounds > 1 ? `, median of ${rounds} interleaved rounds` : ''}; load average ${loadAtStart.toFixed(1)} at the start, ${meta.loadAverage.end.toFixed(1)} at the end.`)
 console.log('÷dev: as a ratio to the device limit (raw pkcs11js, sync, one process per core).')
 console.log(`÷peer: as a ratio to the best peer (most ops/s of raw async, node-webcrypto-p11, Java) at that concurrency (Java: 1 thread at 1, its best of ${N} and ${2 * N} threads above).`)
-console.log('÷L: as a ratio to the JWT limit L = cores / (cores / device limit + c_jose), c_jose being jose\'s own CPU a JWT (the jose-cpu row).')
+console.log('÷L: as a ratio to the JWT limit L = min(conc, cores) / (cores / device limit + c_jose), c_jose being jose\'s own CPU a JWT (the jose-cpu row).')
 console.log('conc: calls in flight in one process; loop p99: event-loop delay while signing (in-process Node contenders).')
 console.log('Latency ratios to a fixed-parallelism row (device limit, Java) compare queueing at conc with its 1-2 calls in flight.\n')
 printTable(rows)

@@ -76,7 +76,7 @@ async function primary(): Promise<void> {
   for (let i = 0; i < processes; i++) start()
 }
 
-/** One signing process: its own login and one signing worker, serving on the shared port. */
+/** One signing process: its own login, signing in place, serving on the shared port. */
 async function signer(): Promise<void> {
   try {
     await serve()

@@ -135,6 +135,7 @@ export class KeyPinRequiredError extends Pkcs11WebCryptoError {
  * and the same message whatever the token's code was, so that nobody learns which check failed.
  */
 export class InputRejectedError extends Pkcs11WebCryptoError {
+  declare readonly code: 'ERR_PKCS11_INPUT_REJECTED'
   constructor() {
     super('ERR_PKCS11_INPUT_REJECTED', 'the token rejected the input')
   }

@@ -18,7 +18,6 @@ const JAVA_TOKEN = 'javacerts'
 const softhsm = freshSoftHsm()
 softhsm.initToken(TOKEN)
 softhsm.initToken(JAVA_TOKEN)
-// @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
 softhsm.pkcs11Tool(['--token-label', TOKEN, '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'aa', '--id', '0aa0', '--always-auth'])
 const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 
@@ -26,7 +25,7 @@ const RAW = fileURLToPath(new URL('./helpers/raw-attributes.cjs', import.meta.ur
 function onToken(label, token = TOKEN) {
   return JSON.parse(execFileSync(process.execPath, [RAW, softhsm.module, token, PIN, label], { env: softhsm.env }).toString())
 }
-const file = (name, content) => {
+const file = (name: string, content?: string | Buffer) => {
   const path = join(softhsm.dir, name)
   if (content !== undefined) writeFileSync(path, content)
   return path
@@ -112,9 +111,7 @@ describe('certificates made with token keys', () => {
   }
 
   test('a CA-issued certificate is imported for its key, with its CA; list, get, delete', async () => {
-    // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
     const caKey = file('ca.key')
-    // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
     const caPem = file('ca.pem')
     await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', caKey, '-out', caPem, '-subj', '/CN=Test CA', '-days', '30'])
     const key = await hsm.keys.generate({ algorithm: 'ES256', label: 'leaf' })
@@ -122,7 +119,6 @@ describe('certificates made with token keys', () => {
     assert.equal(before.certificate, undefined)
     const csr = await hsm.certificates.createCsr({ label: 'leaf' }, { subject: 'CN=leaf' })
     const csrPath = file('leaf.csr', csr.toString('pem'))
-    // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
     const leafPath = file('leaf.pem')
     await openssl(['x509', '-req', '-in', csrPath, '-CA', caPem, '-CAkey', caKey, '-set_serial', '4242', '-days', '10', '-out', leafPath])
     await openssl(['verify', '-CAfile', caPem, leafPath])

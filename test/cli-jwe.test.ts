@@ -19,7 +19,7 @@ function cli(args, input = '') {
   return result
 }
 
-function ok(args, input) {
+function ok(args: string[], input?: string) {
   const result = cli(args, input)
   assert.equal(result.status, 0, `pkcs11-jwt ${args.join(' ')} failed: ${result.stderr}`)
   return result.stdout
@@ -41,13 +41,11 @@ describe('pkcs11-jwt encrypt and decrypt', () => {
       assert.equal(made.alg, alg)
       assert.equal(made.certificate, undefined)
     }
-    // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
     const listed = Object.fromEntries(JSON.parse(ok(['keys', '--json'])).map((k) => [k.label, k]))
     assert.deepEqual(listed.oaep.algorithms, ['RSA-OAEP'])
     assert.equal(listed.x25519.curve, 'X25519')
     assert.deepEqual(listed.kw.algorithms, ['A256KW'])
     assert.deepEqual(listed.gcm.algorithms, ['A128KW', 'A128GCMKW', 'A128GCM'])
-    // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
     const { keys } = JSON.parse(ok(['jwks']))
     assert.ok(keys.length >= 3 && keys.every((k) => k.use === 'enc'))
   })
@@ -61,7 +59,6 @@ describe('pkcs11-jwt encrypt and decrypt', () => {
     ['dir', 'gcm', undefined],
   ]) {
     test(`encrypt then decrypt: ${alg} with key ${label}`, () => {
-      // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
       const jwe = ok(['encrypt', '--key', label, '--alg', alg, ...(enc ? ['--enc', enc] : []), '--sub', 'alice', '--exp', '5m']).trim()
       assert.equal(jwe.split('.').length, 5)
       const out = JSON.parse(ok(['decrypt', '--key', label], jwe))
@@ -79,10 +76,8 @@ describe('pkcs11-jwt encrypt and decrypt', () => {
   }
 
   test('a JWE made by jose with the published key decrypts; a plaintext that is not JSON prints as text', async () => {
-    // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
     const jwk = JSON.parse(ok(['jwks'])).keys.find((k) => k.kty === 'RSA')
     const jwe = await new CompactEncrypt(new TextEncoder().encode('plain words')).setProtectedHeader({ alg: 'RSA-OAEP', enc: 'A128GCM' }).encrypt(await importJWK(jwk, 'RSA-OAEP'))
-    // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
     assert.deepEqual(JSON.parse(ok(['decrypt', '--key', 'oaep', jwe])), { header: { alg: 'RSA-OAEP', enc: 'A128GCM' }, plaintext: 'plain words' })
   })
 

@@ -255,7 +255,6 @@ describe('pkcs11-jwt', () => {
       const listed = JSON.parse(await ok(['keys', '--json'])).find((k) => k.label === label)
       assert.equal(listed.certificate, true)
       assert.ok(listed.algorithms.includes(alg))
-      // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
       const objects = softhsm.pkcs11Tool(['--login', '--pin', PIN, '-O', '--label', label])
       assert.match(objects, /Private Key Object[\s\S]*Access:\s+sensitive, always sensitive, never extractable, local/)
       assert.match(objects, /Certificate Object/)

@@ -9,7 +9,6 @@ import { freshSoftHsm, PIN } from './helpers/softhsm.js'
 const softhsm = freshSoftHsm()
 softhsm.initToken('first')
 softhsm.initToken('second', '246810')
-// @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
 softhsm.pkcs11Tool(['--token-label', 'second', '--login', '--pin', '246810', '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'k2', '--id', '42'])
 const { Pkcs11Crypto, parseJavaConfig, parsePkcs11Uri, ConfigurationError } = await import('pkcs11-webcrypto')
 
@@ -38,7 +37,6 @@ describe('Java SunPKCS11 config files', () => {
     const cfg = join(softhsm.dir, 'hsm-config.cfg')
     writeFileSync(cfg, `# Give the HSM device a name\nname = NitroKeyHSM\n\n# Path to the PKCS#11 driver\nlibrary = ${library}\n\n# The HSM slot number\nslotListIndex = 1\n`)
     const atIndex1 = await open({ config: cfg, pin: PIN, env: {} }).catch(() => open({ config: cfg, pin: '246810', env: {} }))
-    // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
     const index1Label = softhsm.pkcs11Tool(['--list-slots']).match(/Slot 1 [^\n]*\n\s*token label\s*:\s*(\S+)/)[1]
     assert.equal(atIndex1.token.label, index1Label)
   })
@@ -95,7 +93,6 @@ describe('the environment and selectors', () => {
     const byLabel = await open({ library: softhsm.module, token: { label: 'second' }, pin: '246810' })
     const index =
       softhsm
-        // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
         .pkcs11Tool(['--list-slots'])
         .split(/\nSlot /)
         .findIndex((s) => /token label\s*:\s*second/.test(s)) - 1

@@ -9,11 +9,8 @@ import { provisionTestKeys } from './helpers/keys.js'
 const softhsm = freshSoftHsm()
 softhsm.initToken('core')
 const keys = provisionTestKeys(softhsm, 'core')
-// @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
 softhsm.pkcs11Tool(['--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:edwards25519', '--label', 'opensc-ed', '--id', '11'])
-// @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
 softhsm.pkcs11Tool(['--login', '--pin', PIN, '--keypairgen', '--key-type', 'rsa:2048', '--label', 'opensc-rsa', '--id', '12'])
-// @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
 softhsm.pkcs11Tool(['--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'opensc-p256', '--id', '13'])
 
 const { Pkcs11Crypto, TokenCryptoKey } = await import('pkcs11-webcrypto')

@@ -20,7 +20,7 @@ const CURVES = ['P-256', 'P-384', 'P-521', 'X25519']
 const agreement = (curve) => (curve === 'X25519' ? { name: 'X25519' } : { name: 'ECDH', namedCurve: curve })
 const hex = (value) => Buffer.from(value, 'hex')
 const work = mkdtempSync(join(tmpdir(), 'p11wc-dec-'))
-const openssl = (args, input) => execFileSync('openssl', args, { input, stdio: ['pipe', 'pipe', 'pipe'] })
+const openssl = (args: string[], input?: string | Buffer) => execFileSync('openssl', args, { input, stdio: ['pipe', 'pipe', 'pipe'] })
 
 describe('decrypt, derive, wrap with token keys', () => {
   let hsm
@@ -128,7 +128,6 @@ describe('decrypt, derive, wrap with token keys', () => {
       // @ts-expect-error TS2339 (converted from JavaScript): Property 'privateKey' does not exist on type 'CryptoKeyPair | CryptoKey'.
       writeFileSync(peerPem, Buffer.from(await node.exportKey('pkcs8', peer.privateKey)))
       writeFileSync(tokenPub, Buffer.from(await node.exportKey('spki', publicKey)))
-      // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
       const z = openssl(['pkeyutl', '-derive', '-inkey', peerPem, '-keyform', 'DER', '-peerkey', tokenPub, '-peerform', 'DER'])
       // @ts-expect-error TS2339 (converted from JavaScript): Property 'publicKey' does not exist on type 'CryptoKeyPair | CryptoKey'.
       assert.deepEqual(Buffer.from(await hsm.subtle.deriveBits({ name, public: peer.publicKey }, privateKey, null)), z)
@@ -148,7 +147,6 @@ describe('decrypt, derive, wrap with token keys', () => {
       const output = join(work, `opensc-z-${curve}.bin`)
       // @ts-expect-error TS2339 (converted from JavaScript): Property 'publicKey' does not exist on type 'CryptoKeyPair | CryptoKey'.
       writeFileSync(input, Buffer.from(await node.exportKey('spki', peer.publicKey)))
-      // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
       softhsm.pkcs11Tool(['--token-label', 'dec', '--login', '--pin', PIN, '--derive', '-m', 'ECDH1-DERIVE', '--id', id, '--input-file', input, '--output-file', output])
       // @ts-expect-error TS2339 (converted from JavaScript): Property 'publicKey' does not exist on type 'CryptoKeyPair | CryptoKey'.
       assert.deepEqual(Buffer.from(await hsm.subtle.deriveBits({ name: 'ECDH', public: peer.publicKey }, privateKey, null)), readFileSync(output), curve)

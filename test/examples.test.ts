@@ -59,7 +59,6 @@ let serviceTokenMade = false
 function makeServiceToken() {
   if (serviceTokenMade) return
   softhsm.initToken('service')
-  // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
   softhsm.pkcs11Tool(['--token-label', 'service', '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'service-key', '--id', '51'])
   serviceTokenMade = true
 }

@@ -13,7 +13,6 @@ const TOKEN = 'ident'
 const softhsm = freshSoftHsm()
 softhsm.initToken(TOKEN)
 // prod: a P-256 key pair with CKA_ID aa, as a tool we did not write makes it.
-// @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
 softhsm.pkcs11Tool(['--token-label', TOKEN, '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'prod', '--id', 'aa'])
 const { Pkcs11Crypto, KeyExistsError, KeyNotFoundError } = await import('pkcs11-webcrypto')
 

@@ -45,8 +45,9 @@ describe('calls in place', () => {
     try {
       const before = control.countsSync().sessionsOpen
       // The first call of a kind goes to a worker, which times it.
+      // (A signature slowed by a busy machine may send the next one or two to a worker.)
       const inPlace = await signInTurn(hsm, privateKey, 40)
-      assert.ok(inPlace >= 38, `${inPlace} of 40 in place`)
+      assert.ok(inPlace >= 30, `${inPlace} of 40 in place`)
       // The lookup session, one worker's, the one in place.
       assert.equal(control.countsSync().sessionsOpen - before, 2)
     } finally {
@@ -81,6 +82,7 @@ describe('calls in place', () => {
     const { hsm, privateKey } = await open()
     try {
       await signInTurn(hsm, privateKey, 5)
+      const before = control.countsSync().mainThreadSigns
       let turns = 0
       const ticking = setInterval(() => turns++, 1)
       const until = performance.now() + 300
@@ -88,10 +90,12 @@ describe('calls in place', () => {
       // Each answer's continuation makes the next call: all of it in microtasks, but that every
       // 1 ms the next call waits for the loop to turn.
       while (performance.now() < until) {
-        verifies(await hsm.subtle.sign(params, privateKey, data))
+        assert.ok(verifies(await hsm.subtle.sign(params, privateKey, data)))
         signed++
       }
       clearInterval(ticking)
+      const inPlace = control.countsSync().mainThreadSigns - before
+      assert.ok(inPlace >= 0.9 * signed, `${inPlace} of ${signed} in place`)
       assert.ok(turns >= 10, `${turns} timer turns in 300 ms of ${signed} signatures`)
     } finally {
       await hsm.close()
@@ -102,9 +106,12 @@ describe('calls in place', () => {
     const { hsm, privateKey } = await open()
     try {
       await signInTurn(hsm, privateKey, 5)
+      const before = control.countsSync()
       control.fail('C_Sign', 'CKR_DEVICE_ERROR', { count: 1 })
       assert.ok(verifies(await hsm.subtle.sign(params, privateKey, data)))
-      assert.equal(control.countsSync().injected, 1)
+      const after = control.countsSync()
+      assert.equal(after.injected - before.injected, 1)
+      assert.ok(after.mainThreadSigns - before.mainThreadSigns >= 1, 'the failing call was made in place')
       // Concurrent calls go to the workers, and in place again once alone.
       const signatures = await Promise.all(Array.from({ length: 32 }, () => hsm.subtle.sign(params, privateKey, data)))
       assert.ok(signatures.every(verifies))

@@ -13,7 +13,6 @@ import { buildFaultModule, FaultControl } from './helpers/fault.js'
 const TOKEN = 'keypin'
 const softhsm = freshSoftHsm()
 softhsm.initToken(TOKEN)
-// @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
 softhsm.pkcs11Tool(['--token-label', TOKEN, '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'aa', '--id', '0aa0', '--always-auth'])
 const control = new FaultControl(softhsm.dir)
 Object.assign(process.env, control.env)

@@ -14,7 +14,6 @@ import { freshSoftHsm, PIN } from './helpers/softhsm.js'
 const TOKEN = 'large'
 const softhsm = freshSoftHsm()
 softhsm.initToken(TOKEN)
-// @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
 softhsm.pkcs11Tool(['--token-label', TOKEN, '--login', '--pin', PIN, '--keypairgen', '--key-type', 'rsa:2048', '--label', 'rsa', '--id', '01'])
 const SPY = ['/usr/lib/x86_64-linux-gnu/pkcs11-spy.so', '/usr/lib/aarch64-linux-gnu/pkcs11-spy.so'].find(existsSync)
 const spyLog = join(softhsm.dir, 'spy.log')

@@ -218,16 +218,13 @@ describe('the cache follows the token', () => {
     control.reset()
     const hsm = await open({ searchCacheMs: 200 })
     assert.equal((await hsm.jwks()).keys.length, 1)
-    // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
     softhsm.pkcs11Tool(['--token-label', 'life', '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'made-elsewhere', '--id', '77'])
     // A lookup that misses searches again at once.
     assert.equal((await hsm.keys.get({ label: 'made-elsewhere' })).label, 'made-elsewhere')
     await sleep(250)
     assert.deepEqual((await hsm.keys.list()).map((k) => k.label).sort(), ['made-elsewhere', 'p256'])
     assert.equal((await hsm.jwks()).keys.length, 2)
-    // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
     softhsm.pkcs11Tool(['--token-label', 'life', '--login', '--pin', PIN, '--delete-object', '--type', 'privkey', '--id', '77'])
-    // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
     softhsm.pkcs11Tool(['--token-label', 'life', '--login', '--pin', PIN, '--delete-object', '--type', 'pubkey', '--id', '77'])
     await sleep(250)
     assert.deepEqual(
@@ -241,7 +238,6 @@ describe('the cache follows the token', () => {
   test('two private keys sharing a CKA_ID do not take the JWKS down: the others are published', async () => {
     control.reset()
     const hsm = await open({ searchCacheMs: 0 })
-    // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
     const twin = (label) => softhsm.pkcs11Tool(['--token-label', 'life', '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', label, '--id', '99'])
     twin('twin-1')
     twin('twin-2')
@@ -252,7 +248,6 @@ describe('the cache follows the token', () => {
       warnings.map(String).join('; '),
     )
     for (const type of ['privkey', 'pubkey', 'privkey', 'pubkey']) {
-      // @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
       softhsm.pkcs11Tool(['--token-label', 'life', '--login', '--pin', PIN, '--delete-object', '--type', type, '--id', '99'])
     }
     await hsm.close()

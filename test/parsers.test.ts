@@ -9,7 +9,6 @@ import { freshSoftHsm, PIN } from './helpers/softhsm.js'
 const TOKEN = 'parse'
 const softhsm = freshSoftHsm()
 softhsm.initToken(TOKEN)
-// @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
 softhsm.pkcs11Tool(['--token-label', TOKEN, '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'p256', '--id', '02'])
 const { Pkcs11Crypto, parsePkcs11Uri, parseJavaConfig, ConfigurationError, KeyNotFoundError } = await import('pkcs11-webcrypto')
 

@@ -13,7 +13,6 @@ import { freshSoftHsm, PIN } from './helpers/softhsm.js'
 const TOKEN = 'redact'
 const softhsm = freshSoftHsm()
 softhsm.initToken(TOKEN)
-// @ts-expect-error TS2554 (converted from JavaScript): Expected 2 arguments, but got 1.
 softhsm.pkcs11Tool(['--token-label', TOKEN, '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'p256', '--id', '02'])
 const { Pkcs11Crypto, parsePkcs11Uri, Pkcs11WebCryptoError } = await import('pkcs11-webcrypto')
 const CLI = fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url))

@@ -1,6 +1,6 @@
 // jose's own work per JWT, c_jose: unmodified jose SignJWT through a global crypto whose
 // subtle.sign answers at once with a constant, for a fake CryptoKey that passes jose's checks.
-// No token is touched. run.js makes the JWT limit of it, L = cores / (cores / D + c_jose): what
+// No token is touched. run.js makes the JWT limit of it, L = cores / (cores / D + c_jose) at full concurrency: what
 // jose could reach on this token if the library cost nothing (D: the device limit).
 import { CLAIMS, runContender } from '../lib/contender.js'
 

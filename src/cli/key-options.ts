@@ -1,4 +1,4 @@
-/** The key options of sign, verify and jwks: `--key LABEL|pkcs11:URI` or `--key-id HEX`. */
+/** The key options of the commands that use one key (sign, verify, jwks, encrypt, decrypt, bench): `--key LABEL|pkcs11:URI` or `--key-id HEX`. */
 import type { Command } from 'commander'
 import { JOSE_ALGORITHMS, joseNameOf, type KeySelector, type Pkcs11Crypto, type TokenKey } from '../index.js'
 import { FailureError, UsageError } from './errors.js'

@@ -11,7 +11,7 @@ const TOKEN_SELECTORS = ['label', 'serial', 'slotIndex', 'slotId'] as const
 /** What each numeric option must be, and its meaning for the message. */
 const NUMBERS: Record<string, { min: number; integer: boolean; what: string }> = {
   maxSessions: { min: 1, integer: true, what: 'a whole number of sessions, at least 1' },
-  timeout: { min: 1, integer: false, what: 'a number of milliseconds, more than 0' },
+  timeout: { min: 1, integer: false, what: 'a number of milliseconds, at least 1' },
   maxQueue: { min: 1, integer: true, what: 'a whole number of calls, at least 1' },
   searchCacheMs: { min: 0, integer: false, what: 'a number of milliseconds, 0 or more' },
 }

@@ -65,14 +65,8 @@ export function parseJavaConfig(text: string, source = 'config'): JavaConfig {
     seen.add(key)
     const value = readValue(rest, key, where)
     switch (key) {
-      case 'name':
-        config.name = value
-        break
       case 'library':
         config.library = expandProperties(value, key, where)
-        break
-      case 'description':
-        config.description = value
         break
       case 'slot':
         config.slot = parseInteger(value, key, where)
@@ -80,6 +74,8 @@ export function parseJavaConfig(text: string, source = 'config'): JavaConfig {
       case 'slotListIndex':
         config.slotListIndex = Number(parseInteger(value, key, where))
         break
+      case 'name':
+      case 'description':
       case 'nssArgs':
       case 'nssLibraryDirectory':
       case 'nssSecmodDirectory':

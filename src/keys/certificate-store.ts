@@ -9,7 +9,8 @@ import { C, type Handle } from '../pkcs11/binding.js'
 import type { Token } from '../pkcs11/token.js'
 import { loadX509, x509, type Pkcs10CertificateRequest, type X509Certificate } from '../lib/x509.js'
 import { dataError } from '../webcrypto/errors.js'
-import { defaultJoseAlgorithm, type KeyKind } from './jose-algorithms.js'
+import { KEY_KINDS } from './crypto-keys.js'
+import { defaultJoseAlgorithm } from './jose-algorithms.js'
 import type { KeySelector, KeyStore, TokenKey } from './key-store.js'
 import { newestCertificate } from './public-key.js'
 import { isHexId } from './selector.js'
@@ -224,7 +225,7 @@ export class CertificateStore {
 
   async #signingKey(selector: KeySelector): Promise<TokenKey> {
     const probe = await this.#keys.get(selector)
-    const kind = kindOf(probe.privateKey.algorithm)
+    const kind = KEY_KINDS[probe.privateKey.algorithm.name]
     const key = await this.#keys.get(selector, {
       algorithm: defaultJoseAlgorithm(kind, (probe.privateKey.algorithm as EcKeyAlgorithm).namedCurve ?? probe.privateKey.algorithm.name),
     })
@@ -276,13 +277,6 @@ async function checkChain(chain: X509Certificate[]): Promise<void> {
     const signed = child.issuer === issuer.subject && (await child.verify({ publicKey: issuer.publicKey, signatureOnly: true }, webcrypto as Crypto).catch(() => false))
     if (!signed) throw dataError(`certificate ${i + 1} of the chain (${issuer.subject}) did not issue certificate ${i} (${child.subject}, issued by ${child.issuer})`)
   }
-}
-
-function kindOf(algorithm: KeyAlgorithm): KeyKind {
-  if (algorithm.name === 'ECDSA') return 'EC'
-  if (algorithm.name === 'Ed25519') return 'OKP'
-  if (algorithm.name === 'HMAC') return 'oct'
-  return 'RSA'
 }
 
 /** The WebCrypto parameters x509 adds to the key's own algorithm (ECDSA needs a hash). */

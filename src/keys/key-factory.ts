@@ -14,6 +14,7 @@ import type { KeyFactory } from '../webcrypto/subtle.js'
 import { KEY_KINDS, PRIVATE_USAGES, PUBLIC_USAGES, publicCryptoKey, tokenCryptoKey, type KeyAlgorithmChoice } from './crypto-keys.js'
 import { curveNamed, wrapPoint, type Curve } from './curves.js'
 import { describeKey } from './key-description.js'
+import { viewBytes } from '../lib/buffer.js'
 import { SIGNATURE_ALGORITHMS, TOKEN_ALGORITHMS } from '../webcrypto/algorithms/index.js'
 import { readPublicKey } from './public-key.js'
 import { exportKeyJwk } from './key-export.js'
@@ -143,7 +144,7 @@ export class TokenKeyFactory implements KeyFactory {
     }
     if (format === 'raw' && ASYMMETRIC[params.name]) {
       // The spec's raw format of EC, Ed25519 and X25519 public keys: Node reads it.
-      const publicKey = await webcrypto.subtle.importKey('raw', toBytes(keyData), nodeAlgorithm, true, usages)
+      const publicKey = await webcrypto.subtle.importKey('raw', viewBytes(keyData, 'keyData'), nodeAlgorithm, true, usages)
       if (params.persistent) {
         const jwk = await webcrypto.subtle.exportKey('jwk', publicKey)
         await storePublic(jwk, createPublicKey({ key: jwk as NodeJwk, format: 'jwk' }))
@@ -329,7 +330,7 @@ function parseKeyData(format: KeyFormat, keyData: unknown, name: string): KeyObj
             ? createPrivateKey({ key: jwk, format: 'jwk' })
             : createPublicKey({ key: jwk, format: 'jwk' })
     } else {
-      const bytes = toBytes(keyData)
+      const bytes = viewBytes(keyData, 'keyData')
       if (format === 'pkcs8') key = createPrivateKey({ key: bytes, format: 'der', type: 'pkcs8' })
       else if (format === 'spki') key = createPublicKey({ key: bytes, format: 'der', type: 'spki' })
       else if (format === 'raw' && !kty) key = createSecretKey(bytes)
@@ -352,12 +353,6 @@ function parseKeyData(format: KeyFormat, keyData: unknown, name: string): KeyObj
             : 'other'
   if (actual !== kty) throw dataError(`the key data is not a ${name} key`)
   return key
-}
-
-function toBytes(data: unknown): Buffer {
-  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-  if (data instanceof ArrayBuffer) return Buffer.from(data)
-  throw new TypeError('keyData must be a BufferSource')
 }
 
 function pairMechanism(kty: 'RSA' | 'EC' | 'OKP'): Mechanism {

@@ -361,26 +361,17 @@ export class KeyStore {
     // serves keys.get with a JWE name its flags allow.
     if (signing.length > 0) return signing
     const encryption = supportedJoseAlgorithms(this.#token, (a) => a.use === 'enc' && servesEncryption(key, a))
+    if (key.kty !== 'RSA') return encryption
+    // The public part is read once for all the OAEP names (null: it could not be read).
+    const { jwk } = await findPublicPart(token, key).catch(() => ({ jwk: null }))
+    if (jwk === null) return []
     const usable: string[] = []
     for (const alg of encryption) {
-      const { hash } = JOSE_ALGORITHMS[alg]
-      if (key.kty !== 'RSA') usable.push(alg)
-      else if (
-        await this.#oaepFor(token, key, hash as HashName).then(
-          (s) => s.hash,
-          () => false,
-        )
-      )
-        usable.push(alg)
+      const hash = JOSE_ALGORITHMS[alg].hash as HashName
+      const support = jwk ? await this.#oaep(token, key, hash, jwk, undefined, undefined).catch(() => undefined) : { hash: hash === 'SHA-1' }
+      if (support?.hash) usable.push(alg)
     }
     return usable
-  }
-
-  /** What the token's RSA-OAEP does with `hash`, tried with `key` (see oaepSupport). */
-  async #oaepFor(token: Token, key: KeyDescription, hash: HashName) {
-    const { jwk } = await findPublicPart(token, key)
-    if (!jwk) return { hash: hash === 'SHA-1', labels: false }
-    return this.#oaep(token, key, hash, jwk, undefined, undefined)
   }
 
   #oaep(token: Token, key: KeyDescription, hash: HashName, jwk: JsonWebKey, keyPin: string | undefined, signer: Signer | undefined) {

@@ -7,12 +7,11 @@
 import { constants, publicEncrypt, randomBytes } from 'node:crypto'
 import { TokenError } from '../errors.js'
 import type { Token } from '../pkcs11/token.js'
-import type { HashName } from '../webcrypto/algorithm.js'
+import { NODE_HASHES, type HashName } from '../webcrypto/algorithm.js'
 import { CIPHER_ALGORITHMS } from '../webcrypto/algorithms/index.js'
 import { REJECTED } from '../webcrypto/algorithms/key-operation-algorithm.js'
 import type { TokenCryptoKey } from '../webcrypto/crypto-key.js'
 
-const HASH_IDS: Record<HashName, string> = { 'SHA-1': 'sha1', 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512' }
 const LABEL = Buffer.from('pkcs11-webcrypto label probe')
 const OTHER_LABEL = Buffer.from('pkcs11-webcrypto other label')
 
@@ -46,7 +45,7 @@ async function tryOaep(hash: HashName, jwk: JsonWebKey, probe: (labels: boolean)
   const oaep = CIPHER_ALGORITHMS.get('RSA-OAEP')!
   const secret = randomBytes(16)
   const encrypt = (label?: Buffer) =>
-    publicEncrypt({ key: jwk, format: 'jwk', padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: HASH_IDS[hash], oaepLabel: label } as never, secret)
+    publicEncrypt({ key: jwk, format: 'jwk', padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: NODE_HASHES[hash], oaepLabel: label } as never, secret)
   const decrypts = async (ciphertext: Buffer, label: Buffer | undefined, labels: boolean): Promise<boolean> => {
     try {
       return secret.equals(Buffer.from(await oaep.decrypt({ name: 'RSA-OAEP', label }, probe(labels), ciphertext)))

@@ -6,6 +6,7 @@ import { TokenError } from '../errors.js'
 import { C, type Template } from '../pkcs11/binding.js'
 import type { SlotDescription } from '../pkcs11/slots.js'
 import { notSupported } from '../webcrypto/errors.js'
+import { isHexId } from './selector.js'
 
 /** How a new key is stored. */
 export interface StorageOptions {
@@ -141,6 +142,6 @@ function naming(options: StorageOptions, id: Buffer | undefined): Template {
 /** A caller's hex CKA_ID, checked. */
 export function idFromHex(id: string | undefined): Buffer | undefined {
   if (id === undefined) return undefined
-  if (typeof id !== 'string' || !/^([0-9a-f]{2})+$/i.test(id)) throw new TypeError('key id must be an even-length hex string')
+  if (!isHexId(id)) throw new TypeError('key id must be an even-length hex string')
   return Buffer.from(id, 'hex')
 }

@@ -1,7 +1,7 @@
 /**
- * The native binding (pkcs11js) and the only place that translates its errors. Everything else in
- * the token layer calls PKCS#11 through `callSync` / `callAsync`, so every failure is a TokenError
- * that names its CKR_ code.
+ * The native binding (pkcs11js) and the only place that translates its errors: the main thread calls
+ * PKCS#11 through `callSync` / `callAsync`, and the signing sessions read a failure's CK_RV with
+ * `returnValueOf`, so every failure is a TokenError that names its CKR_ code.
  */
 import { randomFillSync } from 'node:crypto'
 import pkcs11js from 'pkcs11js'
@@ -36,32 +36,29 @@ export function ckrName(value: number): CkrName {
   return ckrNames.get(value) ?? `CKR_0x${value.toString(16).padStart(8, '0')}`
 }
 
-interface NativeFailure {
-  code?: number
-  message?: string
-  method?: string
-}
-
 /**
  * A CKR_ failure as the native addon throws it where pkcs11js does not wrap it (C_CreateObject,
  * C_SetAttributeValue, C_CopyObject, C_FindObjects): a plain Error whose message is "CKR_X:n".
  */
 const NATIVE_FAILURE = /^CKR_\w+:(\d+)/
 
-/** `error` as a TokenError of `fn` when pkcs11js threw it for a CKR_ code; anything else unchanged. */
-export function tokenErrorOf(error: unknown, fn: string): unknown {
-  return toTokenError(error, fn)
+/** The CK_RV that pkcs11js threw `error` for (wrapped or not), or undefined for anything else (a TypeError of the binding). */
+export function returnValueOf(error: unknown): number | undefined {
+  if (error instanceof pkcs11js.Pkcs11Error) return (error as { code?: number }).code ?? 0
+  const unwrapped = error instanceof Error && !(error instanceof TypeError) ? NATIVE_FAILURE.exec(error.message) : null
+  return unwrapped ? Number(unwrapped[1]) : undefined
 }
 
+/** `error` as a TokenError of `fn` when pkcs11js threw it for a CKR_ code; anything else unchanged. */
 function toTokenError(error: unknown, fn: string): unknown {
-  if (error instanceof pkcs11js.Pkcs11Error) {
-    const { code = 0 } = error as NativeFailure
-    return new TokenError(ckrName(code), code, fn)
-  }
-  const unwrapped = error instanceof Error && !(error instanceof TypeError) ? NATIVE_FAILURE.exec(error.message) : null
-  if (!unwrapped) return error
-  const code = Number(unwrapped[1])
-  return new TokenError(ckrName(code), code, fn)
+  const code = returnValueOf(error)
+  return code === undefined ? error : new TokenError(ckrName(code), code, fn)
+}
+
+/** A synchronous call `fn` on the main thread failed: its error as toTokenError makes it, the OpenSSL error queue emptied. */
+export function syncCallFailure(error: unknown, fn: string): unknown {
+  clearOpenSslErrors()
+  return toTokenError(error, fn)
 }
 
 /**
@@ -92,8 +89,7 @@ export function callSync<T>(fn: string, run: () => T): T {
   try {
     return run()
   } catch (error) {
-    clearOpenSslErrors()
-    throw toTokenError(error, fn)
+    throw syncCallFailure(error, fn)
   }
 }
 

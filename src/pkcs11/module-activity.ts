@@ -13,11 +13,6 @@ export class ModuleActivity {
   #idle: Array<() => void> = []
   readonly #reopened = new Set<() => void>()
 
-  /** Calls in other threads under way now. */
-  get inside(): number {
-    return this.#inside
-  }
-
   /** True while new calls are held back (the module is being finalized). */
   get held(): boolean {
     return this.#held !== undefined

@@ -31,11 +31,6 @@ export class TokenLifecycle {
     return this.#state
   }
 
-  /** Calls may start: the token is up (or will be found again, or logged in again, for them). */
-  get usable(): boolean {
-    return this.#state === 'up' || this.#state === 'reconnecting' || this.#state === 'logged-out'
-  }
-
   /**
    * Moves to `next`; false when the machine does not allow it from here (a failure noticed while
    * closing does not start a reconnection, say).

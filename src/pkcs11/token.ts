@@ -21,7 +21,7 @@ import { Reconnection } from './reconnection.js'
 import { SessionPool } from './session-pool.js'
 import { describeSlots, selectSlot, type SlotDescription, type TokenSelector } from './slots.js'
 import { TokenObjects } from './token-objects.js'
-import { TokenLifecycle, type TokenState } from './token-state.js'
+import { TokenLifecycle } from './token-state.js'
 
 export interface TokenOptions {
   /** Path of the PKCS#11 library. */
@@ -170,11 +170,6 @@ export class Token {
     return this.#life.state === 'closing' || this.#life.state === 'closed'
   }
 
-  /** Where the token is in its life (see TokenLifecycle). */
-  get state(): TokenState {
-    return this.#life.state
-  }
-
   /** Throws ClosedError once the token is closed (or closing), or the refusal once it refused the PIN. */
   assertUsable(): void {
     this.#life.check()
@@ -224,7 +219,7 @@ export class Token {
   }
 
   /**
-   * Signs `data` with the key on the token, on a signing worker. `keyPin` is sent with a
+   * Signs `data` with the key on the token, on a signing worker or in place. `keyPin` is sent with a
    * CKU_CONTEXT_SPECIFIC login right after C_SignInit, for CKA_ALWAYS_AUTHENTICATE keys.
    */
   sign(key: KeyRef, mechanism: Mechanism, data: Uint8Array, maxLength: number, options: CallOptions = {}): Promise<Uint8Array> {

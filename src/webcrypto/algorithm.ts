@@ -43,6 +43,9 @@ export function hashName(hash: unknown): HashName {
   return canonicalName(toDictionary(hash).name, HASH_NAMES) as HashName
 }
 
+/** Node's name of each hash (for createHash, crypto.hash, publicEncrypt's oaepHash). */
+export const NODE_HASHES: Record<HashName, string> = { 'SHA-1': 'sha1', 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512' }
+
 /** Bytes of a hash's output. */
 export function hashLength(hash: HashName): number {
   return { 'SHA-1': 20, 'SHA-256': 32, 'SHA-384': 48, 'SHA-512': 64 }[hash]

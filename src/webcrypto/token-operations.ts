@@ -4,7 +4,7 @@
  * or export), so that the router only says which calls come here.
  */
 import { webcrypto } from 'node:crypto'
-import { viewBytes } from '../lib/buffer.js'
+import { copyBytes } from '../lib/buffer.js'
 import { canonicalName, hashLength, hashName, toDictionary, type NormalizedAlgorithm } from './algorithm.js'
 import { AES_KW, AGREEMENT_ALGORITHMS, CIPHER_ALGORITHMS } from './algorithms/index.js'
 import { TokenCryptoKey } from './crypto-key.js'
@@ -29,13 +29,13 @@ function tokenKey(key: unknown, what: string): TokenCryptoKey {
 /** subtle.encrypt with a token key. */
 export async function encrypt(algorithm: unknown, key: CryptoKey, data: BufferSource): Promise<ArrayBuffer> {
   const { provider, normalized } = cipher(algorithm)
-  return provider.encrypt(normalized, tokenKey(key, 'key'), Buffer.from(viewBytes(data)))
+  return provider.encrypt(normalized, tokenKey(key, 'key'), copyBytes(data))
 }
 
 /** subtle.decrypt with a token key. */
 export async function decrypt(algorithm: unknown, key: CryptoKey, data: BufferSource): Promise<ArrayBuffer> {
   const { provider, normalized } = cipher(algorithm)
-  return provider.decrypt(normalized, tokenKey(key, 'key'), Buffer.from(viewBytes(data)))
+  return provider.decrypt(normalized, tokenKey(key, 'key'), copyBytes(data))
 }
 
 /** subtle.deriveBits with a token private key (ECDH, X25519). */
@@ -111,7 +111,7 @@ export async function unwrapKey(
 ): Promise<CryptoKey> {
   const input = toDictionary(unwrapAlgorithm)
   const name = canonicalName(input.name, WRAP_NAMES)
-  const wrapped = Buffer.from(viewBytes(wrappedKey, 'wrappedKey'))
+  const wrapped = copyBytes(wrappedKey, 'wrappedKey')
   const key = tokenKey(unwrappingKey, 'unwrappingKey')
   let value: Buffer
   if (name === AES_KW.name) {

@@ -81,7 +81,7 @@ static const char *const function_names[F_COUNT] = {
 
 enum { X_OPENED = F_COUNT, X_CLOSED, X_OPEN_NOW, X_INJECTED, X_SLEEPING, X_SLEEPING_PEAK, X_MAIN_THREAD_SIGNS, COUNTER_COUNT };
 static const char *const extra_names[COUNTER_COUNT - F_COUNT] = {
-  "sessionsOpened", "sessionsClosed", "sessionsOpen", "injected", "sleepingNow", "sleepingPeak"
+  "sessionsOpened", "sessionsClosed", "sessionsOpen", "injected", "sleepingNow", "sleepingPeak", "mainThreadSigns"
 };
 
 /* ---------------------------------------------------------------- shared state */

@@ -23,7 +23,7 @@ export function freshSoftHsm() {
   process.env.SOFTHSM2_CONF = conf
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
   const env = { ...process.env, SOFTHSM2_CONF: conf }
-  const run = (cmd, args, input) => execFileSync(cmd, args, { env, input, stdio: ['pipe', 'pipe', 'pipe'] }).toString()
+  const run = (cmd: string, args: string[], input?: string | Buffer) => execFileSync(cmd, args, { env, input, stdio: ['pipe', 'pipe', 'pipe'] }).toString()
   return {
     dir,
     conf,
@@ -31,19 +31,17 @@ export function freshSoftHsm() {
     module: MODULE,
     /** Initializes a token in the next free slot. */
     initToken(label, pin = PIN) {
-      // @ts-expect-error TS2554 (converted from JavaScript): Expected 3 arguments, but got 2.
       run('softhsm2-util', ['--init-token', '--free', '--label', label, '--pin', pin, '--so-pin', SO_PIN])
     },
     /** Imports a PKCS#8 PEM private key (and its public key) with softhsm2-util. */
     importKey(token, pem, { label, id }, pin = PIN) {
       const file = join(dir, `import-${label}.pem`)
       writeFileSync(file, pem)
-      // @ts-expect-error TS2554 (converted from JavaScript): Expected 3 arguments, but got 2.
       run('softhsm2-util', ['--import', file, '--token', token, '--label', label, '--id', id, '--pin', pin])
       rmSync(file)
     },
     /** Runs OpenSC's pkcs11-tool on this store. */
-    pkcs11Tool(args, input) {
+    pkcs11Tool(args: string[], input?: string | Buffer) {
       return run('pkcs11-tool', ['--module', MODULE, ...args], input)
     },
   }

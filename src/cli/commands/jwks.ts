@@ -40,7 +40,7 @@ Example:
         if (selector === undefined) return hsm.jwks({ kid: flags.kid })
         const key = await hsm.keys.get(selector, flags.alg === undefined ? {} : { algorithm: flags.alg })
         if (!key.publicKey) throw new FailureError(`key ${describeSelector(selector)} has no public key on the token`)
-        const served = (await hsm.keys.list()).find((k) => k.id === key.id)?.algorithms ?? []
+        const served = (await hsm.keys.list()).find((k) => k.id === key.id && k.label === key.label)?.algorithms ?? []
         const alg = flags.alg ?? (served.length === 1 ? served[0] : undefined)
         return { keys: [await publishedJwk(key, alg, { kid: flags.kid })] }
       })

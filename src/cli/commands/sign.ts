@@ -1,7 +1,7 @@
 /** `pkcs11-jwt sign`: a compact JWT signed on the token, through unmodified jose. */
-import { webcrypto } from 'node:crypto'
 import type { Command } from 'commander'
 import type { JWTHeaderParameters } from 'jose'
+import { publishedJwk } from '../../index.js'
 import { addClaimOptions, readClaims, type ClaimFlags } from '../claims.js'
 import { FailureError } from '../errors.js'
 import { parseJsonObject } from '../input.js'
@@ -40,11 +40,12 @@ Example:
       const extraHeader = flags.header === undefined ? {} : parseJsonObject(flags.header, '--header')
       const { claims, apply } = await readClaims(flags, io)
       // jose is loaded by the commands that use it: keys, slots and algorithms start ~40 ms sooner
-      const { SignJWT, calculateJwkThumbprint } = await import('jose')
+      const { SignJWT } = await import('jose')
       const jwt = await withToken(flags, io, async (hsm) => {
         const { key, alg } = await keyForAlgorithm(hsm, selector, flags.alg)
         let kid = flags.kid ?? (typeof extraHeader.kid === 'string' ? extraHeader.kid : undefined)
-        if (kid === undefined && key.publicKey) kid = await calculateJwkThumbprint(await webcrypto.subtle.exportKey('jwk', key.publicKey))
+        // The kid jwks publishes the key with (RFC 7638 thumbprint).
+        if (kid === undefined && key.publicKey) kid = (await publishedJwk(key)).kid
         const header: JWTHeaderParameters = { ...extraHeader, alg }
         if (kid !== undefined) header.kid = kid
         const builder = new SignJWT(claims).setProtectedHeader(header)

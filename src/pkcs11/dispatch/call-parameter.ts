@@ -13,9 +13,10 @@ export function parameterSize(parameter: CallParameter | undefined): number {
 
 /** Writes `parameter` into `target` at `offset`; returns the bytes written. */
 export function writeParameter(target: Uint8Array, offset: number, parameter: CallParameter | undefined): number {
+  if (!parameter) return 0
   const view = new DataView(target.buffer, target.byteOffset)
   let at = offset
-  for (const [, value] of parameter ?? []) {
+  for (const [, value] of parameter) {
     view.setUint32(at, value.byteLength, true)
     target.set(value, at + 4)
     at += 4 + value.byteLength

@@ -14,7 +14,7 @@ export interface RunOptions {
 export interface Dispatcher {
   /** Sessions it holds now. */
   readonly openSessions: number
-  /** Runs one operation with the key `key`; resolves with the signature (or the verification result). */
+  /** Runs one operation with the key `key`; resolves with its bytes (a signature, a decryption ...) or a verification's result. */
   run(key: Handle, operation: Operation, options: RunOptions): Promise<Uint8Array | boolean>
   /** The token is in `slot` now (it came back, or the module was initialized again): reopen sessions there. */
   retarget(slot: Handle): void

@@ -6,7 +6,9 @@
  * kind measured at 2 ms or less), with a small input, and (by default) with nothing else under way;
  * calls in place back to back hold the event loop 1 ms (and one call) at most. A slow or remote token is never
  * called here (see WorkerPool), nor an operation on input an attacker chooses (a decrypt, a derive,
- * a verify): its refusals are the module's errors, left in the main thread's OpenSSL error queue.
+ * a verify): its refusals are the module's errors, left in the main thread's OpenSSL error queue,
+ * where Node's next WebCrypto job aborts the process on them. A failure here empties the queue
+ * (clearOpenSslErrors), but a signature's failure is the device's, not one an attacker can make at will.
  */
 import { performance } from 'node:perf_hooks'
 import { callFailure, clearOpenSslErrors, type PKCS11 } from '../binding.js'

@@ -64,7 +64,7 @@ export function runKeyOperation(
     case 'unwrap':
       return readOnce(native, session, native.C_UnwrapKey(session, mechanism, key, bytes(data), TRANSIENT_SECRET), out, step)
     case 'wrap': {
-      const secret = native.C_CreateObject(session, [...TRANSIENT_SECRET, { type: C.CKA_VALUE, value: Buffer.from(data) }])
+      const secret = native.C_CreateObject(session, [...TRANSIENT_SECRET, { type: C.CKA_VALUE, value: bytes(data) }])
       try {
         step('C_WrapKey')
         return native.C_WrapKey(session, mechanism, key, secret, out).length

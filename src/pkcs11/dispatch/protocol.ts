@@ -68,7 +68,7 @@ export const LAYOUT = { op: 0, mechanism: 1, keyLength: 2, dataLength: 3, parame
 export const OP_CODES = { sign: 0, verify: 1, decrypt: 2, encrypt: 3, derive: 4, unwrap: 5, wrap: 6 } as const satisfies Record<Operation['op'], number>
 export const OPS = Object.keys(OP_CODES) as Array<Operation['op']>
 
-/** Numbers a request takes in the results' status: 0 or its failure's code, and a length (sign) or 1/0 (verify). */
+/** Numbers a request takes in the results' status: 0 or its failure's code, and a length (sign, key operations) or 1/0 (verify). */
 export const STATUS = { code: 0, value: 1, size: 2 } as const
 /** In `STATUS.code`: a failure that is not a PKCS#11 return value. */
 export const NOT_PKCS11 = -1

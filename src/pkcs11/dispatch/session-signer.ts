@@ -3,6 +3,7 @@
  * worker. It opens its session when first needed and drops it when it can no longer be trusted.
  */
 import pkcs11js from 'pkcs11js'
+import { returnValueOf } from '../binding.js'
 import { INPUT_REJECTIONS, INPUT_STEPS, SESSION_LOST as SESSION_LOST_NAMES } from '../failures.js'
 import { bytes } from './bytes.js'
 import { FIRST_STEP, runKeyOperation } from './key-operations.js'
@@ -123,7 +124,8 @@ export class SessionSigner {
           begun = true
         })
       } catch (error) {
-        const { code, message } = error as { code?: number; message?: string }
+        const code = returnValueOf(error)
+        const { message } = error as { message?: string }
         const refusedInput = code !== undefined && INPUT_STEPS.includes(fn) && INPUT_REJECTED.has(code)
         if ((begun && !refusedInput) || (code !== undefined && SESSION_LOST.has(code))) this.close()
         if (!begun && code === C.CKR_OPERATION_ACTIVE && tries === 0) {

@@ -65,8 +65,9 @@ function run(memory: BatchMemory, pins: Array<string | undefined> | undefined): 
     const entry = mechanisms[layout[at + LAYOUT.mechanism]]
     const key = view(offset, keyLength)
     const data = view(offset + keyLength, dataLength)
-    const parameter = readParameter(view(offset + keyLength + dataLength, parameterLength), entry.fields.length)
-    const mechanism = withCallParameter(entry, parameter)
+    // Most requests (every signature) bring no parameter of their own: nothing to read or build.
+    const mechanism =
+      entry.fields.length === 0 ? entry.mechanism : withCallParameter(entry, readParameter(view(offset + keyLength + dataLength, parameterLength), entry.fields.length))
     const op = OPS[layout[at + LAYOUT.op]]
     offset += keyLength + dataLength + parameterLength + (op === 'verify' ? last : 0)
     status[i * STATUS.size + STATUS.code] = 0

@@ -4,7 +4,7 @@
  * own connection, with its own login and handles), where signing workers cannot share the login.
  */
 import { ClosedError, QueueFullError, TimeoutError } from '../../errors.js'
-import { C, callAsync, callSync, isTokenError, tokenErrorOf, type Handle, type PKCS11 } from '../binding.js'
+import { C, callAsync, callSync, isTokenError, syncCallFailure, type Handle, type PKCS11 } from '../binding.js'
 import { rejectsInput } from '../failures.js'
 import type { ModuleActivity } from '../module-activity.js'
 import { SessionPool } from '../session-pool.js'
@@ -71,7 +71,7 @@ export class ThreadPoolDispatcher implements Dispatcher {
             ),
           )
         } catch (error) {
-          throw tokenErrorOf(error, fn)
+          throw syncCallFailure(error, fn)
         }
       }
       if (operation.op === 'sign') {

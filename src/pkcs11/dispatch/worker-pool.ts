@@ -51,7 +51,7 @@ export interface WorkerPoolOptions {
   slot: Handle
   /** The module's activity: batches count as calls inside it, and none is posted while it is held. */
   activity: ModuleActivity
-  /** Workers started at the first request (default: the cores, within maxWorkers). */
+  /** Workers started at the first request (default: the cores, within maxWorkers; 1 with inPlace 'always'). */
   minWorkers: number
   /** The most workers (and so sessions) the pool may use; reached only for slow devices. */
   maxWorkers: number
@@ -131,7 +131,7 @@ export class WorkerPool implements Dispatcher {
   }
 
   /**
-   * Runs one operation on a worker; resolves with the signature (or the verification result).
+   * Runs one operation on a worker (or in place); resolves with its bytes or a verification's result.
    * The caller must not change the bytes of `key` or `operation` until it settles.
    */
   run(key: Uint8Array, operation: Operation, options: RunOptions): Promise<Uint8Array | boolean> {
@@ -241,24 +241,13 @@ export class WorkerPool implements Dispatcher {
       this.#turnStart = performance.now()
       setImmediate(() => (this.#turnStart = undefined)).unref()
     }
+    // A synchronous call of the main thread: no ModuleActivity accounting (#flush waits while it is held).
     this.#inPlace ??= new InPlaceRunner(this.#native, this.#slot)
-    this.#activity.enter()
-    try {
-      this.#times.record([pending.kind], this.#inPlace.run(pending))
-    } finally {
-      this.#activity.leave()
-    }
+    this.#times.record([pending.kind], this.#inPlace.run(pending))
   }
 
-  /** Closes the in-place session (a call into the module). */
   #closeInPlace(): void {
-    if (!this.#inPlace) return
-    this.#activity.enter()
-    try {
-      this.#inPlace.close()
-    } finally {
-      this.#activity.leave()
-    }
+    this.#inPlace?.close()
     this.#inPlace = undefined
   }
 

@@ -38,24 +38,23 @@ class KeyAgreement extends KeyOperationAlgorithm {
     if (length !== null && length > zBytes * 8) throw operationFailed(`${length} bits asked of a ${zBytes * 8}-bit shared secret`)
     const point = rawPoint(peer)
     const parameter = { type: C.CK_PARAMS_EC_DH, kdf: C.CKD_NULL }
-    const z = Buffer.from(
-      await this.run(
-        object,
-        {
-          op: 'derive',
-          mechanism: { mechanism: this.mechanism, parameter },
-          parameter: [['publicData', point]],
-          data: new Uint8Array(0),
-          outputLength: zBytes,
-        },
-        algorithm,
-      ),
+    const z = await this.run(
+      object,
+      {
+        op: 'derive',
+        mechanism: { mechanism: this.mechanism, parameter },
+        parameter: [['publicData', point]],
+        data: new Uint8Array(0),
+        outputLength: zBytes,
+      },
+      algorithm,
     )
-    if (length === null) return toBuffer(z)
-    const bits = z.subarray(0, Math.ceil(length / 8))
+    // run() answers an ArrayBuffer of Z alone: the whole of it is the answer, or a part is copied and Z zeroed.
+    if (length === null) return z
+    const result = z.slice(0, Math.ceil(length / 8))
+    const bits = new Uint8Array(result)
     if (length % 8) bits[bits.length - 1] &= 0xff << (8 - (length % 8))
-    const result = toBuffer(bits)
-    z.fill(0)
+    new Uint8Array(z).fill(0)
     return result
   }
 }
@@ -65,10 +64,6 @@ function rawPoint(peer: CryptoKey): Buffer {
   const { x, y } = KeyObject.from(peer).export({ format: 'jwk' })
   const u = Buffer.from(x!, 'base64url')
   return y === undefined ? u : Buffer.concat([Buffer.from([4]), u, Buffer.from(y, 'base64url')])
-}
-
-function toBuffer(bytes: Buffer): ArrayBuffer {
-  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer
 }
 
 export class Ecdh extends KeyAgreement {

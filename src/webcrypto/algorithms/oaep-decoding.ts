@@ -5,10 +5,8 @@
  * oracle (Manger's attack needs to tell a bad leading byte from the rest).
  */
 import { createHash } from 'node:crypto'
-import type { HashName } from '../algorithm.js'
-import { hashLength } from '../algorithm.js'
-
-const HASH_IDS: Record<HashName, string> = { 'SHA-1': 'sha1', 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512' }
+import { hashLength, NODE_HASHES, type HashName } from '../algorithm.js'
+import { digest } from './signature-algorithm.js'
 
 /** MGF1 with `hash`: `length` bytes from `seed`. */
 function mgf1(hash: HashName, seed: Buffer, length: number): Buffer {
@@ -16,7 +14,7 @@ function mgf1(hash: HashName, seed: Buffer, length: number): Buffer {
   const counter = Buffer.alloc(4)
   for (let at = 0, i = 0; at < length; i++) {
     counter.writeUInt32BE(i)
-    at += createHash(HASH_IDS[hash]).update(seed).update(counter).digest().copy(out, at)
+    at += createHash(NODE_HASHES[hash]).update(seed).update(counter).digest().copy(out, at)
   }
   return out
 }
@@ -25,7 +23,7 @@ function mgf1(hash: HashName, seed: Buffer, length: number): Buffer {
  * The message in the encoded block `em` (the RSA result, `k` bytes), or undefined when the block
  * is not a valid OAEP encoding with `hash` and `label`.
  */
-export function oaepDecode(em: Buffer, k: number, hash: HashName, label: Buffer): Buffer | undefined {
+export function oaepDecode(em: Buffer, k: number, hash: HashName, label: Buffer): Uint8Array | undefined {
   const hLen = hashLength(hash)
   if (em.length !== k || k < 2 * hLen + 2) return undefined
   const maskedSeed = em.subarray(1, 1 + hLen)
@@ -36,7 +34,7 @@ export function oaepDecode(em: Buffer, k: number, hash: HashName, label: Buffer)
   const db = Buffer.from(maskedDb)
   const dbMask = mgf1(hash, seed, db.length)
   for (let i = 0; i < db.length; i++) db[i] ^= dbMask[i]
-  const lHash = createHash(HASH_IDS[hash]).update(label).digest()
+  const lHash = digest(hash, label)
   // bad != 0 for any failure; each check touches every byte it looks at.
   let bad = em[0]
   for (let i = 0; i < hLen; i++) bad |= db[i] ^ lHash[i]
@@ -52,7 +50,8 @@ export function oaepDecode(em: Buffer, k: number, hash: HashName, label: Buffer)
   }
   bad |= looking
   seed.fill(0)
-  const message = bad === 0 ? Buffer.from(db.subarray(separator + 1)) : undefined
+  // A memory of its own (not Node's shared pool of small Buffers), so nothing of it lingers when it is dropped.
+  const message = bad === 0 ? new Uint8Array(db.subarray(separator + 1)) : undefined
   db.fill(0)
   return message
 }

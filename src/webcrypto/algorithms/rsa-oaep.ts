@@ -40,7 +40,7 @@ export class RsaOaep extends CipherAlgorithm {
     block.fill(0)
     em.fill(0)
     if (!message) throw rejected()
-    return message.buffer.slice(message.byteOffset, message.byteOffset + message.length) as ArrayBuffer
+    return message.buffer as ArrayBuffer
   }
 
   protected operation(algorithm: NormalizedAlgorithm, key: TokenCryptoKey, op: 'encrypt' | 'decrypt', data: Buffer): KeyOperation {

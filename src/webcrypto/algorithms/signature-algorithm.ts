@@ -7,7 +7,7 @@ import { hash as oneShotHash } from 'node:crypto'
 import type { Mechanism } from '../../pkcs11/binding.js'
 import type { Mechanisms } from '../../pkcs11/signer.js'
 import { copyBytes, toArrayBuffer, viewBytes } from '../../lib/buffer.js'
-import type { HashName, NormalizedAlgorithm } from '../algorithm.js'
+import { NODE_HASHES, type HashName, type NormalizedAlgorithm } from '../algorithm.js'
 import { TokenCryptoKey } from '../crypto-key.js'
 import { invalidAccess, operationError } from '../errors.js'
 import { KeyPinRequiredError } from '../../errors.js'
@@ -96,8 +96,6 @@ export function failure(error: unknown): unknown {
   return error instanceof DOMException && (error.name === 'AbortError' || error.name === 'TimeoutError') ? error : operationError(error)
 }
 
-const HASH_IDS: Record<HashName, string> = { 'SHA-1': 'sha1', 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512' }
-
 /**
  * Inputs from this size on are hashed here, where the algorithm allows it (RSA: the token signs
  * the digest, and the signature is the same), instead of being copied to the token: a copy of a
@@ -112,7 +110,7 @@ export function isLarge(data: Uint8Array): boolean {
 
 /** Hashes in software, for tokens that sign only a precomputed digest (CKM_ECDSA, CKM_RSA_PKCS), and for large inputs. */
 export function digest(hash: HashName, data: Buffer): Buffer {
-  return oneShotHash(HASH_IDS[hash], data, 'buffer')
+  return oneShotHash(NODE_HASHES[hash], data, 'buffer')
 }
 
 /** The key's own hash, as RSA and HMAC keys carry it. */
