@@ -20,8 +20,11 @@ const control = new FaultControl(softhsm.dir)
 Object.assign(process.env, control.env)
 const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 const RAW = fileURLToPath(new URL('./helpers/raw-attributes.cjs', import.meta.url))
+// In a fixed order: the token lists its objects in an order of its own (SoftHSM: its store's files), which may change between searches.
 const certificatesOnToken = () =>
-  JSON.parse(execFileSync(process.execPath, [RAW, softhsm.module, TOKEN, PIN, '*'], { env: softhsm.env }).toString()).filter((o) => o.class === 'certificate')
+  JSON.parse(execFileSync(process.execPath, [RAW, softhsm.module, TOKEN, PIN, '*'], { env: softhsm.env }).toString())
+    .filter((o) => o.class === 'certificate')
+    .sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0))
 
 const hsm = await Pkcs11Crypto.open({ library: buildFaultModule(), token: { label: TOKEN }, pin: PIN })
 after(() => hsm.close())
