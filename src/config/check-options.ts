@@ -19,6 +19,7 @@ const NUMBERS: Record<string, { min: number; integer: boolean; what: string }> =
 /** Options that take one of a few words. */
 const CHOICES: Record<string, readonly string[]> = {
   inPlace: ['alone', 'always', 'never'],
+  sessionKeyCopies: ['software', 'always', 'never'],
 }
 
 /**

@@ -58,6 +58,16 @@ export interface OpenOptions {
    * place back to back hold the event loop 1 ms (and one call) at most before it turns.
    */
   inPlace?: 'alone' | 'always' | 'never'
+  /**
+   * Whether signatures use copies of their keys made as session objects (C_CopyObject with
+   * CKA_TOKEN false, one per signing session): `'software'` (default) on a software slot (no
+   * CKF_HW_SLOT), such as SoftHSM's, where each use of a token key checks its file under a lock per
+   * token, so that one process's threads sign in turn; `'always'`; `'never'`. A copy keeps the key's
+   * attributes, goes with its session, is made again from the key each second, and is dropped after
+   * any change this process makes to the token's objects: a key deleted by another application
+   * stops signing here within a second. A key the module will not copy is used as it is.
+   */
+  sessionKeyCopies?: 'software' | 'always' | 'never'
   /** Environment to read defaults from (default: process.env). */
   env?: Record<string, string | undefined>
 }
@@ -97,6 +107,7 @@ export function resolveOptions(options: OpenOptions = {}): TokenOptions {
     maxQueue: options.maxQueue,
     searchCacheMs: options.searchCacheMs,
     inPlace: options.inPlace,
+    sessionKeyCopies: options.sessionKeyCopies,
   }
 }
 

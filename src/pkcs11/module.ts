@@ -7,6 +7,7 @@ import { existsSync, statSync } from 'node:fs'
 import type pkcs11js from 'pkcs11js'
 import { ConfigurationError, ModuleLoadError, TokenError } from '../errors.js'
 import { C, NativeModule, callSync, isTokenError, type PKCS11 } from './binding.js'
+import { SHARED_WORDS } from './dispatch/session-copies.js'
 import { ModuleActivity } from './module-activity.js'
 
 const loaded = new Map<string, Pkcs11Module>()
@@ -18,6 +19,12 @@ export class Pkcs11Module {
   readonly #libraryParameters: string | undefined
   /** Calls of other threads under way; held back while the module is finalized. */
   readonly activity = new ModuleActivity()
+  /**
+   * The words (shared memory) of the signing sessions' copies of keys, one set for every token and
+   * instance of the module, which see each other's session objects: the count of changes to
+   * objects, and the lock that copies and searches take (session-copies.ts).
+   */
+  readonly keyCopies = new Int32Array(new SharedArrayBuffer(SHARED_WORDS * Int32Array.BYTES_PER_ELEMENT))
   /** False when someone else in the process initialized the library: then they finalize it. */
   readonly #initializedHere: boolean
   /** The library file's device and inode. */

@@ -27,6 +27,8 @@ export interface SlotDescription {
   slotId: bigint
   slotIndex: number
   description: string
+  /** CKF_HW_SLOT: a hardware slot, not a software one implementing a soft token. */
+  hardware: boolean
   token?: { label: string; serial: string; manufacturer: string; model: string; flags: number; maxSessionCount: number }
 }
 
@@ -54,7 +56,14 @@ export function describeSlots(native: PKCS11): SlotDescription[] {
   const slots = callSync('C_GetSlotList', () => native.C_GetSlotList(false))
   return slots.map((slot, slotIndex) => {
     const info = callSync('C_GetSlotInfo', () => native.C_GetSlotInfo(slot))
-    const described: SlotDescription = { module, slot, slotId: slotIdOf(slot), slotIndex, description: tokenString(info.slotDescription) }
+    const described: SlotDescription = {
+      module,
+      slot,
+      slotId: slotIdOf(slot),
+      slotIndex,
+      description: tokenString(info.slotDescription),
+      hardware: (info.flags & 4) /* CKF_HW_SLOT */ !== 0,
+    }
     if (info.flags & 1 /* CKF_TOKEN_PRESENT */) {
       const token = callSync('C_GetTokenInfo', () => native.C_GetTokenInfo(slot))
       described.token = {

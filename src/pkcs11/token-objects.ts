@@ -7,6 +7,7 @@
  * someone else answers as if it held no keys.
  */
 import { C, callSync, isTokenError, sendable, type Handle, type PKCS11, type Template } from './binding.js'
+import { COPY_LABEL, underCopyLock } from './dispatch/session-copies.js'
 import { ObjectCache } from './object-cache.js'
 
 /** What the objects need of the token: the lookup session, and the login to restore. */
@@ -22,10 +23,13 @@ const PRIVATE_CLASSES = new Set<unknown>([C.CKO_PRIVATE_KEY, C.CKO_SECRET_KEY])
 export class TokenObjects {
   readonly #access: ObjectAccess
   readonly #cache: ObjectCache
+  readonly #keyCopies: Int32Array
 
-  constructor(access: ObjectAccess, searchCacheMs: number) {
+  /** `keyCopies`: the module's words of the signing sessions' copies of keys, which no search finds (session-copies.ts). */
+  constructor(access: ObjectAccess, searchCacheMs: number, keyCopies: Int32Array) {
     this.#access = access
     this.#cache = new ObjectCache(searchCacheMs)
+    this.#keyCopies = keyCopies
   }
 
   /** Handles of the objects matching `template`. */
@@ -91,7 +95,15 @@ export class TokenObjects {
     this.#cache.clear()
   }
 
+  /** The objects matching `template`; while a copy of a key is being made, none (see session-copies.ts). */
   #search(session: Handle, template: Template): Handle[] {
+    return underCopyLock(this.#keyCopies, () => {
+      const handles = this.#searchNow(session, template)
+      return mayFindCopies(template) ? handles.filter((handle) => !this.#isCopy(session, handle)) : handles
+    })
+  }
+
+  #searchNow(session: Handle, template: Template): Handle[] {
     const native = this.#access.native
     callSync('C_FindObjectsInit', () => native.C_FindObjectsInit(session, sendable(template)))
     const handles: Handle[] = []
@@ -106,6 +118,22 @@ export class TokenObjects {
     }
     return handles
   }
+
+  /** True for a signing session's copy of a key, and for an object gone since the search found it (a copy destroyed meanwhile). */
+  #isCopy(session: Handle, handle: Handle): boolean {
+    try {
+      const [{ value }] = callSync('C_GetAttributeValue', () => this.#access.native.C_GetAttributeValue(session, handle, [{ type: C.CKA_LABEL }]))
+      return value?.toString() === COPY_LABEL
+    } catch (error) {
+      if (isTokenError(error, 'CKR_OBJECT_HANDLE_INVALID')) return true
+      throw error
+    }
+  }
+}
+
+/** A search that does not pin an id or a label (the copies have their own) may find keys, copies among them. */
+function mayFindCopies(template: Template): boolean {
+  return searchesPrivate(template) && !template.some(({ type }) => type === C.CKA_ID || type === C.CKA_LABEL)
 }
 
 function searchesPrivate(template: Template): boolean {

@@ -20,6 +20,7 @@ import { Pkcs11Module } from './module.js'
 import { Reconnection } from './reconnection.js'
 import { SessionPool } from './session-pool.js'
 import { describeSlots, selectSlot, type SlotDescription, type TokenSelector } from './slots.js'
+import { CHANGES } from './dispatch/session-copies.js'
 import { TokenObjects } from './token-objects.js'
 import { TokenLifecycle } from './token-state.js'
 
@@ -48,6 +49,8 @@ export interface TokenOptions {
   searchCacheMs?: number
   /** Which calls of a kind the device does in 2 ms or less run on the main thread (default 'alone'). */
   inPlace?: InPlaceMode
+  /** Whether signing sessions sign with session copies of their keys (default 'software': on a software slot). */
+  sessionKeyCopies?: 'software' | 'always' | 'never'
 }
 
 /**
@@ -94,6 +97,8 @@ export class Token {
   #slot: SlotDescription
   /** Counts the times handles may have changed: a KeyRef found in an older generation is looked up again. */
   #generation = 0
+  /** Whether the signing sessions sign with copies of keys (session-copies.ts). */
+  readonly #copiesKeys: boolean
   #closing: Promise<void> | undefined
 
   private constructor(module: Pkcs11Module, moduleUser: () => void, slot: SlotDescription, pool: SessionPool, options: TokenOptions) {
@@ -103,6 +108,8 @@ export class Token {
     this.#pool = pool
     this.#timeoutMs = options.timeout ?? DEFAULT_TIMEOUT_MS
     const token = slot.token!
+    const copies = options.sessionKeyCopies ?? 'software'
+    this.#copiesKeys = copies === 'always' || (copies === 'software' && !slot.hardware)
     this.#login = new LoginPolicy({ native: module.native, identity: `${module.fileId}/${token.serial}/${token.label}`, label: token.label, flags: token.flags }, options.pin)
     this.#objects = new TokenObjects(
       {
@@ -111,6 +118,7 @@ export class Token {
         restoreLogin: (session) => this.#restoreLogin(session),
       },
       options.searchCacheMs ?? DEFAULT_SEARCH_CACHE_MS,
+      module.keyCopies,
     )
     const life = this.#life
     const reconnection: Reconnection = (this.#reconnection = new Reconnection({
@@ -156,6 +164,7 @@ export class Token {
           maxQueue,
           native: module.native,
           inPlace: options.inPlace ?? 'alone',
+          keyCopies: token.#copiesKeys ? module.keyCopies : undefined,
         })) ?? new ThreadPoolDispatcher(module.native, slot.slot, Math.max(1, limit - 1), maxQueue, generation, module.activity)
       user.token = token
       return token
@@ -505,6 +514,8 @@ export class Token {
       return await this.#lookup((session) => change(session, this.#module.native), false)
     } finally {
       this.#objects.changed()
+      // No signing session uses a copy of a key made before the change (see session-copies.ts).
+      Atomics.add(this.#module.keyCopies, CHANGES, 1)
     }
   }
 }

@@ -29,9 +29,13 @@ export function otherUser(library, label) {
   }
 }
 
+/** The label of the signing sessions' copies of keys (src/pkcs11/dispatch/session-copies.ts). */
+export const COPY_LABEL = 'pkcs11-webcrypto session copy'
+
 /**
  * Counts every object on the token labelled `label` (token and session objects, private ones
- * included, as the login the process holds shows them); call it after the library opened the token.
+ * included, as the login the process holds shows them), but the signing sessions' copies of keys
+ * (which go with their sessions); call it after the library opened the token.
  */
 export function objectCounter(library, label) {
   const { native, slot } = load(library, label)
@@ -39,10 +43,10 @@ export function objectCounter(library, label) {
     const session = native.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION)
     try {
       native.C_FindObjectsInit(session, [])
-      let count = 0
-      for (let found; (found = native.C_FindObjects(session, 100)).length > 0;) count += found.length
+      const found = []
+      for (let batch; (batch = native.C_FindObjects(session, 100)).length > 0;) found.push(...batch)
       native.C_FindObjectsFinal(session)
-      return count
+      return found.filter((handle) => native.C_GetAttributeValue(session, handle, [{ type: pkcs11js.CKA_LABEL }])[0].value?.toString() !== COPY_LABEL).length
     } finally {
       native.C_CloseSession(session)
     }

@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks'
 import { callFailure, clearOpenSslErrors, type PKCS11 } from '../binding.js'
 import { bytes } from './bytes.js'
 import type { Pending } from './pending.js'
+import { SessionCopies } from './session-copies.js'
 import { SessionSigner, SignerFailure } from './session-signer.js'
 
 /** Inputs above this go to a worker whatever their kind's time: the token reads them all. */
@@ -22,9 +23,12 @@ export const IN_PLACE_MAX_INPUT = 64 * 1024
 export class InPlaceRunner {
   readonly #signer: SessionSigner
 
-  /** `native` is the main thread's load of the module, initialized and logged in. */
-  constructor(native: PKCS11, slot: Uint8Array) {
-    this.#signer = new SessionSigner(native, slot)
+  /**
+   * `native` is the main thread's load of the module, initialized and logged in; `keyCopies`,
+   * when signatures use session copies of their keys (see session-copies.ts).
+   */
+  constructor(native: PKCS11, slot: Uint8Array, keyCopies: Int32Array | undefined) {
+    this.#signer = new SessionSigner(native, slot, keyCopies && new SessionCopies(keyCopies, clearOpenSslErrors))
   }
 
   /** Sessions held now: 0 or 1. */

@@ -15,6 +15,8 @@ export interface WorkerSetup {
   /** CONTROL words, and a BatchMemory per pipeline place. */
   control: SharedArrayBuffer
   memories: SharedArrayBuffer[]
+  /** The count of the process's changes to the token's objects, when signatures use session copies of their keys. */
+  keyCopies?: SharedArrayBuffer
 }
 
 /**

@@ -8,12 +8,15 @@ import { INPUT_REJECTIONS, INPUT_STEPS, SESSION_LOST as SESSION_LOST_NAMES } fro
 import { bytes } from './bytes.js'
 import { FIRST_STEP, runKeyOperation } from './key-operations.js'
 import type { KeyOperation, Operation } from './protocol.js'
+import type { SessionCopies } from './session-copies.js'
 
 const C = pkcs11js as unknown as Record<string, number>
 /** After these the session is gone: open a new one. */
 const SESSION_LOST = new Set(SESSION_LOST_NAMES.map((name) => C[name]))
 /** A refused input ends the operation (PKCS#11 says so for every code but CKR_BUFFER_TOO_SMALL): the session stays. */
 const INPUT_REJECTED = new Set(INPUT_REJECTIONS.map((name) => C[name]))
+/** A key's copy answered these: it is gone (the session lost it, say), not the key. */
+const COPY_GONE = new Set([C.CKR_KEY_HANDLE_INVALID, C.CKR_OBJECT_HANDLE_INVALID])
 
 /** A failed call: the function, and its CK_RV when PKCS#11 answered one. */
 export class SignerFailure {
@@ -28,11 +31,16 @@ export class SessionSigner {
   readonly #native: pkcs11js.PKCS11
   #slot: Uint8Array
   #session: Buffer | undefined
+  readonly #copies: SessionCopies | undefined
 
-  /** `native` must be a load of the module that is initialized and logged in (by the main thread). */
-  constructor(native: pkcs11js.PKCS11, slot: Uint8Array) {
+  /**
+   * `native` must be a load of the module that is initialized and logged in (by the main thread);
+   * with `copies`, signatures use session copies of their keys (see session-copies.ts).
+   */
+  constructor(native: pkcs11js.PKCS11, slot: Uint8Array, copies?: SessionCopies) {
     this.#native = native
     this.#slot = slot
+    this.#copies = copies
   }
 
   /** Sessions held now: 0 or 1. */
@@ -47,6 +55,7 @@ export class SessionSigner {
    */
   retarget(slot: Uint8Array): void {
     this.#session = undefined
+    this.#copies?.forget()
     this.#slot = slot
   }
 
@@ -58,12 +67,22 @@ export class SessionSigner {
       // already gone with the device
     }
     this.#session = undefined
+    this.#copies?.forget()
   }
 
   /** Signs `data` into `out`; returns the signature's length. Throws a SignerFailure. */
   sign(mechanism: pkcs11js.Mechanism, key: Buffer, data: Uint8Array, out: Buffer, keyPin: string | undefined): number {
     return this.#operation('C_SignInit', (native, session, step) => {
-      native.C_SignInit(session, mechanism, key)
+      // A key that asks for its own PIN at each use is not copied: its login is the call's.
+      const copies = keyPin === undefined ? this.#copies : undefined
+      const copy = copies?.copyOf(native, session, key)
+      try {
+        native.C_SignInit(session, mechanism, copy ?? key)
+      } catch (error) {
+        if (!copies || !copy || !COPY_GONE.has(returnValueOf(error) ?? 0)) throw error
+        copies.drop(native, session, key)
+        native.C_SignInit(session, mechanism, key)
+      }
       if (keyPin !== undefined) {
         step('C_Login')
         native.C_Login(session, C.CKU_CONTEXT_SPECIFIC, keyPin)

@@ -9,6 +9,7 @@ import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from '
 import pkcs11js from 'pkcs11js'
 import { BatchMemory } from './batch-memory.js'
 import { readParameter, withCallParameter } from './call-parameter.js'
+import { SessionCopies } from './session-copies.js'
 import { SessionSigner, SignerFailure } from './session-signer.js'
 import { CONTROL, LAYOUT, NOT_PKCS11, OPS, STATUS, type Failure, type FromWorker, type MechanismEntry, type ToWorker, type WorkerSetup } from './protocol.js'
 
@@ -33,7 +34,8 @@ parentPort!.postMessage({ type: 'ready', shared } satisfies FromWorker)
 
 const control = new Int32Array(setup.control)
 const memories = setup.memories.map((buffer) => new BatchMemory(buffer))
-const signer = new SessionSigner(native, setup.slot)
+const copies = setup.keyCopies && new SessionCopies(new Int32Array(setup.keyCopies))
+const signer = new SessionSigner(native, setup.slot, copies)
 const mechanisms: MechanismEntry[] = []
 /** Key PINs by batch number: a batch's may arrive while an earlier batch is still to run. */
 const keyPins = new Map<number, Array<string | undefined>>()

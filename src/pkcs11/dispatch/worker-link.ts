@@ -50,7 +50,7 @@ export class WorkerLink {
   #onIdle?: () => void
   #dead = false
 
-  constructor(setup: { library: string; slot: Uint8Array }, mechanisms: MechanismIds, activity: ModuleActivity, events: LinkEvents) {
+  constructor(setup: Pick<WorkerSetup, 'library' | 'slot' | 'keyCopies'>, mechanisms: MechanismIds, activity: ModuleActivity, events: LinkEvents) {
     this.#activity = activity
     const { port1, port2 } = new MessageChannel()
     this.#port = port1

@@ -61,6 +61,11 @@ export interface WorkerPoolOptions {
   native: PKCS11
   /** Which requests of a fast kind run in place, on the main thread (see in-place.ts). */
   inPlace: InPlaceMode
+  /**
+   * The count (one Int32, shared memory) of the process's changes to the token's objects, which the
+   * token raises after each: given, signatures use session copies of their keys (session-copies.ts).
+   */
+  keyCopies?: Int32Array
 }
 
 /**
@@ -78,6 +83,7 @@ export class WorkerPool implements Dispatcher {
   readonly #maxQueue: number
   readonly #inPlaceMode: InPlaceMode
   readonly #native: PKCS11
+  readonly #keyCopies: Int32Array | undefined
   /** Made at the first request run in place; its session counts among the workers'. */
   #inPlace: InPlaceRunner | undefined
   /** When the calls in place since the event loop last turned began. */
@@ -111,6 +117,7 @@ export class WorkerPool implements Dispatcher {
     this.#maxQueue = options.maxQueue
     this.#native = options.native
     this.#inPlaceMode = options.inPlace
+    this.#keyCopies = options.keyCopies
   }
 
   /**
@@ -242,7 +249,7 @@ export class WorkerPool implements Dispatcher {
       setImmediate(() => (this.#turnStart = undefined)).unref()
     }
     // A synchronous call of the main thread: no ModuleActivity accounting (#flush waits while it is held).
-    this.#inPlace ??= new InPlaceRunner(this.#native, this.#slot)
+    this.#inPlace ??= new InPlaceRunner(this.#native, this.#slot, this.#keyCopies)
     this.#times.record([pending.kind], this.#inPlace.run(pending))
   }
 
@@ -305,7 +312,8 @@ export class WorkerPool implements Dispatcher {
   }
 
   #startWorker(): WorkerLink {
-    const worker = new WorkerLink({ library: this.#library, slot: this.#slot }, this.#mechanisms, this.#activity, {
+    const setup = { library: this.#library, slot: this.#slot, keyCopies: this.#keyCopies?.buffer as SharedArrayBuffer | undefined }
+    const worker = new WorkerLink(setup, this.#mechanisms, this.#activity, {
       done: (_, batch, busyMs) => {
         this.#times.record(
           batch.map((pending) => pending.kind),
