@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process'
 import { resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { measure } from './lib/measure.js'
+import { measure, median } from './lib/measure.js'
 import { openOurs } from './lib/ours.js'
 import { createBenchToken } from './lib/token.js'
 
@@ -47,7 +47,6 @@ async function parent() {
       build.runs.push(JSON.parse(out))
     }
   }
-  const median = (values) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]
   console.log(`${flags.alg} through ${flags.via} at concurrency ${flags.concurrency}, median of ${flags.rounds} alternating runs of ${flags.duration} s:`)
   for (const { dist, runs } of builds) {
     console.log(`${dist}: ${Math.round(median(runs.map((r) => r.opsPerSec))).toLocaleString('en-US')} ops/s, ` +

@@ -15,6 +15,7 @@ import { signingInput } from './lib/contender.js'
 import { MECHANISMS, openRaw } from './lib/pkcs11.js'
 import { childOf, runTogether } from './lib/processes.js'
 import { KEYS, createBenchToken } from './lib/token.js'
+import { median } from './lib/measure.js'
 
 const self = fileURLToPath(import.meta.url)
 
@@ -37,7 +38,6 @@ async function main() {
   // This thread initializes the module and holds a logged-in session, as a library's main thread
   // does: threads that initialize at the same instant race, and the last session's close logs out.
   openRaw(token, KEYS[flags.alg].label)
-  const median = (values) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]
   console.log(`${flags.alg}, raw sync C_SignInit + C_Sign, median of ${flags.rounds} alternating runs of ${flags.duration} s:`)
   for (const n of flags.signers.split(',').map(Number)) {
     const rows = { threads: [], processes: [], ratios: [], switches: [] }

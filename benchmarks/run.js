@@ -16,6 +16,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { createBenchToken } from './lib/token.js'
+import { median } from './lib/measure.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const N = availableParallelism()
@@ -161,10 +162,6 @@ function medianOfRounds(allRounds) {
   const key = (r) => `${r.alg}|${r.contender}|${r.concurrency}`
   const cells = new Map()
   for (const row of allRounds.flat()) cells.set(key(row), [...cells.get(key(row)) ?? [], row])
-  const median = (values) => {
-    const sorted = values.filter((v) => v != null).sort((a, b) => a - b)
-    return sorted.length ? sorted[Math.floor((sorted.length - 1) / 2)] : null
-  }
   return [...cells.values()].map((rounds) => {
     const failed = rounds.filter((r) => r.na)
     const cell = rounds.filter((r) => !r.na)

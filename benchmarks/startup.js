@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { median } from './lib/measure.js'
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '7' } } })
 const RUNS = Number(values.runs)
@@ -46,7 +47,6 @@ try {
   const inProcess = JSON.parse(time(['--input-type=module', '-e', importOf('pkcs11-webcrypto')]).stdout)
   const samples = Object.fromEntries(Object.keys(CASES).map((name) => [name, []]))
   for (let run = 0; run < RUNS; run++) for (const [name, measure] of Object.entries(CASES)) samples[name].push(measure())
-  const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]
   const m = Object.fromEntries(Object.entries(samples).map(([name, list]) => [name, median(list)]))
   console.log(`node ${process.version}, ${RUNS} runs each, medians of whole processes (ms):`)
   for (const [name, ms] of Object.entries(m)) console.log(`  ${name.padEnd(5)} ${ms.toFixed(0)}`)

@@ -1,35 +1,24 @@
 // Signing speed on a TPM 2.0 token: tpm2-pkcs11 over a software TPM made from nothing (the test
-// suite's test/helpers/tpm.js), ES256 with a key tpm2_ptool made. Raw pkcs11js synchronous
-// C_SignInit + C_Sign in one thread (the device limit of one process), this project through
-// hsm.subtle.sign at concurrency 1, 4 and 16, and a process per core (maxSessions 2, 8 in flight
-// each) as README's cluster advice runs it. Each contender runs in a child process of its own.
+// suite's test/helpers/tpm.ts, hence tsx), ES256 with a key tpm2_ptool made. Raw pkcs11js
+// synchronous C_SignInit + C_Sign in one thread (the device limit of one process), this project
+// through hsm.subtle.sign at concurrency 1, 4 and 16, and a process per core (maxSessions 3,
+// inPlace 'always', 8 in flight each) as README's cluster advice runs it. Each contender runs in a
+// child process of its own.
 //
-//   node benchmarks/tpm.js [--duration 5]
+//   node --import tsx benchmarks/tpm.js [--duration 5]
 import { fork } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { availableParallelism } from 'node:os'
-import { performance } from 'node:perf_hooks'
+import { measure } from './lib/measure.js'
 
 const args = process.argv.slice(2)
-const duration = Number(args[args.indexOf('--duration') + 1] || 5) * 1000
+const duration = Number(args[args.indexOf('--duration') + 1] || 5)
 const role = process.env.P11WC_TPM_ROLE
 const PIN = '1234'
 
-async function measure(signOnce, concurrency) {
-  const warm = performance.now() + 500
-  let count = 0
-  let end = Infinity
-  let started = 0
-  const loop = async () => {
-    for (;;) {
-      await signOnce()
-      const now = performance.now()
-      if (now >= end) return
-      if (now >= warm) { if (!started) { started = now; end = now + duration } count++ }
-    }
-  }
-  await Promise.all(Array.from({ length: concurrency }, loop))
-  return count / ((end - started) / 1000)
+/** Ops a second of `signOnce` at `concurrency`, after half a second of warm-up. */
+async function rate(signOnce, concurrency) {
+  return (await measure({ op: signOnce, concurrency, duration, warmup: 0.5 })).opsPerSec
 }
 
 async function child() {
@@ -48,7 +37,7 @@ async function child() {
     native.C_FindObjectsFinal(session)
     const { createHash } = await import('node:crypto')
     const out = Buffer.alloc(64)
-    const opsPerSecond = await measure(async () => {
+    const opsPerSecond = await rate(async () => {
       native.C_SignInit(session, { mechanism: pkcs11js.CKM_ECDSA }, key)
       native.C_Sign(session, createHash('sha256').update(data).digest(), out)
     }, 1)
@@ -57,10 +46,10 @@ async function child() {
   }
   const { Pkcs11Crypto } = await import('../dist/index.js')
   const concurrency = Number(process.env.P11WC_TPM_CONCURRENCY)
-  const hsm = await Pkcs11Crypto.open({ library, token: { label: 'tpm' }, pin: PIN, maxSessions: role === 'cluster' ? 2 : undefined })
+  const hsm = await Pkcs11Crypto.open({ library, token: { label: 'tpm' }, pin: PIN, ...(role === 'cluster' && { maxSessions: 3, inPlace: 'always' }) })
   try {
     const { privateKey } = await hsm.keys.get({ label: 'bench-ec' })
-    return await measure(() => hsm.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, privateKey, data), concurrency)
+    return await rate(() => hsm.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, privateKey, data), concurrency)
   } finally {
     await hsm.close()
   }
@@ -77,7 +66,7 @@ function run(roleName, concurrency, env) {
 if (role) {
   process.send(await child())
 } else {
-  const { startTpm } = await import('../test/helpers/tpm.js')
+  const { startTpm } = await import('../test/helpers/tpm.ts')
   const tpm = await startTpm()
   try {
     tpm.addToken('tpm', PIN)
@@ -87,7 +76,7 @@ if (role) {
     for (const c of [1, 4, 16]) rows.push([`ours, hsm.subtle.sign, concurrency ${c}`, await run('ours', c, env)])
     const cores = availableParallelism()
     const members = await Promise.all(Array.from({ length: cores }, () => run('cluster', 8, env)))
-    rows.push([`ours, a process per core (${cores}, maxSessions 2, 8 in flight each)`, members.reduce((a, b) => a + b, 0)])
+    rows.push([`ours, a process per core (${cores}, maxSessions 3, inPlace 'always', 8 in flight each)`, members.reduce((a, b) => a + b, 0)])
     const raw = rows[0][1]
     console.log('| ES256 on tpm2-pkcs11 + swtpm | ops/s | ÷ raw |\n| --- | --- | --- |')
     for (const [name, ops] of rows) console.log(`| ${name} | ${ops.toFixed(0)} | ${(ops / raw).toFixed(2)} |`)

@@ -1,5 +1,5 @@
 /** `listSlots`: the slots of a PKCS#11 module and their tokens, with no login. */
-import { resolveOptions, type OpenOptions } from './config/options.js'
+import { resolveModule, type OpenOptions } from './config/options.js'
 import { Pkcs11Module } from './pkcs11/module.js'
 import { describeSlots } from './pkcs11/slots.js'
 
@@ -24,8 +24,13 @@ export interface SlotInfo {
  * for (const slot of await listSlots({ library: '/usr/lib/softhsm/libsofthsm2.so' })) console.log(slot.slotIndex, slot.token?.label)
  */
 export async function listSlots(options: ListSlotsOptions = {}): Promise<SlotInfo[]> {
-  const env = { ...(options.env ?? process.env), PKCS11_PIN: undefined, PKCS11_PIN_FILE: undefined } // no PIN is read
-  const { library, libraryParameters } = resolveOptions({ library: options.library, config: options.config, uri: options.uri, libraryParameters: options.libraryParameters, env })
+  const { library, libraryParameters } = resolveModule({
+    library: options.library,
+    config: options.config,
+    uri: options.uri,
+    libraryParameters: options.libraryParameters,
+    env: options.env,
+  })
   const user = () => {} // nothing to redo when another user initializes the module again
   const module = await Pkcs11Module.acquire(library, user, libraryParameters)
   try {

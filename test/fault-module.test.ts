@@ -3,26 +3,18 @@
 // removal, and counts calls. Shown with the raw binding and with our library. This file shows the
 // module only; how the library recovers from these faults is for the failure tests built on it.
 import assert from 'node:assert/strict'
-import { createHash, generateKeyPairSync, verify as nodeVerify } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { after, before, describe, test } from 'node:test'
 import pkcs11js from 'pkcs11js'
-import { freshSoftHsm, PIN } from './helpers/softhsm.js'
-import { buildFaultModule, CKR, FaultControl } from './helpers/fault.js'
+import { PIN } from './helpers/softhsm.js'
+import { CKR, faultP256Token, JWT_INPUT } from './helpers/fault.js'
 
 const LABEL = 'fault'
-const softhsm = freshSoftHsm()
-softhsm.initToken(LABEL)
-const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' })
-softhsm.importKey(LABEL, pair.privateKey.export({ format: 'pem', type: 'pkcs8' }), { label: 'p256', id: '02' })
-
-const control = new FaultControl()
-Object.assign(process.env, control.env) // before the fault module is first loaded
-const faultModule = buildFaultModule()
+const { control, faultModule, verifies } = faultP256Token(LABEL, { id: '02' })
 
 const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
-const data = new TextEncoder().encode('eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9')
-const verifies = (signature) => nodeVerify('sha256', data, { key: pair.publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(signature))
+const data = JWT_INPUT
 
 /** Asserts that `run` throws the pkcs11js error for `name`. */
 function throwsCkr(run, name) {

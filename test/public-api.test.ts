@@ -25,6 +25,11 @@ test('listSlots: every slot and its token, no PIN needed', async () => {
     (await api.listSlots({ env: { PKCS11_MODULE: softhsm.module, PKCS11_PIN_FILE: '/nonexistent' } })).map((s) => s.token?.label),
     labels,
   )
+  // nor a URI's pin-source
+  assert.deepEqual(
+    (await api.listSlots({ uri: `pkcs11:?module-path=${softhsm.module}&pin-source=/nonexistent` })).map((s) => s.token?.label),
+    labels,
+  )
   await assert.rejects(api.listSlots({ env: {} }), { name: 'ConfigurationError', code: 'ERR_PKCS11_CONFIG' })
 })
 

@@ -2,30 +2,20 @@
 // middle of a burst, a removal during load, a login that is lost, slow and busy devices,
 // deadlines, cancellation, a bounded queue, and no session left behind.
 import assert from 'node:assert/strict'
-import { generateKeyPairSync, verify as nodeVerify } from 'node:crypto'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { inspect } from 'node:util'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { freshSoftHsm } from './helpers/softhsm.js'
-import { buildFaultModule, FaultControl } from './helpers/fault.js'
+import { faultP256Token, JWT_INPUT } from './helpers/fault.js'
 import { otherUser } from './helpers/other-user.js'
 
 const LABEL = 'recovery'
 const PIN = '918273' // distinctive, so that a leak would be found
-const softhsm = freshSoftHsm()
-softhsm.initToken(LABEL, PIN)
-const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' })
-softhsm.importKey(LABEL, pair.privateKey.export({ format: 'pem', type: 'pkcs8' }), { label: 'p256', id: '02' }, PIN)
-
-const control = new FaultControl()
-Object.assign(process.env, control.env) // before the fault module is first loaded
-const faultModule = buildFaultModule()
+const { softhsm, control, faultModule, verifies } = faultP256Token(LABEL, { pin: PIN, id: '02' })
 const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 
 const params = { name: 'ECDSA', hash: 'SHA-256' }
-const data = new TextEncoder().encode('eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9')
-const verifies = (signature) => nodeVerify('sha256', data, { key: pair.publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(signature))
+const data = JWT_INPUT
 
 /** Rejects when `promise` takes longer than `ms`: nothing may hang. */
 function within(ms, promise) {

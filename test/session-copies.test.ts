@@ -8,7 +8,8 @@ import { createPublicKey, generateKeyPairSync, verify as nodeVerify, webcrypto, 
 import { after, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pkcs11js from 'pkcs11js'
-import { COPY_LABEL } from './helpers/other-user.js'
+import { COPY_MAX_AGE_MS } from '../dist/pkcs11/dispatch/session-copies.js'
+import { COPY_LABEL, countObjects, withOtherSession } from './helpers/other-user.js'
 import { freshSoftHsm, PIN } from './helpers/softhsm.js'
 
 const TOKEN = 'copies'
@@ -19,8 +20,6 @@ softhsm.importKey(TOKEN, pair.privateKey.export({ format: 'pem', type: 'pkcs8' }
 softhsm.pkcs11Tool(['--token-label', TOKEN, '--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'always', '--id', '0aa0', '--always-auth'])
 const { Pkcs11Crypto, ConfigurationError, KeyNotFoundError } = await import('pkcs11-webcrypto')
 
-/** The most a copy is used before it is made again (src/pkcs11/dispatch/session-copies.ts). */
-const COPY_MAX_AGE_MS = 1000
 const ecdsa = { name: 'ECDSA', hash: 'SHA-256' }
 const data = new TextEncoder().encode('eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9')
 const opened: Array<{ close(): Promise<void> }> = []
@@ -32,34 +31,11 @@ async function open(options = {}) {
   return hsm
 }
 
-/** Another load of the module in this process: it sees the library's session objects, under its login. */
-const raw = new pkcs11js.PKCS11()
-raw.load(softhsm.module!)
-
-/** Runs `use` on a session of the raw load (while the library holds the module initialized and logged in). */
-function withRawSession<T>(use: (session: Buffer) => T): T {
-  try {
-    raw.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK })
-  } catch (error) {
-    if ((error as { code?: number }).code !== pkcs11js.CKR_CRYPTOKI_ALREADY_INITIALIZED) throw error
-  }
-  const slot = raw.C_GetSlotList(true).find((s) => raw.C_GetTokenInfo(s).label.trim() === TOKEN)!
-  const session = raw.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION)
-  try {
-    return use(session)
-  } finally {
-    raw.C_CloseSession(session)
-  }
-}
-
-/** The copies of keys the process's sessions hold now. */
-const copies = () =>
-  withRawSession((session) => {
-    raw.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_LABEL, value: COPY_LABEL }])
-    const found = raw.C_FindObjects(session, 1000)
-    raw.C_FindObjectsFinal(session)
-    return found.length
-  })
+/**
+ * The copies of keys the process's sessions hold now, as another load of the module in this process
+ * sees them (while the library holds the module initialized and logged in).
+ */
+const copies = () => withOtherSession(softhsm.module!, TOKEN, (native, session) => countObjects(native, session, [{ type: pkcs11js.CKA_LABEL, value: COPY_LABEL }]))
 
 /** Signs `count` times, `concurrency` at a time; every result, a signature or an error. */
 async function signMany(hsm, key, count: number, concurrency = 8): Promise<Array<ArrayBuffer | Error>> {
@@ -85,6 +61,10 @@ describe('session copies of signing keys', () => {
     assert.ok(signatures.every(verifiesWith(pair.publicKey)), 'every signature verifies with the public key')
     const made = copies()
     assert.ok(made >= 1 && made <= 8, `${made} copies for 8 sessions at most`)
+    // Made again past their age, the old ones destroyed.
+    await sleep(COPY_MAX_AGE_MS + 100)
+    assert.ok((await signMany(hsm, privateKey, 64, 16)).every(verifiesWith(pair.publicKey)))
+    assert.ok(copies() <= 8, `${copies()} copies after they were made again`)
     // Looked up again, listed, counted: the key is there once.
     assert.equal((await hsm.keys.list()).filter((k) => k.label === 'p256').length, 1)
     assert.ok(!(await hsm.keys.list()).some((k) => k.label === COPY_LABEL))
@@ -92,6 +72,15 @@ describe('session copies of signing keys', () => {
     try {
       assert.ok(verifiesWith(pair.publicKey)(await again.subtle.sign(ecdsa, (await again.keys.get({ label: 'p256' })).privateKey, data)))
       assert.equal((await again.keys.list()).filter((k) => k.label === 'p256').length, 1)
+      // Searched while copies are being made: a deletion makes every session copy its key again.
+      for (let round = 0; round < 10; round++) {
+        await hsm.keys.generate({ algorithm: 'HS256', label: `stir-${round}` })
+        await hsm.keys.delete({ label: `stir-${round}` })
+        const [signatures, listed, found] = await Promise.all([signMany(hsm, privateKey, 32, 16), again.keys.list(), again.keys.get({ label: 'p256' })])
+        assert.ok(signatures.every(verifiesWith(pair.publicKey)))
+        assert.deepEqual(listed.map((k) => k.label).sort(), ['always', 'p256'], `round ${round}`)
+        assert.equal(found.id, '01')
+      }
     } finally {
       await again.close()
     }
@@ -116,6 +105,7 @@ describe('session copies of signing keys', () => {
       const hsm = await open({ sessionKeyCopies })
       const made = await hsm.keys.generate({ algorithm: 'ES256', label: `doomed-${sessionKeyCopies}` })
       assert.ok((await signMany(hsm, made.privateKey, 40)).every(verifiesWith(await nodePublicKey(made.publicKey))))
+      assert.equal(copies() > 0, sessionKeyCopies === 'software', `${copies()} copies with ${sessionKeyCopies}`)
       await hsm.keys.delete({ label: `doomed-${sessionKeyCopies}` })
       const after = await signMany(hsm, made.privateKey, 24)
       assert.ok(
@@ -147,8 +137,8 @@ describe('session copies of signing keys', () => {
     const hsm = await open()
     const before = copies()
     // Made by this process's other load, with CKA_COPYABLE false.
-    const { pub } = withRawSession((session) => {
-      const keys = raw.C_GenerateKeyPair(
+    withOtherSession(softhsm.module!, TOKEN, (native, session) => {
+      native.C_GenerateKeyPair(
         session,
         { mechanism: pkcs11js.CKM_EC_KEY_PAIR_GEN },
         [
@@ -168,13 +158,15 @@ describe('session copies of signing keys', () => {
           { type: pkcs11js.CKA_ID, value: Buffer.from('0bb0', 'hex') },
         ],
       )
-      return { pub: keys.publicKey }
     })
-    assert.ok(pub)
     const uncopyable = await hsm.keys.get({ label: 'uncopyable' })
     assert.ok((await signMany(hsm, uncopyable.privateKey, 40)).every(verifiesWith(await nodePublicKey(uncopyable.publicKey))))
     const always = await hsm.keys.get({ label: 'always' }, { keyPin: PIN })
     assert.ok((await signMany(hsm, always.privateKey, 16)).every(verifiesWith(await nodePublicKey(always.publicKey))))
     assert.equal(copies(), before, 'no copy made of either')
+    // The same instance copies a key that may be copied.
+    const { privateKey } = await hsm.keys.get({ label: 'p256' })
+    assert.ok((await signMany(hsm, privateKey, 16)).every(verifiesWith(pair.publicKey)))
+    assert.ok(copies() > before)
   })
 })

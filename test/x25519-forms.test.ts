@@ -6,6 +6,7 @@ import { webcrypto } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import pkcs11js from 'pkcs11js'
 import { freshSoftHsm, PIN } from './helpers/softhsm.js'
+import { withOtherSession } from './helpers/other-user.js'
 
 const softhsm = freshSoftHsm()
 softhsm.initToken('x25519')
@@ -16,16 +17,7 @@ const CKM_EC_EDWARDS_KEY_PAIR_GEN = 0x1055
 
 /** Makes an X25519 pair with `params` through the raw binding, sharing the library's login. */
 function makePair(label, id, params) {
-  const p11 = new pkcs11js.PKCS11()
-  p11.load(softhsm.module)
-  try {
-    p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK })
-  } catch (error) {
-    if (error.code !== pkcs11js.CKR_CRYPTOKI_ALREADY_INITIALIZED) throw error
-  }
-  const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === 'x25519')
-  const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION)
-  try {
+  withOtherSession(softhsm.module, 'x25519', (p11, session) => {
     const common = [
       { type: pkcs11js.CKA_TOKEN, value: true },
       { type: pkcs11js.CKA_LABEL, value: label },
@@ -43,9 +35,7 @@ function makePair(label, id, params) {
         { type: pkcs11js.CKA_SIGN, value: false },
       ],
     )
-  } finally {
-    p11.C_CloseSession(session)
-  }
+  })
 }
 
 describe('X25519 keys in both CKA_EC_PARAMS forms', () => {

@@ -79,6 +79,12 @@ export function describe(error) {
   return code && !message.includes(code) ? `${code}: ${message}` : message
 }
 
+/** The median of `values` (the lower one of an even count), nulls left out; null when none is left. */
+export function median(values) {
+  const sorted = values.filter((v) => v != null).sort((a, b) => a - b)
+  return sorted.length ? sorted[Math.floor((sorted.length - 1) / 2)] : null
+}
+
 /** Summary of several processes' cells measured over the same period (the device-limit run). */
 export function combine(results) {
   const seconds = Math.max(...results.map((r) => r.seconds))
@@ -90,7 +96,7 @@ export function combine(results) {
     seconds,
     opsPerSec: results.reduce((sum, r) => sum + r.opsPerSec, 0),
     // Percentiles cannot be added up: the median of the medians, the worst of the 99th percentiles.
-    p50Ms: results.map((r) => r.p50Ms).sort((a, b) => a - b)[Math.floor((results.length - 1) / 2)],
+    p50Ms: median(results.map((r) => r.p50Ms)),
     p99Ms: Math.max(...results.map((r) => r.p99Ms)),
     errors,
     ...(results.find((r) => r.errorSample) ? { errorSample: results.find((r) => r.errorSample).errorSample } : {}),

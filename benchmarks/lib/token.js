@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-export const MODULE = ['/usr/lib/softhsm/libsofthsm2.so', '/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so', '/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so']
+const MODULE = ['/usr/lib/softhsm/libsofthsm2.so', '/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so', '/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so']
   .find((path) => existsSync(path))
 
 const LABEL = 'bench'
@@ -23,7 +23,7 @@ export const KEYS = {
 }
 
 /** True when a command can be run. */
-export function hasCommand(cmd, args = ['-version']) {
+function hasCommand(cmd, args = ['-version']) {
   try {
     execFileSync(cmd, args, { stdio: 'ignore' })
     return true

@@ -19,7 +19,7 @@ import pkcs11js from 'pkcs11js'
 import { ConfigurationError, KeyExistsError, type OpenOptions, type Pkcs11Crypto } from '../index.js'
 import { rememberSecret } from './errors.js'
 
-export const DEV_TOKEN_LABEL = 'dev'
+const DEV_TOKEN_LABEL = 'dev'
 
 const SOFTHSM_MODULES = [
   '/usr/lib/softhsm/libsofthsm2.so',
@@ -72,19 +72,19 @@ export async function ensureDevKeys(hsm: Pkcs11Crypto): Promise<void> {
 }
 
 /** True when nothing in the environment names a token, so the development token applies. */
-export function environmentNamesNoToken(env: NodeJS.ProcessEnv = process.env): boolean {
+export function environmentNamesNoToken(env: NodeJS.ProcessEnv): boolean {
   return !env.PKCS11_MODULE && !env.PKCS11_TOKEN && !env.PKCS11_PIN && !env.PKCS11_PIN_FILE
 }
 
 /** The folder of the development token: PKCS11_WEBCRYPTO_HOME, else $XDG_DATA_HOME/pkcs11-webcrypto. */
-export function devTokenHome(env: NodeJS.ProcessEnv = process.env): string {
+function devTokenHome(env: NodeJS.ProcessEnv = process.env): string {
   return env.PKCS11_WEBCRYPTO_HOME || join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'pkcs11-webcrypto')
 }
 
 /**
  * Open options for the development token, creating it first when needed (under the folder's lock,
  * held until ensureDevKeys has made its keys). Sets process.env.SOFTHSM2_CONF (SoftHSM reads it
- * when the module is loaded) and announces the token on stderr.
+ * when the module is loaded) and announces the token on `announce`.
  */
 export function devTokenOptions(env: NodeJS.ProcessEnv, announce: Writable): OpenOptions {
   const module = SOFTHSM_MODULES.find((path) => existsSync(path))

@@ -37,6 +37,11 @@ export function describeSelector(selector: KeySelector): string {
   return 'id' in selector ? `id ${selector.id}` : `"${selector.label}"`
 }
 
+/** The JOSE algorithms `key` serves on this token, as `keys.list()` says. */
+export async function listedAlgorithms(hsm: Pkcs11Crypto, key: TokenKey): Promise<string[]> {
+  return (await hsm.keys.list()).find((k) => k.id === key.id && k.label === key.label)?.algorithms ?? []
+}
+
 /**
  * The key for `alg`, or for the key's default JOSE algorithm (the first it can sign with on this
  * token) when `alg` is undefined; returns the key and the JOSE name.
@@ -44,9 +49,9 @@ export function describeSelector(selector: KeySelector): string {
 export async function keyForAlgorithm(hsm: Pkcs11Crypto, selector: KeySelector, alg: string | undefined): Promise<{ key: TokenKey; alg: string }> {
   if (alg !== undefined) return { key: await hsm.keys.get(selector, { algorithm: alg }), alg }
   const plain = await hsm.keys.get(selector)
-  const info = (await hsm.keys.list()).find((k) => k.id === plain.id && k.label === plain.label)
   const chosen =
-    info?.algorithms.find((a) => JOSE_ALGORITHMS[a].use === undefined) ?? joseNameOf(plain.privateKey.algorithm as { name: string; hash?: { name: string }; namedCurve?: string })
+    (await listedAlgorithms(hsm, plain)).find((a) => JOSE_ALGORITHMS[a].use === undefined) ??
+    joseNameOf(plain.privateKey.algorithm as { name: string; hash?: { name: string }; namedCurve?: string })
   if (!chosen) throw new FailureError(`key ${describeSelector(selector)} can sign with no JOSE algorithm on this token`)
   return { key: await hsm.keys.get(selector, { algorithm: chosen }), alg: chosen }
 }

@@ -38,7 +38,7 @@ function rememberArgvPins(argv: string[]): void {
   })
 }
 
-export function buildProgram(io: CliIo): Command {
+function buildProgram(io: CliIo): Command {
   const program = new Command('pkcs11-jwt')
     .description('JWTs signed with keys that stay on a PKCS#11 token (smart card, HSM, SoftHSM)')
     .version(version())

@@ -20,7 +20,7 @@ export function printJson(out: Writable, value: unknown): void {
  * @example
  * formatTable(['ID', 'LABEL'], [['01', 'rsa']])  // 'ID  LABEL\n01  rsa'
  */
-export function formatTable(headers: string[], rows: string[][]): string {
+function formatTable(headers: string[], rows: string[][]): string {
   const widths = headers.map((header, column) => Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length)))
   const line = (cells: string[]) =>
     cells

@@ -4,6 +4,8 @@
  * queue or a flush loop that never ends. PIN values are never echoed.
  */
 import { ConfigurationError } from '../errors.js'
+import { SESSION_KEY_COPIES } from '../pkcs11/dispatch/session-copies.js'
+import { IN_PLACE_MODES } from '../pkcs11/dispatch/worker-pool.js'
 
 const STRINGS = ['library', 'pin', 'pinFile', 'config', 'uri', 'libraryParameters'] as const
 const TOKEN_SELECTORS = ['label', 'serial', 'slotIndex', 'slotId'] as const
@@ -18,8 +20,8 @@ const NUMBERS: Record<string, { min: number; integer: boolean; what: string }> =
 
 /** Options that take one of a few words. */
 const CHOICES: Record<string, readonly string[]> = {
-  inPlace: ['alone', 'always', 'never'],
-  sessionKeyCopies: ['software', 'always', 'never'],
+  inPlace: IN_PLACE_MODES,
+  sessionKeyCopies: SESSION_KEY_COPIES,
 }
 
 /**

@@ -6,6 +6,8 @@
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConfigurationError } from '../errors.js'
+import type { SessionKeyCopies } from '../pkcs11/dispatch/session-copies.js'
+import type { InPlaceMode } from '../pkcs11/dispatch/worker-pool.js'
 import type { TokenOptions } from '../pkcs11/token.js'
 import type { TokenSelector } from '../pkcs11/slots.js'
 import { checkOpenOptions } from './check-options.js'
@@ -49,25 +51,25 @@ export interface OpenOptions {
    */
   searchCacheMs?: number
   /**
-   * Calls of a kind the device does in 2 ms or less (measured) may run on the main thread, saving
-   * the two thread hand-overs of a signing worker: `'alone'` (default) when no other call is under
-   * way, `'always'` for every such call (a process per core, each opened with `maxSessions: 3`:
-   * signing spread over the cores by the processes, not by threads), `'never'` for a device that
-   * may stall (a network HSM faster than 2 ms: a stall in place would hold the event loop). Modules
+   * Signatures of a kind the device makes in 2 ms or less (measured), of inputs under 64 KiB, may be
+   * made on the main thread, saving the two thread hand-overs of a signing worker: `'alone'`
+   * (default) when no other call is under way, `'always'` for every such signature (a process per
+   * core, each opened with `maxSessions: 3`: signing spread over the cores by the processes, not by
+   * threads), `'never'` for a device that may stall (a network HSM faster than 2 ms: a stall in place would hold the event loop). Modules
    * whose loads do not share a login across threads (p11-kit's client) never sign in place. Calls in
    * place back to back hold the event loop 1 ms (and one call) at most before it turns.
    */
-  inPlace?: 'alone' | 'always' | 'never'
+  inPlace?: InPlaceMode
   /**
    * Whether signatures use copies of their keys made as session objects (C_CopyObject with
    * CKA_TOKEN false, one per signing session): `'software'` (default) on a software slot (no
    * CKF_HW_SLOT), such as SoftHSM's, where each use of a token key checks its file under a lock per
    * token, so that one process's threads sign in turn; `'always'`; `'never'`. A copy keeps the key's
-   * attributes, goes with its session, is made again from the key each second, and is dropped after
-   * any change this process makes to the token's objects: a key deleted by another application
+   * attributes, goes with its session, is made again from the key each second, and is dropped once
+   * this process changes or deletes any of the token's objects: a key deleted by another application
    * stops signing here within a second. A key the module will not copy is used as it is.
    */
-  sessionKeyCopies?: 'software' | 'always' | 'never'
+  sessionKeyCopies?: SessionKeyCopies
   /** Environment to read defaults from (default: process.env). */
   env?: Record<string, string | undefined>
 }
@@ -83,14 +85,9 @@ const MODULES_IN_A_DIRECTORY = ['softhsm/libsofthsm2.so', 'libsofthsm2.so', 'ope
  * // { library: '/usr/lib/softhsm/libsofthsm2.so', token: { slotListIndex: 1 }, pin: '1234' }
  */
 export function resolveOptions(options: OpenOptions = {}): TokenOptions {
-  checkOpenOptions(options as Record<string, unknown>)
-  const env = options.env ?? process.env
-  const uri = options.uri ? parsePkcs11Uri(options.uri) : undefined
-  const java = options.config ? readJavaConfig(options.config) : undefined
-  const nss = nssOptions(java)
-
-  const library = options.library ?? uri?.modulePath ?? java?.library ?? nss.library ?? env.PKCS11_MODULE
-  if (!library) throw new ConfigurationError('no PKCS#11 module: give library, config, uri (module-path) or env PKCS11_MODULE')
+  const sources = sourcesOf(options)
+  const { env, uri, java, nss } = sources
+  const { library, libraryParameters } = moduleOf(options, sources)
 
   const pinFile = options.pinFile ?? uri?.pinSource ?? (options.pin === undefined && uri?.pinValue === undefined ? env.PKCS11_PIN_FILE : undefined)
   // A pin-source is redacted wherever it is shown: its path is not named in the error either.
@@ -98,8 +95,8 @@ export function resolveOptions(options: OpenOptions = {}): TokenOptions {
   const pin = options.pin ?? uri?.pinValue ?? (pinFile ? readPinFile(pinFile, pinFileName!) : env.PKCS11_PIN)
 
   return {
-    library: resolveLibrary(library, env),
-    libraryParameters: options.libraryParameters ?? uri?.libraryParameters ?? java?.nssArgs ?? nss.libraryParameters,
+    library,
+    libraryParameters,
     token: options.token ?? tokenFromUri(uri) ?? tokenFromJava(java) ?? nss.token ?? (env.PKCS11_TOKEN ? { label: env.PKCS11_TOKEN } : undefined),
     pin,
     maxSessions: options.maxSessions,
@@ -109,6 +106,30 @@ export function resolveOptions(options: OpenOptions = {}): TokenOptions {
     inPlace: options.inPlace,
     sessionKeyCopies: options.sessionKeyCopies,
   }
+}
+
+/**
+ * The module to load and its parameters, read from the options as `resolveOptions` reads them, with
+ * no token and no PIN (not even a URI's pin-source is read): what `listSlots` needs.
+ *
+ * @example
+ * resolveModule({ uri: 'pkcs11:token=t?module-path=/usr/lib/softhsm/libsofthsm2.so' }) // { library: '/usr/lib/softhsm/libsofthsm2.so', libraryParameters: undefined }
+ */
+export function resolveModule(options: OpenOptions = {}): Pick<TokenOptions, 'library' | 'libraryParameters'> {
+  return moduleOf(options, sourcesOf(options))
+}
+
+/** The options checked, and what they name to read further: the URI, the Java config and its NSS settings, the environment. */
+function sourcesOf(options: OpenOptions) {
+  checkOpenOptions(options as Record<string, unknown>)
+  const java = options.config ? readJavaConfig(options.config) : undefined
+  return { env: options.env ?? process.env, uri: options.uri ? parsePkcs11Uri(options.uri) : undefined, java, nss: nssOptions(java) }
+}
+
+function moduleOf(options: OpenOptions, { env, uri, java, nss }: ReturnType<typeof sourcesOf>): Pick<TokenOptions, 'library' | 'libraryParameters'> {
+  const library = options.library ?? uri?.modulePath ?? java?.library ?? nss.library ?? env.PKCS11_MODULE
+  if (!library) throw new ConfigurationError('no PKCS#11 module: give library, config, uri (module-path) or env PKCS11_MODULE')
+  return { library: resolveLibrary(library, env), libraryParameters: options.libraryParameters ?? uri?.libraryParameters ?? java?.nssArgs ?? nss.libraryParameters }
 }
 
 function tokenFromUri(uri: ReturnType<typeof parsePkcs11Uri> | undefined): TokenSelector | undefined {

@@ -191,7 +191,7 @@ export class CertificateStore {
    * const publicKey = await (await hsm.certificates.get('01'))?.publicKey.export()
    */
   async get(keyId: string): Promise<X509Certificate | undefined> {
-    await loadX509()
+    // newestCertificate loads x509 when there is a certificate to read.
     const token = this.#keys.lookupToken
     return newestCertificate(token, await this.#find(idOf(keyId), token))
   }
@@ -214,7 +214,6 @@ export class CertificateStore {
 
   /** The certificates with CKA_ID `id` that carry the public key `spki`: the key's own, not a CA's that shares the id. */
   async #ownCertificates(id: Buffer, spki: Buffer): Promise<Handle[]> {
-    await loadX509()
     const own: Handle[] = []
     for (const handle of await this.#find(id)) {
       const value = (await this.#token.getAttributes(handle, [C.CKA_VALUE])).get(C.CKA_VALUE)

@@ -3,15 +3,8 @@ import { createHash } from 'node:crypto'
 import { webcrypto } from 'node:crypto'
 import { KeyNotFoundError } from '../errors.js'
 import type { KeyStore, TokenKey } from './key-store.js'
+import { PRIVATE_USAGES } from './crypto-keys.js'
 import { JOSE_ALGORITHMS } from './jose-algorithms.js'
-
-/** The WebCrypto algorithms of JWE keys. */
-const ENCRYPTION_NAMES = new Set(
-  Object.values(JOSE_ALGORITHMS)
-    .filter((a) => a.use === 'enc')
-    .map((a) => a.name)
-    .concat('X25519'),
-)
 
 export interface JwksOptions {
   /** What `kid` is: the RFC 7638 thumbprint (default), the CKA_ID in hex, or the label. */
@@ -69,7 +62,7 @@ export async function publishedJwk(key: TokenKey, alg?: string, options: JwksOpt
   const jwk: JsonWebKey = kty === 'RSA' ? { kty, n, e } : kty === 'EC' ? { kty, crv, x, y } : { kty, crv, x }
   const kid = options.kid === 'id' ? key.id : options.kid === 'label' ? key.label : thumbprint(jwk)
   // A key for decryption or key agreement (RSA-OAEP, ECDH-ES, ...) is published for encryption.
-  const use = JOSE_ALGORITHMS[alg ?? '']?.use ?? (ENCRYPTION_NAMES.has(key.privateKey.algorithm.name) ? 'enc' : 'sig')
+  const use = JOSE_ALGORITHMS[alg ?? '']?.use ?? (PRIVATE_USAGES[key.privateKey.algorithm.name]?.includes('sign') ? 'sig' : 'enc')
   const published: PublishedJwk = { ...jwk, kid, ...(alg !== undefined && { alg }), use }
   if (key.certificate) {
     const der = Buffer.from(key.certificate.rawData)
@@ -80,7 +73,7 @@ export async function publishedJwk(key: TokenKey, alg?: string, options: JwksOpt
 }
 
 /** RFC 7638: SHA-256 over the required members in lexical order. */
-export function thumbprint(jwk: JsonWebKey): string {
+function thumbprint(jwk: JsonWebKey): string {
   const required =
     jwk.kty === 'RSA' ? { e: jwk.e, kty: jwk.kty, n: jwk.n } : jwk.kty === 'EC' ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y } : { crv: jwk.crv, kty: jwk.kty, x: jwk.x }
   return createHash('sha256').update(JSON.stringify(required)).digest('base64url')

@@ -22,7 +22,7 @@ import type { TokenKeyFactory } from './key-factory.js'
 import { notSupported } from '../webcrypto/errors.js'
 import { findPublicPart } from './public-key.js'
 import { KeyPins } from './key-pins.js'
-import { selectorTemplate, type KeySelector } from './selector.js'
+import { selectorTemplate, type KeySelector, type SelectedKey } from './selector.js'
 
 export type { KeySelector }
 
@@ -155,7 +155,7 @@ export class KeyStore {
    */
   async delete(selector: KeySelector): Promise<number> {
     this.#token.assertUsable()
-    const key = await this.#find(selector, this.#token)
+    const key = await this.#find(selectorTemplate(selector, this.#token.slot), this.#token)
     if (key.id.length) {
       // Another key with the same CKA_ID would lose its public key and certificate with this one.
       const sharing = await this.#keysMatching(this.#token, [{ type: C.CKA_ID, value: key.id }])
@@ -184,10 +184,11 @@ export class KeyStore {
    */
   get(selector: KeySelector, options: KeyGetOptions = {}): Promise<TokenKey> {
     let cacheKey: string
+    let selected: SelectedKey
     try {
       // A closed instance answers nothing, not even from the cache; a malformed selector is no cache key.
       this.#token.assertUsable()
-      selectorTemplate(selector, this.#token.slot)
+      selected = selectorTemplate(selector, this.#token.slot)
       if (options.keyPin !== undefined && typeof options.keyPin !== 'string') throw new TypeError('keyPin must be a string')
       // The key PIN is part of the key it is given for, so it separates cache entries too.
       cacheKey = JSON.stringify([selector, options.algorithm ?? null, options.keyPin ?? null, options.rsaOaep ?? null])
@@ -196,7 +197,7 @@ export class KeyStore {
     }
     let found = this.#resolved.get(cacheKey)
     if (!found) {
-      found = this.#resolve(selector, options)
+      found = this.#resolve(selected, options)
       this.#resolved.set(cacheKey, found)
       found.catch(() => this.#resolved.delete(cacheKey))
     }
@@ -236,10 +237,10 @@ export class KeyStore {
     return infos
   }
 
-  async #resolve(selector: KeySelector, options: KeyGetOptions): Promise<TokenKey> {
+  async #resolve(selected: SelectedKey, options: KeyGetOptions): Promise<TokenKey> {
     // One member answers the whole lookup: handles are its own.
     const token = this.lookupToken
-    return this.#tokenKey(await this.#find(selector, token), options, token)
+    return this.#tokenKey(await this.#find(selected, token), options, token)
   }
 
   /** The CryptoKeys of `key`, found on `token` (a member of the group, or the only token). */
@@ -300,9 +301,9 @@ export class KeyStore {
     return new ReplicaSet(members)
   }
 
-  async #find(selector: KeySelector, token: Token): Promise<KeyDescription> {
-    // Selectors that name a token (a URI's token=) name the group's first one.
-    const { template, label, classes, text } = selectorTemplate(selector, this.#token.slot)
+  /** The key `selected` names (a selector that names a token, a URI's token=, names the group's first one). */
+  async #find(selected: SelectedKey, token: Token): Promise<KeyDescription> {
+    const { template, label, classes, text } = selected
     let handles = await this.#keysMatching(token, template, classes)
     if (handles.length === 0 && label !== undefined) {
       // Java's keytool stores the alias as the certificate's label and as the key's CKA_ID.
@@ -365,10 +366,11 @@ export class KeyStore {
     // The public part is read once for all the OAEP names (null: it could not be read).
     const { jwk } = await findPublicPart(token, key).catch(() => ({ jwk: null }))
     if (jwk === null) return []
+    // No public part on the token to probe with: only OAEP's default hash is sure.
+    if (!jwk) return encryption.filter((alg) => JOSE_ALGORITHMS[alg].hash === 'SHA-1')
     const usable: string[] = []
     for (const alg of encryption) {
-      const hash = JOSE_ALGORITHMS[alg].hash as HashName
-      const support = jwk ? await this.#oaep(token, key, hash, jwk, undefined, undefined).catch(() => undefined) : { hash: hash === 'SHA-1' }
+      const support = await this.#oaep(token, key, JOSE_ALGORITHMS[alg].hash as HashName, jwk, undefined, undefined).catch(() => undefined)
       if (support?.hash) usable.push(alg)
     }
     return usable

@@ -82,7 +82,7 @@ export async function readPublicKey(token: Token, handle: Handle, key: Pick<KeyD
 }
 
 /** A raw EC point (04||x||y) or Edwards public key as a JWK. */
-export function pointToJwk(raw: Buffer, curve: Curve): JsonWebKey {
+function pointToJwk(raw: Buffer, curve: Curve): JsonWebKey {
   if (curve.kty === 'OKP') return { kty: 'OKP', crv: curve.name, x: raw.toString('base64url') }
   const { size } = curve
   return { kty: 'EC', crv: curve.name, x: raw.subarray(1, 1 + size).toString('base64url'), y: raw.subarray(1 + size).toString('base64url') }

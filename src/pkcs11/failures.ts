@@ -14,6 +14,9 @@ export type Remedy =
   /** The key's handle means nothing now: look the key up again by its attributes. */
   | 'refind'
 
+/** After these the object handle means nothing now (a key's session copy may be what went). */
+export const HANDLE_GONE = ['CKR_OBJECT_HANDLE_INVALID', 'CKR_KEY_HANDLE_INVALID']
+
 const REMEDIES: Record<string, Remedy> = {
   CKR_SESSION_HANDLE_INVALID: 'new-session',
   CKR_SESSION_CLOSED: 'new-session',
@@ -25,8 +28,7 @@ const REMEDIES: Record<string, Remedy> = {
   CKR_TOKEN_NOT_RECOGNIZED: 'reconnect',
   CKR_GENERAL_ERROR: 'reconnect',
   CKR_CRYPTOKI_NOT_INITIALIZED: 'reconnect',
-  CKR_OBJECT_HANDLE_INVALID: 'refind',
-  CKR_KEY_HANDLE_INVALID: 'refind',
+  ...Object.fromEntries(HANDLE_GONE.map((name) => [name, 'refind'])),
 }
 
 /** After these a session is gone (or its device is): it is closed, never handed to another caller. */

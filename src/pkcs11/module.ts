@@ -22,7 +22,8 @@ export class Pkcs11Module {
   /**
    * The words (shared memory) of the signing sessions' copies of keys, one set for every token and
    * instance of the module, which see each other's session objects: the count of changes to
-   * objects, and the lock that copies and searches take (session-copies.ts).
+   * objects, the lock that copies and searches take, and whether any token signs with copies
+   * (session-copies.ts).
    */
   readonly keyCopies = new Int32Array(new SharedArrayBuffer(SHARED_WORDS * Int32Array.BYTES_PER_ELEMENT))
   /** False when someone else in the process initialized the library: then they finalize it. */

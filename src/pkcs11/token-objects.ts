@@ -7,7 +7,7 @@
  * someone else answers as if it held no keys.
  */
 import { C, callSync, isTokenError, sendable, type Handle, type PKCS11, type Template } from './binding.js'
-import { COPY_LABEL, underCopyLock } from './dispatch/session-copies.js'
+import { COPY_LABEL, IN_USE, underCopyLock } from './dispatch/session-copies.js'
 import { ObjectCache } from './object-cache.js'
 
 /** What the objects need of the token: the lookup session, and the login to restore. */
@@ -95,11 +95,15 @@ export class TokenObjects {
     this.#cache.clear()
   }
 
-  /** The objects matching `template`; while a copy of a key is being made, none (see session-copies.ts). */
+  /** The objects matching `template`, but the copies of keys (see session-copies.ts). */
   #search(session: Handle, template: Template): Handle[] {
+    if (Atomics.load(this.#keyCopies, IN_USE) === 0) return this.#searchNow(session, template)
+    // Never while a copy is being made: it would be found under the key's own id and label.
     return underCopyLock(this.#keyCopies, () => {
-      const handles = this.#searchNow(session, template)
-      return mayFindCopies(template) ? handles.filter((handle) => !this.#isCopy(session, handle)) : handles
+      if (!mayFindCopies(template)) return this.#searchNow(session, template)
+      // The copies first: one destroyed before the search is in neither answer, one after it in both.
+      const copies = new Set(this.#searchNow(session, [...template, { type: C.CKA_LABEL, value: COPY_LABEL }]).map((handle) => handle.toString('hex')))
+      return this.#searchNow(session, template).filter((handle) => !copies.has(handle.toString('hex')))
     })
   }
 
@@ -117,17 +121,6 @@ export class TokenObjects {
       }
     }
     return handles
-  }
-
-  /** True for a signing session's copy of a key, and for an object gone since the search found it (a copy destroyed meanwhile). */
-  #isCopy(session: Handle, handle: Handle): boolean {
-    try {
-      const [{ value }] = callSync('C_GetAttributeValue', () => this.#access.native.C_GetAttributeValue(session, handle, [{ type: C.CKA_LABEL }]))
-      return value?.toString() === COPY_LABEL
-    } catch (error) {
-      if (isTokenError(error, 'CKR_OBJECT_HANDLE_INVALID')) return true
-      throw error
-    }
   }
 }
 

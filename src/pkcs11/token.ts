@@ -20,7 +20,7 @@ import { Pkcs11Module } from './module.js'
 import { Reconnection } from './reconnection.js'
 import { SessionPool } from './session-pool.js'
 import { describeSlots, selectSlot, type SlotDescription, type TokenSelector } from './slots.js'
-import { CHANGES } from './dispatch/session-copies.js'
+import { CHANGES, IN_USE, type SessionKeyCopies } from './dispatch/session-copies.js'
 import { TokenObjects } from './token-objects.js'
 import { TokenLifecycle } from './token-state.js'
 
@@ -47,10 +47,10 @@ export interface TokenOptions {
   maxQueue?: number
   /** How long, in ms, a search that found objects is reused (default 5,000; 0: every lookup searches). */
   searchCacheMs?: number
-  /** Which calls of a kind the device does in 2 ms or less run on the main thread (default 'alone'). */
+  /** Which signatures of a kind the device makes in 2 ms or less are made on the main thread (default 'alone'). */
   inPlace?: InPlaceMode
   /** Whether signing sessions sign with session copies of their keys (default 'software': on a software slot). */
-  sessionKeyCopies?: 'software' | 'always' | 'never'
+  sessionKeyCopies?: SessionKeyCopies
 }
 
 /**
@@ -154,18 +154,20 @@ export class Token {
       pool = new SessionPool(module.native, slot.slot, 1, generation)
       const token = new Token(module, moduleUser, slot, pool, options)
       pool.withSessionSync((session) => token.#login.open(session))
-      token.#workers =
-        (await WorkerPool.start({
-          library: module.path,
-          slot: slot.slot,
-          activity: module.activity,
-          minWorkers: availableParallelism(),
-          maxWorkers: Math.max(1, limit - 1),
-          maxQueue,
-          native: module.native,
-          inPlace: options.inPlace ?? 'alone',
-          keyCopies: token.#copiesKeys ? module.keyCopies : undefined,
-        })) ?? new ThreadPoolDispatcher(module.native, slot.slot, Math.max(1, limit - 1), maxQueue, generation, module.activity)
+      const workers = await WorkerPool.start({
+        library: module.path,
+        slot: slot.slot,
+        activity: module.activity,
+        minWorkers: availableParallelism(),
+        maxWorkers: Math.max(1, limit - 1),
+        maxQueue,
+        native: module.native,
+        inPlace: options.inPlace ?? 'alone',
+        keyCopies: token.#copiesKeys ? module.keyCopies : undefined,
+      })
+      // From the first copy on, every search of the module's tokens leaves the copies out (token-objects.ts).
+      if (workers && token.#copiesKeys) Atomics.store(module.keyCopies, IN_USE, 1)
+      token.#workers = workers ?? new ThreadPoolDispatcher(module.native, slot.slot, Math.max(1, limit - 1), maxQueue, generation, module.activity)
       user.token = token
       return token
     } catch (error) {
@@ -448,13 +450,20 @@ export class Token {
   /** Sets attributes of an object (CKA_ID, CKA_LABEL ...). */
   setAttributes(handle: Handle, template: Template): Promise<void> {
     this.#objects.changed(handle)
-    return this.#changeObjects((session, native) => callSync('C_SetAttributeValue', () => native.C_SetAttributeValue(session, handle, sendable(template))))
+    return this.#changeObjects((session, native) => callSync('C_SetAttributeValue', () => native.C_SetAttributeValue(session, handle, sendable(template)))).finally(() =>
+      this.#copiesStale(),
+    )
   }
 
   /** Destroys an object. */
   destroyObject(handle: Handle): Promise<void> {
     this.#objects.changed(handle)
-    return this.#changeObjects((session, native) => callSync('C_DestroyObject', () => native.C_DestroyObject(session, handle)))
+    return this.#changeObjects((session, native) => callSync('C_DestroyObject', () => native.C_DestroyObject(session, handle))).finally(() => this.#copiesStale())
+  }
+
+  /** An object changed or went: no signing session signs with a copy of a key made before (session-copies.ts). */
+  #copiesStale(): void {
+    Atomics.add(this.#module.keyCopies, CHANGES, 1)
   }
 
   /** Fills `target` from the token's random number generator (synchronous, as WebCrypto's is). */
@@ -514,8 +523,6 @@ export class Token {
       return await this.#lookup((session) => change(session, this.#module.native), false)
     } finally {
       this.#objects.changed()
-      // No signing session uses a copy of a key made before the change (see session-copies.ts).
-      Atomics.add(this.#module.keyCopies, CHANGES, 1)
     }
   }
 }

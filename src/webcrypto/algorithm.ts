@@ -7,7 +7,7 @@ import { notSupported } from './errors.js'
 export type HashName = 'SHA-1' | 'SHA-256' | 'SHA-384' | 'SHA-512'
 export type NamedCurve = 'P-256' | 'P-384' | 'P-521'
 
-export const HASH_NAMES: readonly HashName[] = ['SHA-1', 'SHA-256', 'SHA-384', 'SHA-512']
+const HASH_NAMES: readonly HashName[] = ['SHA-1', 'SHA-256', 'SHA-384', 'SHA-512']
 export const NAMED_CURVES: readonly NamedCurve[] = ['P-256', 'P-384', 'P-521']
 
 /** An algorithm as a caller may write it: a name, or a dictionary with one. */

@@ -8,13 +8,13 @@
 //   control.latency('C_Sign', 50_000)
 //   control.removed(true)
 //   control.counts().C_Sign
-import { createHash } from 'node:crypto'
+import { createHash, generateKeyPairSync, verify as nodeVerify } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
 import { appendFileSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { MODULE } from './softhsm.js'
+import { freshSoftHsm, MODULE } from './softhsm.js'
 
 const sourceDir = fileURLToPath(new URL('../fault-module/', import.meta.url))
 const SOURCES = ['fault-pkcs11.c', 'pkcs11-min.h']
@@ -282,4 +282,24 @@ export class FaultControl {
 function positive(value, name, min = 1) {
   if (!Number.isInteger(value) || value < min) throw new TypeError(`${name}: a whole number >= ${min}`)
   return value
+}
+
+/** The signing input the fault-module tests sign (a JWT's header and payload). */
+export const JWT_INPUT = new TextEncoder().encode('eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9')
+
+/**
+ * A fresh SoftHSM token `label` holding a P-256 key labelled 'p256' (CKA_ID `id`), and the fault
+ * module over it, steered by `control` (its environment set before the module is first loaded).
+ * `verifies(signature)` checks an ECDSA P-256 signature (IEEE P1363) of `data` with Node.
+ */
+export function faultP256Token(label: string, { pin, id }: { pin?: string; id: string }) {
+  const softhsm = freshSoftHsm()
+  softhsm.initToken(label, pin)
+  const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  softhsm.importKey(label, pair.privateKey.export({ format: 'pem', type: 'pkcs8' }), { label: 'p256', id }, pin)
+  const control = new FaultControl()
+  Object.assign(process.env, control.env)
+  const verifies = (signature: ArrayBuffer | Uint8Array) =>
+    nodeVerify('sha256', JWT_INPUT, { key: pair.publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(signature as ArrayBuffer))
+  return { softhsm, pair, control, faultModule: buildFaultModule(), verifies }
 }

@@ -2,6 +2,9 @@
 // be): its own pkcs11js load of the library, which shares the module's state (login, sessions,
 // C_Initialize) with the library under test, as PKCS#11 says every load in one process does.
 import pkcs11js from 'pkcs11js'
+import { COPY_LABEL } from '../../dist/pkcs11/dispatch/session-copies.js'
+
+export { COPY_LABEL }
 
 /** A separate load of `library`, and the slot of the token labelled `label`. */
 function load(library, label) {
@@ -17,6 +20,20 @@ function load(library, label) {
   return { native, slot }
 }
 
+/**
+ * Runs `use` on a new read-write session of the token labelled `label`, through a separate load of
+ * `library` (which initializes the module if nothing else holds it), and closes the session.
+ */
+export function withOtherSession<T>(library: string, label: string, use: (native: pkcs11js.PKCS11, session: Buffer) => T): T {
+  const { native, slot } = load(library, label)
+  const session = native.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION)
+  try {
+    return use(native, session)
+  } finally {
+    native.C_CloseSession(session)
+  }
+}
+
 /** Opens a session on the token labelled `label` through a separate load of `library`. */
 export function otherUser(library, label) {
   const { native, slot } = load(library, label)
@@ -29,9 +46,6 @@ export function otherUser(library, label) {
   }
 }
 
-/** The label of the signing sessions' copies of keys (src/pkcs11/dispatch/session-copies.ts). */
-export const COPY_LABEL = 'pkcs11-webcrypto session copy'
-
 /**
  * Counts every object on the token labelled `label` (token and session objects, private ones
  * included, as the login the process holds shows them), but the signing sessions' copies of keys
@@ -42,13 +56,18 @@ export function objectCounter(library, label) {
   return () => {
     const session = native.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION)
     try {
-      native.C_FindObjectsInit(session, [])
-      const found = []
-      for (let batch; (batch = native.C_FindObjects(session, 100)).length > 0;) found.push(...batch)
-      native.C_FindObjectsFinal(session)
-      return found.filter((handle) => native.C_GetAttributeValue(session, handle, [{ type: pkcs11js.CKA_LABEL }])[0].value?.toString() !== COPY_LABEL).length
+      return countObjects(native, session, []) - countObjects(native, session, [{ type: pkcs11js.CKA_LABEL, value: COPY_LABEL }])
     } finally {
       native.C_CloseSession(session)
     }
   }
+}
+
+/** How many objects the session finds that match `template`. */
+export function countObjects(native: pkcs11js.PKCS11, session: Buffer, template: pkcs11js.Template): number {
+  native.C_FindObjectsInit(session, template)
+  let count = 0
+  for (let batch; (batch = native.C_FindObjects(session, 100)).length > 0;) count += batch.length
+  native.C_FindObjectsFinal(session)
+  return count
 }

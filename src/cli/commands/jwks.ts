@@ -2,7 +2,7 @@
 import { Option, type Command } from 'commander'
 import { publishedJwk, type JwksOptions } from '../../index.js'
 import { FailureError, UsageError } from '../errors.js'
-import { addKeyOptions, checkAlgorithm, describeSelector, keySelector, type KeyFlags } from '../key-options.js'
+import { addKeyOptions, checkAlgorithm, describeSelector, keySelector, listedAlgorithms, type KeyFlags } from '../key-options.js'
 import { printJson } from '../output.js'
 import { addTokenOptions, withToken, type TokenFlags } from '../token-options.js'
 import type { CliIo } from '../io.js'
@@ -40,8 +40,9 @@ Example:
         if (selector === undefined) return hsm.jwks({ kid: flags.kid })
         const key = await hsm.keys.get(selector, flags.alg === undefined ? {} : { algorithm: flags.alg })
         if (!key.publicKey) throw new FailureError(`key ${describeSelector(selector)} has no public key on the token`)
-        const served = (await hsm.keys.list()).find((k) => k.id === key.id && k.label === key.label)?.algorithms ?? []
-        const alg = flags.alg ?? (served.length === 1 ? served[0] : undefined)
+        // As hsm.jwks() publishes it: an alg only for a key that serves one.
+        const served = flags.alg === undefined ? await listedAlgorithms(hsm, key) : [flags.alg]
+        const alg = served.length === 1 ? served[0] : undefined
         return { keys: [await publishedJwk(key, alg, { kid: flags.kid })] }
       })
       printJson(io.stdout, jwks)

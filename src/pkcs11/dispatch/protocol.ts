@@ -15,7 +15,7 @@ export interface WorkerSetup {
   /** CONTROL words, and a BatchMemory per pipeline place. */
   control: SharedArrayBuffer
   memories: SharedArrayBuffer[]
-  /** The count of the process's changes to the token's objects, when signatures use session copies of their keys. */
+  /** The module's words of the copies of keys (session-copies.ts), when signatures use session copies of their keys. */
   keyCopies?: SharedArrayBuffer
 }
 

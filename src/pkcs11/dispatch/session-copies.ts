@@ -7,8 +7,8 @@
  * (sensitive, not extractable, what it may do) but its id and label, lives inside the module as the key does, and goes
  * with the session: nothing is left on the token, whatever happens to the process.
  *
- * A copy may not outlive the key it copies: the ones made before a change of the token's objects by
- * this process (a count the token raises) are destroyed before the next signature, and none
+ * A copy may not outlive the key it copies: the ones made before this process changed or deleted an
+ * object of the token (a count the token raises) are destroyed before the next signature, and none
  * is used past COPY_MAX_AGE_MS, so that a key deleted or changed by another application stops signing
  * here within that time. A key the module will not copy (CKA_COPYABLE false, no session objects,
  * a full store) is used as it is.
@@ -18,17 +18,19 @@ import { C, sendable, type Handle, type PKCS11 } from '../binding.js'
 
 /**
  * The words shared by the token and its signing sessions (an Int32Array over shared memory): the
- * count of the process's changes to the token's objects, and a lock that every copy is made under and
- * every search of the token's takes. SoftHSM makes a copy in steps (the object first, with the key's
- * own id and label; then the new ones): a search at that moment would find the copy as the key.
+ * count of the process's changes to the token's objects; a lock that every copy is made under and
+ * every search of the token's takes, as SoftHSM makes a copy in steps (the object first, with the
+ * key's own id and label; then the new ones) and a search at that moment would find the copy as the
+ * key; and whether any token of the module signs with copies (until then searches pay neither).
  */
 export const CHANGES = 0
 export const LOCK = 1
-export const SHARED_WORDS = 2
+export const IN_USE = 2
+export const SHARED_WORDS = 3
 
 /**
- * Runs `run` under the copies' lock (a synchronous section, on any thread; a worker holds it for
- * one C_CopyObject, tens of µs).
+ * Runs `run` under the copies' lock: a synchronous section, on any thread. A signing session holds
+ * it for one C_CopyObject (tens of µs), the token for one search (two, when copies could match).
  */
 export function underCopyLock<T>(words: Int32Array, run: () => T): T {
   while (Atomics.compareExchange(words, LOCK, 0, 1) !== 0) Atomics.wait(words, LOCK, 1, 10)
@@ -40,6 +42,10 @@ export function underCopyLock<T>(words: Int32Array, run: () => T): T {
   }
 }
 
+/** Which signing sessions sign with copies: on a software slot (no CKF_HW_SLOT), always, never. */
+export const SESSION_KEY_COPIES = ['software', 'always', 'never'] as const
+export type SessionKeyCopies = (typeof SESSION_KEY_COPIES)[number]
+
 /** The most a copy is used before it is made again from the token's key. */
 export const COPY_MAX_AGE_MS = 1000
 /** Copies one session keeps at most; keys past them sign as they are. */
@@ -47,7 +53,7 @@ export const MAX_COPIES = 64
 /**
  * The label and id of every copy. Session objects are seen by every session of the process, the
  * token's lookups included: with an id and label of their own, no search by a key's id or label finds
- * a copy, and the searches by class alone leave out this label (token-objects.ts).
+ * a copy, and a search by class alone leaves out what a search for this label finds (token-objects.ts).
  */
 export const COPY_LABEL = 'pkcs11-webcrypto session copy'
 const SESSION_OBJECT = sendable([

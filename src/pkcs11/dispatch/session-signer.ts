@@ -4,7 +4,7 @@
  */
 import pkcs11js from 'pkcs11js'
 import { returnValueOf } from '../binding.js'
-import { INPUT_REJECTIONS, INPUT_STEPS, SESSION_LOST as SESSION_LOST_NAMES } from '../failures.js'
+import { HANDLE_GONE, INPUT_REJECTIONS, INPUT_STEPS, SESSION_LOST as SESSION_LOST_NAMES } from '../failures.js'
 import { bytes } from './bytes.js'
 import { FIRST_STEP, runKeyOperation } from './key-operations.js'
 import type { KeyOperation, Operation } from './protocol.js'
@@ -16,7 +16,7 @@ const SESSION_LOST = new Set(SESSION_LOST_NAMES.map((name) => C[name]))
 /** A refused input ends the operation (PKCS#11 says so for every code but CKR_BUFFER_TOO_SMALL): the session stays. */
 const INPUT_REJECTED = new Set(INPUT_REJECTIONS.map((name) => C[name]))
 /** A key's copy answered these: it is gone (the session lost it, say), not the key. */
-const COPY_GONE = new Set([C.CKR_KEY_HANDLE_INVALID, C.CKR_OBJECT_HANDLE_INVALID])
+const COPY_GONE = new Set(HANDLE_GONE.map((name) => C[name]))
 
 /** A failed call: the function, and its CK_RV when PKCS#11 answered one. */
 export class SignerFailure {

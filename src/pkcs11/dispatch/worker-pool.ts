@@ -61,10 +61,7 @@ export interface WorkerPoolOptions {
   native: PKCS11
   /** Which requests of a fast kind run in place, on the main thread (see in-place.ts). */
   inPlace: InPlaceMode
-  /**
-   * The count (one Int32, shared memory) of the process's changes to the token's objects, which the
-   * token raises after each: given, signatures use session copies of their keys (session-copies.ts).
-   */
+  /** The module's words of the copies of keys (session-copies.ts): given, signatures use session copies of their keys. */
   keyCopies?: Int32Array
 }
 
@@ -72,7 +69,8 @@ export interface WorkerPoolOptions {
  * 'alone': a request with nothing else under way (one call in flight); 'always': every one (a
  * process per core, whose other cores are other processes'); 'never'.
  */
-export type InPlaceMode = 'alone' | 'always' | 'never'
+export const IN_PLACE_MODES = ['alone', 'always', 'never'] as const
+export type InPlaceMode = (typeof IN_PLACE_MODES)[number]
 
 export class WorkerPool implements Dispatcher {
   readonly #library: string

@@ -4,6 +4,7 @@
  * and honours a label (SoftHSM ignores it) is found out when the key is handed out; a label the
  * token would ignore is refused.
  */
+import { toArrayBuffer } from '../../lib/buffer.js'
 import { C } from '../../pkcs11/binding.js'
 import type { KeyOperation } from '../../pkcs11/dispatch/protocol.js'
 import type { NormalizedAlgorithm } from '../algorithm.js'
@@ -40,7 +41,7 @@ export class RsaOaep extends CipherAlgorithm {
     block.fill(0)
     em.fill(0)
     if (!message) throw rejected()
-    return message.buffer as ArrayBuffer
+    return toArrayBuffer(message)
   }
 
   protected operation(algorithm: NormalizedAlgorithm, key: TokenCryptoKey, op: 'encrypt' | 'decrypt', data: Buffer): KeyOperation {

@@ -101,7 +101,7 @@ export function failure(error: unknown): unknown {
  * the digest, and the signature is the same), instead of being copied to the token: a copy of a
  * 64 MiB input, and the signing memory grown to hold several, cost more than hashing it.
  */
-export const LARGE_INPUT = 1 << 20
+const LARGE_INPUT = 1 << 20
 
 /** True when `data` is better hashed here than copied to the token. */
 export function isLarge(data: Uint8Array): boolean {
