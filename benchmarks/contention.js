@@ -1,26 +1,30 @@
-// node benchmarks/contention.js [--alg ES256] [--signers 2,3] [--rounds 3] [--duration 3]
+// node benchmarks/contention.js [--alg ES256] [--signers 2,3] [--rounds 3] [--duration 3] [--copies]
 //
 // How much one process's threads cost each other inside the module: the raw binding signs with
 // synchronous calls, one session each, in N worker threads of one process and then in N processes,
 // alternating, on one fresh SoftHSM token. Nothing else runs: no JavaScript around the calls, no
-// dispatch. A ratio below 1 is the module's own locking (SoftHSM holds a mutex per object while it
-// checks the object's file), which every in-process library pays, Java's SunPKCS11 included.
-// For threads it also shows the voluntary context switches a signature: a thread that sleeps on a
-// lock held by another.
+// dispatch. A ratio below 1 is the module's own locking, which every in-process library pays, Java's
+// SunPKCS11 included. SoftHSM holds a mutex per token while it checks a token object's file; with
+// --copies each signer signs with its own session copy of the key (as this library does on a
+// software slot), which that check skips, and what is left is the module's process-wide locking
+// (SoftHSM's registry of secure memory, a map under one mutex, updated at every allocation of key
+// material). So --copies gives the most one process can sign, and threads ÷ processes its share of
+// the device limit. For threads it also shows the voluntary context switches a signature: a thread
+// that sleeps on a lock held by another.
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
+import pkcs11js from 'pkcs11js'
 import { signingInput } from './lib/contender.js'
 import { MECHANISMS, openRaw } from './lib/pkcs11.js'
 import { childOf, runTogether } from './lib/processes.js'
+import { runThreads, threadOf } from './lib/threads.js'
 import { KEYS, createBenchToken } from './lib/token.js'
 import { median } from './lib/measure.js'
 
 const self = fileURLToPath(import.meta.url)
 
-if (!isMainThread) signingThread()
-else if (!childOf(signer)) await main()
+if (!threadOf(signer) && !childOf(signer)) await main()
 
 async function main() {
   const { values: flags } = parseArgs({
@@ -29,20 +33,21 @@ async function main() {
       signers: { type: 'string', default: '2' },
       rounds: { type: 'string', default: '3' },
       duration: { type: 'string', default: '3' },
+      copies: { type: 'boolean', default: false },
     },
   })
   const { token, remove } = createBenchToken({ java: false })
   process.on('exit', remove)
   process.env.SOFTHSM2_CONF = token.conf
-  const job = { token, alg: flags.alg, ms: Number(flags.duration) * 1000 }
+  const job = { token, alg: flags.alg, ms: Number(flags.duration) * 1000, copies: flags.copies }
   // This thread initializes the module and holds a logged-in session, as a library's main thread
   // does: threads that initialize at the same instant race, and the last session's close logs out.
   openRaw(token, KEYS[flags.alg].label)
-  console.log(`${flags.alg}, raw sync C_SignInit + C_Sign, median of ${flags.rounds} alternating runs of ${flags.duration} s:`)
+  console.log(`${flags.alg}, raw sync C_SignInit + C_Sign${flags.copies ? ', each signer with a session copy of the key' : ''}, median of ${flags.rounds} alternating runs of ${flags.duration} s:`)
   for (const n of flags.signers.split(',').map(Number)) {
     const rows = { threads: [], processes: [], ratios: [], switches: [] }
     for (let round = 0; round < Number(flags.rounds); round++) {
-      const threads = await inThreads(n, job)
+      const threads = await runThreads(self, Array.from({ length: n }, () => job))
       const processes = await runTogether(self, Array.from({ length: n }, () => job))
       const rate = (results) => results.reduce((sum, r) => sum + r.ops, 0) / (job.ms / 1000)
       rows.threads.push(rate(threads))
@@ -57,29 +62,10 @@ async function main() {
   }
 }
 
-/** A worker thread's side of inThreads: as childOf, over the thread's port. */
-function signingThread() {
-  const sign = signer(workerData)
-  parentPort.postMessage('ready')
-  parentPort.once('message', () => parentPort.postMessage(sign()))
-}
-
-/** Each opens its session; then all sign at once. */
-async function inThreads(n, job) {
-  const next = (worker) => new Promise((resolve, reject) => {
-    worker.once('message', resolve)
-    worker.once('error', reject)
-  })
-  const workers = Array.from({ length: n }, () => new Worker(self, { workerData: job }))
-  await Promise.all(workers.map(next))
-  const results = workers.map(next)
-  for (const worker of workers) worker.postMessage('go')
-  return Promise.all(results)
-}
-
 /** Opens a session of its own and finds the key; returns what signs for `ms`. */
-function signer({ token, alg, ms }) {
-  const { p11, firstSession: session, key } = openRaw(token, KEYS[alg].label)
+function signer({ token, alg, ms, copies }) {
+  const { p11, firstSession: session, key: tokenKey } = openRaw(token, KEYS[alg].label)
+  const key = copies ? p11.C_CopyObject(session, tokenKey, [{ type: pkcs11js.CKA_TOKEN, value: false }]) : tokenKey
   const { mechanism, input, length } = MECHANISMS[alg]
   const data = signingInput(alg)
   const signature = Buffer.alloc(length)
@@ -92,7 +78,7 @@ function signer({ token, alg, ms }) {
       p11.C_Sign(session, input(data), signature)
     }
     const switches = voluntarySwitches() - switchesBefore
-    // Leaves the module initialized: another thread of this process may still be signing.
+    // Leaves the module initialized: another thread of this process may still be signing. The copy goes with the session.
     p11.C_CloseSession(session)
     return { ops, switches }
   }

@@ -22,10 +22,12 @@ const HERE = dirname(fileURLToPath(import.meta.url))
 const N = availableParallelism()
 const ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA']
 
-// kind: 'ours' | 'peer' (counts for "best peer") | 'device' (the device limit) | 'reference'.
+// kind: 'ours' | 'peer' (counts for "best peer") | 'device' (the device limit) | 'process-limit' (the
+// most one process signs) | 'jose' (c_jose) | 'reference'.
 // threads: a contender with fixed parallelism runs once per alg at these, not at each concurrency.
 const CONTENDERS = [
   { id: 'raw-sync', kind: 'device', name: `device limit: pkcs11js sync C_Sign, ${N} processes`, threads: [N] },
+  { id: 'raw-threads', kind: 'process-limit', name: `one-process limit: pkcs11js sync C_Sign, ${N} threads of one process, a session copy of the key each`, threads: [N] },
   { id: 'ours-jose', kind: 'ours', name: 'this project: jose SignJWT via installGlobal' },
   { id: 'ours-subtle', kind: 'ours', name: 'this project: hsm.subtle.sign' },
   { id: 'ours-jose-cluster', kind: 'ours', name: `this project: jose SignJWT in ${N} processes, signing in place (inPlace: 'always')` },
@@ -37,6 +39,8 @@ const CONTENDERS = [
 ]
 /** jose contenders: their figures are also a ratio to the JWT limit L. */
 const THROUGH_JOSE = new Set(['ours-jose', 'ours-jose-cluster'])
+/** Of those, the ones in one process: also a ratio to the one-process JWT limit L1. */
+const ONE_PROCESS_JOSE = new Set(['ours-jose'])
 /** What the concurrency-1 target allows beyond Java's one-thread p50 and c_jose (issue #17). */
 const CONC1_SLACK_MS = 0.03
 
@@ -114,11 +118,12 @@ const measured = (r) => r && !r.na && r.ops > 0
 /**
  * The JWT limit at `concurrency`: L = min(concurrency, cores) / (cores / D + c_jose), D the device
  * limit (ops/s, so cores / D is the CPU a signature takes) and c_jose jose's own CPU per JWT (s),
- * both from the same round: fewer calls in flight than cores keep only that many busy. Undefined
- * when either is missing.
+ * both from the same round: fewer calls in flight than cores keep only that many busy. With `kind`
+ * 'process-limit', L1: D the most one process signs with a thread per core. Undefined when either
+ * is missing.
  */
-function jwtLimit(rows, alg, concurrency) {
-  const device = rows.find((r) => r.alg === alg && r.kind === 'device' && measured(r))
+function jwtLimit(rows, alg, concurrency, kind = 'device') {
+  const device = rows.find((r) => r.alg === alg && r.kind === kind && measured(r))
   const jose = rows.find((r) => r.alg === alg && r.kind === 'jose' && r.concurrency === concurrency && measured(r))
   if (!device || !jose) return undefined
   const cJose = jose.cpuMicrosPerOp / 1e6
@@ -132,6 +137,9 @@ function addRatios(rows) {
     const device = rows.find((r) => r.alg === row.alg && r.kind === 'device' && measured(r))
     const limit = THROUGH_JOSE.has(row.contender) && jwtLimit(rows, row.alg, row.concurrency)
     if (limit) row.vsJwtLimit = { opsPerSec: row.opsPerSec / limit.opsPerSec, limit: limit.opsPerSec }
+    // Fewer calls in flight than cores: the process's signing threads do not all sign at once, and the one-process limit does not apply.
+    const processLimit = ONE_PROCESS_JOSE.has(row.contender) && row.concurrency >= N && jwtLimit(rows, row.alg, row.concurrency, 'process-limit')
+    if (processLimit) row.vsProcessJwtLimit = { opsPerSec: row.opsPerSec / processLimit.opsPerSec, limit: processLimit.opsPerSec }
     const best = bestPeer(rows, row.alg, row.concurrency)
     row.bestPeer = best ? `${best.contender}@${best.concurrency}` : null
     for (const [name, other] of [['vsDevice', device], ['vsBestPeer', best]]) {
@@ -169,7 +177,7 @@ function medianOfRounds(allRounds) {
     const sorted = [...cell].sort((a, b) => a.opsPerSec - b.opsPerSec)
     const row = { ...sorted[Math.floor((sorted.length - 1) / 2)], errors: cell.reduce((sum, r) => sum + (r.errors ?? 0), 0), opsPerSecByRound: rounds.map((r) => r.opsPerSec ?? null) }
     if (failed.length > 0) Object.assign(row, { failedRounds: failed.length, failure: failed[0].na })
-    for (const name of ['vsDevice', 'vsBestPeer', 'vsJwtLimit']) {
+    for (const name of ['vsDevice', 'vsBestPeer', 'vsJwtLimit', 'vsProcessJwtLimit']) {
       if (!cell.every((r) => r[name])) continue
       row[name] = Object.fromEntries(Object.keys(cell[0][name]).map((k) => [k, median(cell.map((r) => r[name][k]))]))
     }
@@ -185,15 +193,16 @@ const ratio = (r, key) => (r ? r[key].toFixed(2) : '-')
 const withRatios = (value, row, key) => (row.vsDevice || row.vsBestPeer ? `${value} (${ratio(row.vsDevice, key)}/${ratio(row.vsBestPeer, key)})` : value)
 
 function printTable(rows) {
-  const header = ['alg', 'contender', 'conc', 'ops/s (÷dev/÷peer)', '÷L', 'p50 ms (÷dev/÷peer)', 'p99 ms (÷dev/÷peer)', 'loop p99 ms', 'errors']
+  const header = ['alg', 'contender', 'conc', 'ops/s (÷dev/÷peer)', '÷L', '÷L1', 'p50 ms (÷dev/÷peer)', 'p99 ms (÷dev/÷peer)', 'loop p99 ms', 'errors']
   const lines = [header]
   for (const row of orderRows(rows)) {
-    const conc = row.contender === 'raw-sync' ? `${row.concurrency} proc` : row.contender === 'java' ? `${row.concurrency} thr` : String(row.concurrency)
-    if (row.na) lines.push([row.alg, row.contender, conc, `n/a: ${row.na}`, '', '', '', '', ''])
+    const conc = row.contender === 'raw-sync' ? `${row.concurrency} proc` : row.fixed ? `${row.concurrency} thr` : String(row.concurrency)
+    if (row.na) lines.push([row.alg, row.contender, conc, `n/a: ${row.na}`, '', '', '', '', '', ''])
     else {
       // The jose-cpu row shows c_jose itself in the ÷L column: µs of CPU a JWT.
       const vsL = row.kind === 'jose' ? `${row.cpuMicrosPerOp.toFixed(1)} µs` : row.vsJwtLimit ? row.vsJwtLimit.opsPerSec.toFixed(2) : '-'
-      lines.push([row.alg, row.contender, conc, withRatios(int(row.opsPerSec), row, 'opsPerSec'), vsL, withRatios(ms(row.p50Ms), row, 'p50Ms'),
+      const vsL1 = row.vsProcessJwtLimit ? row.vsProcessJwtLimit.opsPerSec.toFixed(2) : '-'
+      lines.push([row.alg, row.contender, conc, withRatios(int(row.opsPerSec), row, 'opsPerSec'), vsL, vsL1, withRatios(ms(row.p50Ms), row, 'p50Ms'),
         withRatios(ms(row.p99Ms), row, 'p99Ms'), ms(row.loopP99Ms), row.errors ? int(row.errors) : '0'])
     }
   }
@@ -226,6 +235,9 @@ function printTargets(rows) {
       const limit = rows.find((r) => r.alg === alg && r.concurrency === concurrency && r.vsJwtLimit)?.vsJwtLimit.limit
       const jose = rows.find((r) => r.alg === alg && r.kind === 'jose' && r.concurrency === concurrency && measured(r))
       if (limit) lines.push(`JWT limit, ${alg} at ${concurrency}: L = ${int(limit)}/s (c_jose ${jose.cpuMicrosPerOp.toFixed(1)} µs)`)
+      const processLimit = rows.find((r) => r.alg === alg && r.concurrency === concurrency && r.vsProcessJwtLimit)?.vsProcessJwtLimit.limit
+      const processDevice = rows.find((r) => r.alg === alg && r.kind === 'process-limit' && measured(r))
+      if (processLimit) lines.push(`  in one process: L1 = ${int(processLimit)}/s (the one-process limit ${int(processDevice.opsPerSec)}/s, ${ratio(processDevice.vsDevice, 'opsPerSec')} of the device limit)`)
       const ours = rows.find((r) => r.alg === alg && r.contender === 'ours-jose' && r.concurrency === concurrency && measured(r))
       const base = rows.find((r) => r.alg === alg && measured(r) && (alg === 'EdDSA' ? r.kind === 'device' : r.contender === 'java' && r.concurrency === 1))
       if (concurrency !== 1 || !ours || !base || !jose) continue
@@ -325,6 +337,7 @@ console.log(`\nSigning on SoftHSM ${meta.softhsm}, ${N} cores (${meta.cpu}), Nod
 console.log('÷dev: as a ratio to the device limit (raw pkcs11js, sync, one process per core).')
 console.log(`÷peer: as a ratio to the best peer (most ops/s of raw async, node-webcrypto-p11, Java) at that concurrency (Java: 1 thread at 1, its best of ${N} and ${2 * N} threads above).`)
 console.log('÷L: as a ratio to the JWT limit L = min(conc, cores) / (cores / device limit + c_jose), c_jose being jose\'s own CPU a JWT (the jose-cpu row).')
+console.log('÷L1: one process through jose, as a ratio to L1, the JWT limit with the one-process limit (the raw-threads row) for the device limit.')
 console.log('conc: calls in flight in one process; loop p99: event-loop delay while signing (in-process Node contenders).')
 console.log('Latency ratios to a fixed-parallelism row (device limit, Java) compare queueing at conc with its 1-2 calls in flight.\n')
 printTable(rows)

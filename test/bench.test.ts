@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
@@ -61,6 +61,34 @@ describe('the benchmark harness', () => {
     assert.ok(row.opsPerSec > 0 && row.p99Ms > 0 && row.loopP99Ms > 0)
   })
 
+  test('run.js raw-threads: the one-process limit beside the device limit, and one process through jose against L1', () => {
+    const json = join(dir, 'one-process.json')
+    const out = node([
+      'benchmarks/run.js',
+      '--alg',
+      'ES256',
+      '--concurrency',
+      '2',
+      '--duration',
+      '0.2',
+      '--warmup',
+      '0.05',
+      '--contenders',
+      'raw-sync,raw-threads,ours-jose,jose-cpu',
+      '--json',
+      json,
+    ])
+    const { rows } = JSON.parse(readFileSync(json, 'utf8'))
+    for (const row of rows) assert.equal(row.na, undefined, `${row.contender}: ${row.na}`)
+    const threads = rows.find((r) => r.contender === 'raw-threads')
+    assert.equal(threads.concurrency, availableParallelism())
+    assert.equal(threads.errors, 0)
+    assert.ok(threads.vsDevice.opsPerSec > 0)
+    const ours = rows.find((r) => r.contender === 'ours-jose')
+    assert.ok(ours.vsProcessJwtLimit.opsPerSec > 0 && ours.vsProcessJwtLimit.limit > 0)
+    assert.match(out, /^ {2}in one process: L1 = [\d,]+\/s \(the one-process limit [\d,]+\/s, \d\.\d\d of the device limit\)$/m)
+  })
+
   test("ab.js: the same build twice, each with ops/s, CPU a signature and the main thread's utilization", () => {
     const out = node(['benchmarks/ab.js', '--rounds', '1', '--duration', '0.2', 'dist', 'dist'])
     const lines = out.trim().split('\n')
@@ -75,6 +103,12 @@ describe('the benchmark harness', () => {
       out,
       /^2 signers: [\d,]+\/s in threads of one process, [\d,]+\/s in processes; threads ÷ processes \d\.\d\d \(\d\.\d\d\); \d+\.\d\d voluntary context switches a signature in threads$/m,
     )
+  })
+
+  test('contention.js --copies: each signer with a session copy of the key', () => {
+    const out = node(['benchmarks/contention.js', '--signers', '2', '--rounds', '1', '--duration', '0.2', '--copies'])
+    assert.match(out, /each signer with a session copy of the key/)
+    assert.match(out, /^2 signers: [\d,]+\/s in threads of one process, [\d,]+\/s in processes; threads ÷ processes \d\.\d\d/m)
   })
 
   test('threads.js: the main thread and the signing workers, each with CPU and switches a signature', () => {
