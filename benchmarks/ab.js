@@ -11,7 +11,7 @@ import { resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { measure, median } from './lib/measure.js'
-import { openOurs } from './lib/ours.js'
+import { CLUSTER_OPTIONS, openOurs } from './lib/ours.js'
 import { createBenchToken } from './lib/token.js'
 
 const { values: flags, positionals } = parseArgs({
@@ -57,7 +57,7 @@ async function parent() {
 
 async function child({ dist, token, alg, via, concurrency, duration, inPlace }) {
   // --in-place always: one process as a process per core runs it (its whole cost on one core), with the session that takes.
-  const options = inPlace === undefined ? undefined : { inPlace, ...(inPlace === 'always' && { maxSessions: 3 }) }
+  const options = inPlace === 'always' ? CLUSTER_OPTIONS : inPlace && { inPlace }
   const ours = await openOurs({ alg, token, via, options, dist: pathToFileURL(`${dist}/`).href })
   const { opsPerSec, cpuMicrosPerOp, loopUtilization } = await measure({ op: ours.sign, concurrency, duration, warmup: 0.5 })
   await ours.close()

@@ -14,7 +14,6 @@
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import pkcs11js from 'pkcs11js'
 import { signingInput } from './lib/contender.js'
 import { MECHANISMS, openRaw } from './lib/pkcs11.js'
 import { childOf, runTogether } from './lib/processes.js'
@@ -39,7 +38,7 @@ async function main() {
   const { token, remove } = createBenchToken({ java: false })
   process.on('exit', remove)
   process.env.SOFTHSM2_CONF = token.conf
-  const job = { token, alg: flags.alg, ms: Number(flags.duration) * 1000, copies: flags.copies }
+  const job = { token, alg: flags.alg, ms: Number(flags.duration) * 1000, copy: flags.copies }
   // This thread initializes the module and holds a logged-in session, as a library's main thread
   // does: threads that initialize at the same instant race, and the last session's close logs out.
   openRaw(token, KEYS[flags.alg].label)
@@ -63,9 +62,8 @@ async function main() {
 }
 
 /** Opens a session of its own and finds the key; returns what signs for `ms`. */
-function signer({ token, alg, ms, copies }) {
-  const { p11, firstSession: session, key: tokenKey } = openRaw(token, KEYS[alg].label)
-  const key = copies ? p11.C_CopyObject(session, tokenKey, [{ type: pkcs11js.CKA_TOKEN, value: false }]) : tokenKey
+function signer({ token, alg, ms, copy }) {
+  const { p11, firstSession: session, key } = openRaw(token, KEYS[alg].label, { copy })
   const { mechanism, input, length } = MECHANISMS[alg]
   const data = signingInput(alg)
   const signature = Buffer.alloc(length)

@@ -57,7 +57,7 @@ describe('calls in place', () => {
     try {
       const before = control.countsSync().sessionsOpen
       // The first call of a kind goes to a worker, which times it.
-      // (A signature slowed by a busy machine may send the next one or two to a worker.)
+      // (A signature slowed by a busy machine may send the next few to a worker.)
       const inPlace = await signInTurn(hsm, privateKey, 40)
       assert.ok(inPlace >= 30, `${inPlace} of 40 in place`)
       // The lookup session, one worker's, the one in place.

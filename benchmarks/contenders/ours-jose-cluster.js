@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { runContender } from '../lib/contender.js'
 import { combine, measure } from '../lib/measure.js'
-import { openOurs } from '../lib/ours.js'
+import { CLUSTER_OPTIONS, openOurs } from '../lib/ours.js'
 import { childOf, runTogether } from '../lib/processes.js'
 
 const PROCESSES = availableParallelism()
@@ -30,7 +30,7 @@ if (!childOf(signer)) {
 
 /** Opens the token in this process; returns what measures its share of the cell. */
 async function signer({ alg, token, concurrency, duration, warmup }) {
-  const ours = await openOurs({ alg, token, via: 'jose', options: { maxSessions: 3, inPlace: 'always' } })
+  const ours = await openOurs({ alg, token, via: 'jose', options: CLUSTER_OPTIONS })
   await ours.sign() // the first signature starts the signing worker
   return async () => {
     const result = await measure({ op: ours.sign, concurrency, duration, warmup })

@@ -4,6 +4,13 @@ import { CLAIMS, WEBCRYPTO, signingInput } from './contender.js'
 import { KEYS } from './token.js'
 
 /**
+ * How each process of a process per core opens the library (the ours-jose-cluster contender, and
+ * ab.js and tpm.js as they run it): every signature in place, with a session for lookups, one in
+ * place and one for a worker that takes what cannot run in place.
+ */
+export const CLUSTER_OPTIONS = { inPlace: 'always', maxSessions: 3 }
+
+/**
  * `dist` is the URL of the built library's folder, ending in a slash (another build, for ab.js);
  * `via` is 'jose' or 'subtle'; `options` are more options of Pkcs11Crypto.open.
  * Resolves with `sign()` and `close()`.

@@ -32,10 +32,12 @@ function tolerating(code, call) {
 
 /**
  * Opens the token `token.label` of `token.module`, logs in and finds the private key labelled
- * `keyLabel`. `session()` opens (and remembers) one more session. In a thread of a process whose
- * module is initialized and logged in already, it shares that (and must not `close()`).
+ * `keyLabel`; with `copy`, `key` is a session copy of it on the first session (CKA_TOKEN false, as
+ * this library signs on a software slot), which goes with that session. `session()` opens (and
+ * remembers) one more session. In a thread of a process whose module is initialized and logged in
+ * already, it shares that (and must not `close()`).
  */
-export function openRaw(token, keyLabel) {
+export function openRaw(token, keyLabel, { copy = false } = {}) {
   const p11 = new pkcs11js.PKCS11()
   p11.load(token.module)
   tolerating(pkcs11js.CKR_CRYPTOKI_ALREADY_INITIALIZED, () => p11.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK }))
@@ -53,9 +55,10 @@ export function openRaw(token, keyLabel) {
   const [key] = p11.C_FindObjects(first, 1)
   p11.C_FindObjectsFinal(first)
   if (!key) throw new Error(`private key ${keyLabel} not found`)
+  const signingKey = copy ? p11.C_CopyObject(first, key, [{ type: pkcs11js.CKA_TOKEN, value: false }]) : key
   return {
     p11,
-    key,
+    key: signingKey,
     session,
     firstSession: first,
     close() {

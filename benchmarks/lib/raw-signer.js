@@ -1,24 +1,24 @@
 // The raw binding signing as fast as it can on one session: what the device-limit contenders run,
 // in a process of its own (raw-sync) or in a thread of a process (raw-threads).
 import { createHistogram } from 'node:perf_hooks'
-import pkcs11js from 'pkcs11js'
+import { isMainThread } from 'node:worker_threads'
 import { signingInput } from './contender.js'
 import { describe } from './measure.js'
 import { MECHANISMS, openRaw } from './pkcs11.js'
 import { KEYS } from './token.js'
 
 /**
- * Opens the token and finds the key (with `copy`, makes a session copy of it to sign with, as this
+ * Opens the token and finds the key (with `copy`, a session copy of it to sign with, as this
  * library does on a software slot); returns what signs for the warm-up and the duration and then
- * closes. `inThread`: the process's main thread holds the module initialized and logged in, and
- * only this session is closed.
+ * closes. In a worker thread only its session is closed: the process's main thread holds the
+ * module initialized and logged in.
  */
-export function rawSigner({ alg, token, duration, warmup, copy = false, inThread = false }) {
-  const raw = openRaw(token, KEYS[alg].label)
+export function rawSigner({ alg, token, duration, warmup, copy = false }) {
+  const raw = openRaw(token, KEYS[alg].label, { copy })
   const { mechanism, input, length } = MECHANISMS[alg]
   const data = signingInput(alg)
   const session = raw.firstSession
-  const key = copy ? raw.p11.C_CopyObject(session, raw.key, [{ type: pkcs11js.CKA_TOKEN, value: false }]) : raw.key
+  const key = raw.key
   const signature = Buffer.allocUnsafe(length)
   const signUntil = (until, latency) => {
     let ops = 0
@@ -45,8 +45,8 @@ export function rawSigner({ alg, token, duration, warmup, copy = false, inThread
     const { ops, errors, errorSample } = signUntil(start + duration * 1000, latency)
     const seconds = (performance.now() - start) / 1000
     // The copy goes with its session.
-    if (inThread) raw.p11.C_CloseSession(session)
-    else raw.close()
+    if (isMainThread) raw.close()
+    else raw.p11.C_CloseSession(session)
     return {
       ops, seconds, opsPerSec: ops / seconds, errors, errorSample,
       p50Ms: latency.percentile(50) / 1e6, p99Ms: latency.percentile(99) / 1e6,

@@ -3,11 +3,17 @@
 // (threads that initialize at the same instant race, and the last session's close logs out).
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
 
-/** The thread's next message; rejects if it fails first. */
+/** The thread's next message; rejects if it fails or exits first. */
 function nextMessage(worker) {
   return new Promise((resolve, reject) => {
-    worker.once('message', resolve)
+    const exited = (code) => reject(new Error(`a signing thread exited with ${code}`))
     worker.once('error', reject)
+    worker.once('exit', exited)
+    worker.once('message', (message) => {
+      worker.off('error', reject)
+      worker.off('exit', exited)
+      resolve(message)
+    })
   })
 }
 

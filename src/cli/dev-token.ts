@@ -77,7 +77,7 @@ export function environmentNamesNoToken(env: NodeJS.ProcessEnv): boolean {
 }
 
 /** The folder of the development token: PKCS11_WEBCRYPTO_HOME, else $XDG_DATA_HOME/pkcs11-webcrypto. */
-function devTokenHome(env: NodeJS.ProcessEnv = process.env): string {
+function devTokenHome(env: NodeJS.ProcessEnv): string {
   return env.PKCS11_WEBCRYPTO_HOME || join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'pkcs11-webcrypto')
 }
 

@@ -65,7 +65,7 @@ export interface OpenOptions {
    * CKA_TOKEN false, one per signing session): `'software'` (default) on a software slot (no
    * CKF_HW_SLOT), such as SoftHSM's, where each use of a token key checks its file under a lock per
    * token, so that one process's threads sign in turn; `'always'`; `'never'`. A copy keeps the key's
-   * attributes, goes with its session, is made again from the key each second, and is dropped once
+   * attributes but its id and label (its own, so that no search finds it), goes with its session, is made again from the key each second, and is dropped once
    * this process changes or deletes any of the token's objects: a key deleted by another application
    * stops signing here within a second. A key the module will not copy is used as it is.
    */

@@ -316,7 +316,8 @@ function checkUsages(name: string, usages: unknown, needed?: readonly KeyUsage[]
 function parseKeyData(format: KeyFormat, keyData: unknown, name: string): KeyObject {
   const kty = ASYMMETRIC[name]
   if (format === 'jwk' && (keyData === null || typeof keyData !== 'object' || ArrayBuffer.isView(keyData))) throw new TypeError('a jwk key must be an object')
-  if (format !== 'jwk' && !ArrayBuffer.isView(keyData) && !(keyData instanceof ArrayBuffer)) throw new TypeError('keyData must be a BufferSource')
+  // A TypeError for what is no BufferSource (or a view on shared memory), not the DataError of bytes that are no key.
+  const bytes = format === 'jwk' ? undefined : viewBytes(keyData, 'keyData')
   if (!['jwk', 'pkcs8', 'spki', 'raw'].includes(format)) throw new TypeError(`unknown key format "${String(format)}"`)
   let key: KeyObject
   try {
@@ -330,10 +331,9 @@ function parseKeyData(format: KeyFormat, keyData: unknown, name: string): KeyObj
             ? createPrivateKey({ key: jwk, format: 'jwk' })
             : createPublicKey({ key: jwk, format: 'jwk' })
     } else {
-      const bytes = viewBytes(keyData, 'keyData')
-      if (format === 'pkcs8') key = createPrivateKey({ key: bytes, format: 'der', type: 'pkcs8' })
-      else if (format === 'spki') key = createPublicKey({ key: bytes, format: 'der', type: 'spki' })
-      else if (format === 'raw' && !kty) key = createSecretKey(bytes)
+      if (format === 'pkcs8') key = createPrivateKey({ key: bytes!, format: 'der', type: 'pkcs8' })
+      else if (format === 'spki') key = createPublicKey({ key: bytes!, format: 'der', type: 'spki' })
+      else if (format === 'raw' && !kty) key = createSecretKey(bytes!)
       else throw notSupported(`importing ${name} keys as ${String(format)} into the token is not supported`)
     }
   } catch (error) {

@@ -362,7 +362,7 @@ export class KeyStore {
     // serves keys.get with a JWE name its flags allow.
     if (signing.length > 0) return signing
     const encryption = supportedJoseAlgorithms(this.#token, (a) => a.use === 'enc' && servesEncryption(key, a))
-    if (key.kty !== 'RSA') return encryption
+    if (key.kty !== 'RSA' || encryption.length === 0) return encryption
     // The public part is read once for all the OAEP names (null: it could not be read).
     const { jwk } = await findPublicPart(token, key).catch(() => ({ jwk: null }))
     if (jwk === null) return []

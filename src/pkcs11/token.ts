@@ -97,8 +97,6 @@ export class Token {
   #slot: SlotDescription
   /** Counts the times handles may have changed: a KeyRef found in an older generation is looked up again. */
   #generation = 0
-  /** Whether the signing sessions sign with copies of keys (session-copies.ts). */
-  readonly #copiesKeys: boolean
   #closing: Promise<void> | undefined
 
   private constructor(module: Pkcs11Module, moduleUser: () => void, slot: SlotDescription, pool: SessionPool, options: TokenOptions) {
@@ -108,8 +106,6 @@ export class Token {
     this.#pool = pool
     this.#timeoutMs = options.timeout ?? DEFAULT_TIMEOUT_MS
     const token = slot.token!
-    const copies = options.sessionKeyCopies ?? 'software'
-    this.#copiesKeys = copies === 'always' || (copies === 'software' && !slot.hardware)
     this.#login = new LoginPolicy({ native: module.native, identity: `${module.fileId}/${token.serial}/${token.label}`, label: token.label, flags: token.flags }, options.pin)
     this.#objects = new TokenObjects(
       {
@@ -154,6 +150,9 @@ export class Token {
       pool = new SessionPool(module.native, slot.slot, 1, generation)
       const token = new Token(module, moduleUser, slot, pool, options)
       pool.withSessionSync((session) => token.#login.open(session))
+      // Whether the signing sessions sign with copies of keys (session-copies.ts).
+      const copies = options.sessionKeyCopies ?? 'software'
+      const keyCopies = copies === 'always' || (copies === 'software' && !slot.hardware) ? module.keyCopies : undefined
       const workers = await WorkerPool.start({
         library: module.path,
         slot: slot.slot,
@@ -163,10 +162,10 @@ export class Token {
         maxQueue,
         native: module.native,
         inPlace: options.inPlace ?? 'alone',
-        keyCopies: token.#copiesKeys ? module.keyCopies : undefined,
+        keyCopies,
       })
-      // From the first copy on, every search of the module's tokens leaves the copies out (token-objects.ts).
-      if (workers && token.#copiesKeys) Atomics.store(module.keyCopies, IN_USE, 1)
+      // From now on, before any copy is made, every search of the module's tokens leaves the copies out (token-objects.ts).
+      if (workers && keyCopies) Atomics.store(keyCopies, IN_USE, 1)
       token.#workers = workers ?? new ThreadPoolDispatcher(module.native, slot.slot, Math.max(1, limit - 1), maxQueue, generation, module.activity)
       user.token = token
       return token
@@ -449,21 +448,12 @@ export class Token {
 
   /** Sets attributes of an object (CKA_ID, CKA_LABEL ...). */
   setAttributes(handle: Handle, template: Template): Promise<void> {
-    this.#objects.changed(handle)
-    return this.#changeObjects((session, native) => callSync('C_SetAttributeValue', () => native.C_SetAttributeValue(session, handle, sendable(template)))).finally(() =>
-      this.#copiesStale(),
-    )
+    return this.#changeObjects((session, native) => callSync('C_SetAttributeValue', () => native.C_SetAttributeValue(session, handle, sendable(template))), handle)
   }
 
   /** Destroys an object. */
   destroyObject(handle: Handle): Promise<void> {
-    this.#objects.changed(handle)
-    return this.#changeObjects((session, native) => callSync('C_DestroyObject', () => native.C_DestroyObject(session, handle))).finally(() => this.#copiesStale())
-  }
-
-  /** An object changed or went: no signing session signs with a copy of a key made before (session-copies.ts). */
-  #copiesStale(): void {
-    Atomics.add(this.#module.keyCopies, CHANGES, 1)
+    return this.#changeObjects((session, native) => callSync('C_DestroyObject', () => native.C_DestroyObject(session, handle)), handle)
   }
 
   /** Fills `target` from the token's random number generator (synchronous, as WebCrypto's is). */
@@ -517,12 +507,19 @@ export class Token {
     this.#life.to('closed')
   }
 
-  /** Runs a change of the token's objects; searches are forgotten after it, whatever happened. */
-  async #changeObjects<T>(change: (session: Handle, native: Pkcs11Module['native']) => Promise<T> | T): Promise<T> {
+  /**
+   * Runs a change of the token's objects; searches are forgotten after it, whatever happened. A
+   * change of the existing object `changed` (its attributes, or its end) also forgets what was read
+   * of it, and, once made, every signing session's copies of keys (session-copies.ts): made
+   * before, a copy could be made again of the key as it was.
+   */
+  async #changeObjects<T>(change: (session: Handle, native: Pkcs11Module['native']) => Promise<T> | T, changed?: Handle): Promise<T> {
+    if (changed) this.#objects.changed(changed)
     try {
       return await this.#lookup((session) => change(session, this.#module.native), false)
     } finally {
       this.#objects.changed()
+      if (changed) Atomics.add(this.#module.keyCopies, CHANGES, 1)
     }
   }
 }

@@ -301,5 +301,5 @@ export function faultP256Token(label: string, { pin, id }: { pin?: string; id: s
   Object.assign(process.env, control.env)
   const verifies = (signature: ArrayBuffer | Uint8Array) =>
     nodeVerify('sha256', JWT_INPUT, { key: pair.publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(signature as ArrayBuffer))
-  return { softhsm, pair, control, faultModule: buildFaultModule(), verifies }
+  return { softhsm, control, faultModule: buildFaultModule(), verifies }
 }

@@ -63,11 +63,16 @@ export function objectCounter(library, label) {
   }
 }
 
+/** The handles of the objects the session finds that match `template`, as hex strings. */
+export function findObjects(native: pkcs11js.PKCS11, session: Buffer, template: pkcs11js.Template): string[] {
+  native.C_FindObjectsInit(session, template)
+  const handles: string[] = []
+  for (let batch; (batch = native.C_FindObjects(session, 100)).length > 0;) handles.push(...batch.map((handle) => handle.toString('hex')))
+  native.C_FindObjectsFinal(session)
+  return handles
+}
+
 /** How many objects the session finds that match `template`. */
 export function countObjects(native: pkcs11js.PKCS11, session: Buffer, template: pkcs11js.Template): number {
-  native.C_FindObjectsInit(session, template)
-  let count = 0
-  for (let batch; (batch = native.C_FindObjects(session, 100)).length > 0;) count += batch.length
-  native.C_FindObjectsFinal(session)
-  return count
+  return findObjects(native, session, template).length
 }

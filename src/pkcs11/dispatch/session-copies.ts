@@ -24,7 +24,7 @@ import { C, sendable, type Handle, type PKCS11 } from '../binding.js'
  * key; and whether any token of the module signs with copies (until then searches pay neither).
  */
 export const CHANGES = 0
-export const LOCK = 1
+const LOCK = 1
 export const IN_USE = 2
 export const SHARED_WORDS = 3
 
@@ -49,7 +49,7 @@ export type SessionKeyCopies = (typeof SESSION_KEY_COPIES)[number]
 /** The most a copy is used before it is made again from the token's key. */
 export const COPY_MAX_AGE_MS = 1000
 /** Copies one session keeps at most; keys past them sign as they are. */
-export const MAX_COPIES = 64
+const MAX_COPIES = 64
 /**
  * The label and id of every copy. Session objects are seen by every session of the process, the
  * token's lookups included: with an id and label of their own, no search by a key's id or label finds
@@ -96,6 +96,8 @@ export class SessionCopies {
     const copy = this.#copies.get(name)
     if (copy && now - copy.made <= COPY_MAX_AGE_MS) return copy.handle
     if (copy) this.#destroy(native, session, name, copy)
+    // Full: the copies of keys no longer signed with make room (else they would keep it for the session's life).
+    if (this.#copies.size >= MAX_COPIES) for (const [old, expired] of this.#copies) if (now - expired.made > COPY_MAX_AGE_MS) this.#destroy(native, session, old, expired)
     if (this.#copies.size >= MAX_COPIES) return undefined
     let handle: Handle | undefined
     try {
@@ -107,12 +109,13 @@ export class SessionCopies {
     return handle
   }
 
-  /** The copy of `key` was refused (its handle means nothing now): sign with the key until it is made again. */
-  drop(native: PKCS11, session: Handle, key: Handle): void {
-    const name = key.toString('latin1')
-    const copy = this.#copies.get(name)
-    if (copy) this.#destroy(native, session, name, copy)
-    this.#copies.set(name, { handle: undefined, made: performance.now() })
+  /**
+   * The copy of `key` was refused: its handle means nothing now (nor is it destroyed: the module may
+   * give it to another object). Signs with the key until the copy is made again.
+   */
+  drop(key: Handle): void {
+    this.#copies.set(key.toString('latin1'), { handle: undefined, made: performance.now() })
+    this.#afterFailure()
   }
 
   /** The session is closed or forgotten: its copies went with it. */

@@ -80,7 +80,7 @@ export class SessionSigner {
         native.C_SignInit(session, mechanism, copy ?? key)
       } catch (error) {
         if (!copies || !copy || !COPY_GONE.has(returnValueOf(error) ?? 0)) throw error
-        copies.drop(native, session, key)
+        copies.drop(key)
         native.C_SignInit(session, mechanism, key)
       }
       if (keyPin !== undefined) {
@@ -102,7 +102,7 @@ export class SessionSigner {
       try {
         return native.C_Verify(session, bytes(data), bytes(signature))
       } catch (error) {
-        const { code } = error as { code?: number }
+        const code = returnValueOf(error)
         if (code === C.CKR_SIGNATURE_INVALID || code === C.CKR_SIGNATURE_LEN_RANGE) return false
         throw error
       }
