@@ -351,7 +351,7 @@ if (flags.compare) printComparison(rows, flags.compare)
 // device limit, in a process of their own, with this run's duration and concurrencies 1 and 16.
 if (flags.alg === undefined || flags.jwe) {
   const jweConcurrencies = concurrencies.filter((c) => c === 1 || c === 16)
-  const args = ['--duration', String(duration), '--warmup', String(warmup), '--json', join(dirname(jsonFile), 'jwe-latest.json')]
+  const args = ['--duration', String(duration), '--warmup', String(warmup), '--json', jsonFile.replace(/(\.json)?$/, '-jwe.json')]
   if (jweConcurrencies.length > 0) args.push('--concurrency', jweConcurrencies.join(','))
   console.log('\nJWE decrypts (benchmarks/jwe.js):')
   const jwe = spawnSync(process.execPath, [join(HERE, 'jwe.js'), ...args], { stdio: 'inherit' })

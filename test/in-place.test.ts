@@ -3,6 +3,7 @@
 // slow or failing, and its calls counted: the module counts the C_Sign calls made on the main thread.
 import assert from 'node:assert/strict'
 import { randomBytes, webcrypto } from 'node:crypto'
+import { availableParallelism } from 'node:os'
 import { after, before, describe, test } from 'node:test'
 import { faultP256Token, JWT_INPUT } from './helpers/fault.js'
 
@@ -28,24 +29,24 @@ async function signInTurn(hsm, privateKey, count: number): Promise<number> {
 }
 
 /**
- * Signs for 300 ms in `chains` chains, each call made when the one before it in its chain is
- * answered (and checked), while a 1 ms timer counts the event loop's turns.
+ * Signs for `ms` (300) in `chains` chains, each call made when the one before it in its chain is
+ * answered, while a 1 ms timer counts the event loop's turns; then checks every signature (after,
+ * so that the checks do not keep the main thread busy).
  */
-async function backToBack(hsm, privateKey, chains: number): Promise<{ inPlace: number; signed: number; turns: number }> {
+async function backToBack(hsm, privateKey, chains: number, ms = 300): Promise<{ inPlace: number; signed: number; turns: number }> {
   const before = control.countsSync().mainThreadSigns
   let turns = 0
   const ticking = setInterval(() => turns++, 1)
-  const until = performance.now() + 300
-  let signed = 0
+  const until = performance.now() + ms
+  const signatures: ArrayBuffer[] = []
   const chain = async () => {
-    while (performance.now() < until) {
-      assert.ok(verifies(await hsm.subtle.sign(params, privateKey, data)))
-      signed++
-    }
+    while (performance.now() < until) signatures.push(await hsm.subtle.sign(params, privateKey, data))
   }
   await Promise.all(Array.from({ length: chains }, chain))
   clearInterval(ticking)
-  return { inPlace: control.countsSync().mainThreadSigns - before, signed, turns }
+  const inPlace = control.countsSync().mainThreadSigns - before
+  signatures.forEach((signature, i) => assert.ok(verifies(signature), `signature ${i} verifies`))
+  return { inPlace, signed: signatures.length, turns }
 }
 
 describe('calls in place', () => {
@@ -120,6 +121,81 @@ describe('calls in place', () => {
       assert.ok((await signInTurn(hsm, privateKey, 10)) >= 5)
     } finally {
       control.reset()
+      await hsm.close()
+    }
+  })
+
+  test('many calls in flight on a fast device: the main thread signs a share beside one worker fewer than cores, and the loop still turns', async () => {
+    const { hsm, privateKey } = await open()
+    try {
+      const before = control.countsSync().sessionsOpen
+      await signInTurn(hsm, privateKey, 5)
+      const { inPlace, signed, turns } = await backToBack(hsm, privateKey, 16)
+      assert.ok(inPlace >= 0.1 * signed && inPlace < signed, `${inPlace} of ${signed} in place`)
+      assert.ok(turns >= 10, `${turns} timer turns in 300 ms`)
+      // The workers' sessions and the one in place.
+      assert.equal(control.countsSync().sessionsOpen - before, Math.max(1, availableParallelism() - 1) + 1)
+    } finally {
+      await hsm.close()
+    }
+  })
+
+  test("inPlace: 'alone': with other calls under way, none is signed in place", async () => {
+    const { hsm, privateKey } = await open({ inPlace: 'alone' })
+    try {
+      await signInTurn(hsm, privateKey, 5)
+      const { inPlace, signed } = await backToBack(hsm, privateKey, 16)
+      // Only a chain's last call may find itself alone.
+      assert.ok(inPlace <= 16, `${inPlace} of ${signed} in place`)
+    } finally {
+      await hsm.close()
+    }
+  })
+
+  test('decrypts waiting beside signatures get the worker the main thread stood in for', async () => {
+    const { hsm, privateKey } = await open()
+    try {
+      const before = control.countsSync().sessionsOpen
+      const oaep = await hsm.keys.generate({ algorithm: 'RSA-OAEP', label: 'oaep-beside' })
+      await signInTurn(hsm, privateKey, 5)
+      const secret = randomBytes(32)
+      const sealed = await hsm.subtle.encrypt({ name: 'RSA-OAEP' }, oaep.publicKey, secret)
+      let decrypts = 0
+      const until = performance.now() + 300
+      const decrypting = async () => {
+        for (; performance.now() < until; decrypts++) assert.deepEqual(Buffer.from(await hsm.subtle.decrypt({ name: 'RSA-OAEP' }, oaep.privateKey, sealed)), secret)
+      }
+      await Promise.all([backToBack(hsm, privateKey, 16), decrypting(), decrypting()])
+      assert.ok(decrypts > 0)
+      assert.equal(control.countsSync().sessionsOpen - before, availableParallelism() + 1, 'a worker a core, and the session in place')
+    } finally {
+      await hsm.keys.delete({ label: 'oaep-beside' })
+      await hsm.close()
+    }
+  })
+
+  test('a main thread busy with other work leaves the signatures to a worker a core', async () => {
+    const { hsm, privateKey } = await open()
+    try {
+      const before = control.countsSync().sessionsOpen
+      await signInTurn(hsm, privateKey, 5)
+      // Other work holds the event loop nearly all the time: 5 ms at each of its turns.
+      let spinning = true
+      const spin = () => {
+        for (const end = performance.now() + 5; performance.now() < end;);
+        if (spinning) setImmediate(spin)
+      }
+      setImmediate(spin)
+      const signing = backToBack(hsm, privateKey, 16, 600)
+      // It is found busy after 150 ms of it.
+      await new Promise((resolve) => setTimeout(resolve, 250))
+      const settled = control.countsSync().mainThreadSigns
+      const { signed } = await signing
+      spinning = false
+      const late = control.countsSync().mainThreadSigns - settled
+      assert.ok(late <= 8, `${late} signed in place once the main thread was found busy, of ${signed}`)
+      assert.equal(control.countsSync().sessionsOpen - before, availableParallelism() + 1, 'a worker a core, and the session in place')
+    } finally {
       await hsm.close()
     }
   })

@@ -309,7 +309,7 @@ describe('options are checked at open', () => {
     [{ maxQueue: NaN }, /maxQueue/],
     [{ maxQueue: 0 }, /maxQueue/],
     [{ searchCacheMs: -5 }, /searchCacheMs/],
-    [{ inPlace: 'sometimes' }, /inPlace must be 'alone', 'always', 'never'/],
+    [{ inPlace: 'sometimes' }, /inPlace must be 'auto', 'alone', 'always', 'never'/],
     [{ inPlace: true }, /inPlace/],
     [{ token: {} }, /token/],
     [{ token: 't' }, /token/],

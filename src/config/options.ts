@@ -52,12 +52,17 @@ export interface OpenOptions {
   searchCacheMs?: number
   /**
    * Signatures of a kind the device makes in 2 ms or less (measured), of inputs under 64 KiB, may be
-   * made on the main thread, saving the two thread hand-overs of a signing worker: `'alone'`
-   * (default) when no other call is under way, `'always'` for every such signature (a process per
-   * core, each opened with `maxSessions: 3`: signing spread over the cores by the processes, not by
-   * threads), `'never'` for a device that may stall (a network HSM faster than 2 ms: a stall in place would hold the event loop). Modules
-   * whose loads do not share a login across threads (p11-kit's client) never sign in place. Calls in
-   * place back to back hold the event loop 1 ms (and one call) at most before it turns.
+   * made on the main thread, saving the two thread hand-overs of a signing worker:
+   * - `'auto'` (default): when no other call is under way; and, for kinds made in 0.5 ms or less
+   *   (ECDSA, EdDSA on a software token), a share of the others while the workers are busy and the
+   *   main thread has time to spare, beside one worker fewer than cores;
+   * - `'alone'`: only when no other call is under way;
+   * - `'always'`: every such signature (a process per core, each opened with `maxSessions: 3`:
+   *   signing spread over the cores by the processes, not by threads);
+   * - `'never'`: for a device that may stall (a network HSM faster than 2 ms: a stall in place
+   *   would hold the event loop).
+   * Modules whose loads do not share a login across threads (p11-kit's client) never sign in
+   * place. Calls in place back to back hold the event loop 1 ms (and one call) at most before it turns.
    */
   inPlace?: InPlaceMode
   /**

@@ -47,7 +47,7 @@ export interface TokenOptions {
   maxQueue?: number
   /** How long, in ms, a search that found objects is reused (default 5,000; 0: every lookup searches). */
   searchCacheMs?: number
-  /** Which signatures of a kind the device makes in 2 ms or less are made on the main thread (default 'alone'). */
+  /** Which signatures of a kind the device makes in 2 ms or less are made on the main thread (default 'auto'). */
   inPlace?: InPlaceMode
   /** Whether signing sessions sign with session copies of their keys (default 'software': on a software slot). */
   sessionKeyCopies?: SessionKeyCopies
@@ -157,11 +157,11 @@ export class Token {
         library: module.path,
         slot: slot.slot,
         activity: module.activity,
-        minWorkers: availableParallelism(),
+        cores: availableParallelism(),
         maxWorkers: Math.max(1, limit - 1),
         maxQueue,
         native: module.native,
-        inPlace: options.inPlace ?? 'alone',
+        inPlace: options.inPlace ?? 'auto',
         keyCopies,
       })
       // From now on, before any copy is made, every search of the module's tokens leaves the copies out (token-objects.ts).

@@ -43,3 +43,15 @@ test('the overall figure says a slow device is slow', () => {
   times.record([], 5)
   assert.equal(times.overall, 100)
 })
+
+test("a kind's fastest time leaves out its first batch and the slow ones after it", () => {
+  const times = new ServiceTimes()
+  // The first batch opened a session and copied a key.
+  times.record([AES, AES], 2.6)
+  assert.equal(times.fastest(AES), undefined)
+  times.record([AES, AES], 0.2)
+  times.record([AES, AES], 1.4) // the machine was busy
+  assert.equal(times.fastest(AES), 0.1)
+  assert.ok(times.estimate(AES)! > 0.1)
+  assert.equal(times.fastest(RSA), undefined)
+})

@@ -8,9 +8,12 @@
  * const times = new ServiceTimes()
  * times.record([rsa, rsa, aes], 2.1)  // a batch of three took 2.1 ms
  * times.estimate(aes)                 // ms, or undefined for a kind never timed
+ * times.fastest(aes)                  // the least ms of a batch since its first
  */
 export class ServiceTimes {
   readonly #byKind = new Map<number, number>()
+  /** Each kind's least time of a request in a batch, the first batch left out. */
+  readonly #fastest = new Map<number, number>()
   #overall: number | undefined
 
   /** The moving average over every request, whatever its kind: a slow device is slow at everything. */
@@ -21,6 +24,15 @@ export class ServiceTimes {
   /** Ms one request of `kind` takes, or undefined until a batch with it has been timed. */
   estimate(kind: number): number | undefined {
     return this.#byKind.get(kind)
+  }
+
+  /**
+   * The least ms one request of `kind` took in a batch, or undefined until its second batch: what
+   * the kind costs the device, whatever a busy machine or a key's copy added to some batches. The
+   * first batch is left out: it carries what a first call costs once (a session opened, a key copied).
+   */
+  fastest(kind: number): number | undefined {
+    return this.#fastest.get(kind)
   }
 
   /**
@@ -38,6 +50,7 @@ export class ServiceTimes {
       const measured = guess(kind) * factor
       const before = this.#byKind.get(kind)
       this.#byKind.set(kind, before === undefined ? measured : 0.8 * before + 0.2 * measured)
+      if (before !== undefined) this.#fastest.set(kind, Math.min(measured, this.#fastest.get(kind) ?? Infinity))
     }
     this.#overall = this.#overall === undefined ? average : 0.8 * this.#overall + 0.2 * average
   }

@@ -6,7 +6,9 @@
  * workers, up to the session limit, with no request stuck behind a long batch. A request that
  * outlives its deadline, or whose signal aborts, is answered at once and its late result dropped.
  * A fast signature with nothing else under way (or any, with inPlace 'always') is made in place on
- * the main thread instead (in-place.ts).
+ * the main thread instead (in-place.ts); by default, while every worker is busy, the main thread
+ * also signs a share of the queue in place, one signature a turn of its event loop, and counts as
+ * one of the signers: one worker fewer than cores, unless what waits can never run in place.
  */
 import { ClosedError, QueueFullError, TimeoutError } from '../../errors.js'
 import type { Handle, PKCS11 } from '../binding.js'
@@ -20,6 +22,7 @@ import { ServiceTimes } from './service-times.js'
 import { MAX_BATCH } from './batch-memory.js'
 import { PIPELINE, WorkerLink } from './worker-link.js'
 import { IN_PLACE_MAX_INPUT, InPlaceRunner } from './in-place.js'
+import { MainThreadLoad } from './main-thread-load.js'
 
 /**
  * A batch may keep a worker busy about this long: long enough that the wake-ups it costs (the
@@ -43,6 +46,13 @@ const IN_PLACE_TURN_MS = 1
  * token or a local HSM (0.6-2 ms), not a smart card's or a network HSM's.
  */
 const IN_PLACE_MS = 2
+/**
+ * Kinds the device does in at most this long may be signed beside the workers ('auto'): an ECDSA or
+ * EdDSA signature on a software token (0.05-0.2 ms), not an RSA one (0.6 ms), whose wait would hold
+ * the workers' answers: at two calls in flight RS256 made 16% fewer JWTs signed beside one worker
+ * than on two workers.
+ */
+const SPARE_MS = 0.5
 /** How often deadlines are checked. */
 const SWEEP_MS = 50
 
@@ -51,8 +61,11 @@ export interface WorkerPoolOptions {
   slot: Handle
   /** The module's activity: batches count as calls inside it, and none is posted while it is held. */
   activity: ModuleActivity
-  /** Workers started at the first request (default: the cores, within maxWorkers; 1 with inPlace 'always'). */
-  minWorkers: number
+  /**
+   * The workers a device that is not slow gets (the cores, within maxWorkers): one fewer while the
+   * main thread signs beside them (inPlace 'auto'), 1 with inPlace 'always'.
+   */
+  cores: number
   /** The most workers (and so sessions) the pool may use; reached only for slow devices. */
   maxWorkers: number
   /** The most requests that may wait for a worker. */
@@ -66,17 +79,21 @@ export interface WorkerPoolOptions {
 }
 
 /**
- * 'alone': a request with nothing else under way (one call in flight); 'always': every one (a
- * process per core, whose other cores are other processes'); 'never'.
+ * 'auto': as 'alone', and while every worker is busy a share of the queue, as long as the main
+ * thread has time to spare; 'alone': a request with nothing else under way (one call in flight);
+ * 'always': every one (a process per core, whose other cores are other processes'); 'never'.
  */
-export const IN_PLACE_MODES = ['alone', 'always', 'never'] as const
+export const IN_PLACE_MODES = ['auto', 'alone', 'always', 'never'] as const
 export type InPlaceMode = (typeof IN_PLACE_MODES)[number]
 
 export class WorkerPool implements Dispatcher {
   readonly #library: string
   readonly #activity: ModuleActivity
   #slot: Uint8Array
+  /** Workers started as requests come, before any is known to be slow. */
   readonly #minWorkers: number
+  /** Workers a device that is not slow may get: the cores. */
+  readonly #cores: number
   readonly #maxWorkers: number
   readonly #maxQueue: number
   readonly #inPlaceMode: InPlaceMode
@@ -88,6 +105,9 @@ export class WorkerPool implements Dispatcher {
   #turnStart: number | undefined
   /** A flush waits for the event loop's next turn, past IN_PLACE_TURN_MS in place. */
   #resumeScheduled = false
+  /** A signature of the queue's head is to be made in place at the event loop's next turn ('auto'). */
+  #spareScheduled = false
+  readonly #mainLoad = new MainThreadLoad()
   readonly #workers: WorkerLink[] = []
   readonly #queue: Pending[] = []
   readonly #mechanisms = new MechanismIds()
@@ -110,8 +130,11 @@ export class WorkerPool implements Dispatcher {
     this.#stopListening = options.activity.onReopen(() => this.#flush())
     this.#slot = new Uint8Array(options.slot)
     this.#maxWorkers = Math.max(1, options.maxWorkers)
-    // Signing in place on every call, one worker does what cannot run in place, unless the device is slow.
-    this.#minWorkers = options.inPlace === 'always' ? 1 : Math.max(1, Math.min(options.minWorkers, this.#maxWorkers))
+    this.#cores = Math.max(1, Math.min(options.cores, this.#maxWorkers))
+    // Signing in place on every call, one worker does what cannot run in place, unless the device is
+    // slow; signing beside the workers, the main thread is one of the cores' signers.
+    const minWorkers = { auto: this.#cores - 1, always: 1, alone: this.#cores, never: this.#cores }[options.inPlace]
+    this.#minWorkers = Math.max(1, minWorkers)
     this.#maxQueue = options.maxQueue
     this.#native = options.native
     this.#inPlaceMode = options.inPlace
@@ -186,17 +209,42 @@ export class WorkerPool implements Dispatcher {
     if (this.#activity.held) return
     if (this.#inPlaceMode !== 'never' && this.#flushInPlace() === 'next turn') return
     if (this.#queue.length === 0) this.#drained?.()
-    while (this.#queue.length > 0) {
-      const worker = this.#freeWorker()
-      if (!worker) return
+    // Signing beside the workers, the main thread keeps the head of the queue, as one more free place.
+    const kept = this.#spares() ? Math.ceil(this.#queue.length / (this.#freePlaces() + 1)) : 0
+    while (this.#queue.length > kept) {
+      const worker = this.#freeWorker(this.#queue[kept])
+      if (!worker) break
       // No bigger than the device's speed allows, and spread over the free pipeline places, so that
       // a worker has its next batch at hand when it finishes one instead of waiting for the main thread.
-      const share = Math.ceil(this.#queue.length / this.#freePlaces())
-      const size = this.#batchSize(Math.min(MAX_BATCH, share))
-      const batch = this.#queue.splice(0, size).filter((pending) => !pending.settled)
+      const share = Math.ceil((this.#queue.length - kept) / this.#freePlaces())
+      const size = this.#batchSize(kept, Math.min(MAX_BATCH, share))
+      const batch = this.#queue.splice(kept, size).filter((pending) => !pending.settled)
       if (batch.length > 0) worker.post(batch)
       if (this.#queue.length === 0) this.#drained?.()
     }
+    if (this.#queue.length > 0 && this.#spares()) this.#scheduleSpare()
+  }
+
+  /**
+   * Whether the main thread signs the head of the queue beside the workers ('auto'): it may run in
+   * place, the workers are all started, and the main thread has time to spare.
+   */
+  #spares(): boolean {
+    if (this.#inPlaceMode !== 'auto' || this.#queue.length === 0 || this.#workers.length < this.#minWorkers) return false
+    const head = this.#queue[0]
+    return this.#fitsInPlace(head) && !this.#neverSpare(head) && !this.#mainLoad.busy
+  }
+
+  /** One signature of the queue's head in place at the event loop's next turn, so that the workers' answers are taken between two. */
+  #scheduleSpare(): void {
+    if (this.#spareScheduled) return
+    this.#spareScheduled = true
+    setImmediate(() => {
+      this.#spareScheduled = false
+      while (this.#queue[0]?.settled) this.#queue.shift()
+      if (!this.#activity.held && this.#spares()) this.#runInPlace(this.#queue.shift()!)
+      this.#flush()
+    })
   }
 
   /**
@@ -230,10 +278,27 @@ export class WorkerPool implements Dispatcher {
    * within maxSessions.
    */
   #fitsInPlace(pending: Pending): boolean {
-    const ms = this.#times.estimate(pending.kind)
-    if (ms === undefined || ms > IN_PLACE_MS || (this.#times.overall ?? Infinity) > IN_PLACE_MS) return false
-    if (pending.settled || pending.operation.op !== 'sign' || pending.operation.data.byteLength > IN_PLACE_MAX_INPUT) return false
+    if (pending.settled || this.#times.estimate(pending.kind) === undefined || this.#neverInPlace(pending)) return false
     return this.#inPlace !== undefined || this.#workers.length < this.#maxWorkers
+  }
+
+  /**
+   * Whether the main thread stands in for a worker ('auto') as `next`, the request to be posted,
+   * waits: it has time to spare, and `next` may be signed beside the workers.
+   */
+  #standsIn(next: Pending): boolean {
+    return !this.#neverSpare(next) && !this.#mainLoad.busy
+  }
+
+  /** Whether `pending` is not to be signed beside the workers: it cannot run in place, or its kind costs the device more than SPARE_MS. */
+  #neverSpare(pending: Pending): boolean {
+    return this.#neverInPlace(pending) || (this.#times.fastest(pending.kind) ?? 0) > SPARE_MS
+  }
+
+  /** Whether `pending` cannot run in place whatever is under way: not a small signature, or of a kind (or a device) timed beyond IN_PLACE_MS. */
+  #neverInPlace({ kind, operation }: Pending): boolean {
+    if (operation.op !== 'sign' || operation.data.byteLength > IN_PLACE_MAX_INPUT) return true
+    return (this.#times.estimate(kind) ?? 0) > IN_PLACE_MS || (this.#times.overall ?? 0) > IN_PLACE_MS
   }
 
   /** True once calls in place have held the event loop IN_PLACE_TURN_MS since it last turned. */
@@ -248,7 +313,9 @@ export class WorkerPool implements Dispatcher {
     }
     // A synchronous call of the main thread: no ModuleActivity accounting (#flush waits while it is held).
     this.#inPlace ??= new InPlaceRunner(this.#native, this.#slot, this.#keyCopies)
-    this.#times.record([pending.kind], this.#inPlace.run(pending))
+    const ms = this.#inPlace.run(pending)
+    this.#times.record([pending.kind], ms)
+    this.#mainLoad.inPlace(ms)
   }
 
   #closeInPlace(): void {
@@ -256,11 +323,12 @@ export class WorkerPool implements Dispatcher {
     this.#inPlace = undefined
   }
 
-  /** How many requests at the head of the queue (at most `limit`) the device does in BATCH_MS, by their kinds' times; 1 at least. */
-  #batchSize(limit: number): number {
+  /** How many requests of the queue from `from` on (at most `limit`) the device does in BATCH_MS, by their kinds' times; 1 at least. */
+  #batchSize(from: number, limit: number): number {
     let cost = 0
     let size = 0
-    for (const pending of this.#queue) {
+    for (let i = from; i < this.#queue.length; i++) {
+      const pending = this.#queue[i]
       if (size >= limit) break
       const ms = this.#times.estimate(pending.kind)
       if (ms === undefined || cost + ms > BATCH_MS) break
@@ -295,12 +363,17 @@ export class WorkerPool implements Dispatcher {
     )
   }
 
-  /** The least busy worker with room in its pipeline; a new one while below the minimum or the device is slow. */
-  #freeWorker(): WorkerLink | undefined {
+  /**
+   * The least busy worker with room in its pipeline; a new one while below the minimum, when the
+   * main thread no longer stands in for the last of the cores' workers ('auto'), or when the device is slow.
+   */
+  #freeWorker(next: Pending): WorkerLink | undefined {
     const idle = this.#workers.find((w) => w.batches.length === 0)
     if (idle) return idle
     const slow = (this.#times.overall ?? 0) >= SLOW_MS
-    if (this.#workers.length < this.#minWorkers || (slow && this.#workers.length < this.#maxWorkers)) {
+    const count = this.#workers.length
+    const standInEnds = this.#inPlaceMode === 'auto' && count < this.#cores && !this.#standsIn(next)
+    if (count < this.#minWorkers || standInEnds || (slow && count < this.#maxWorkers)) {
       // The in-place session gives way to a worker, within maxSessions.
       if (this.#workers.length + 1 >= this.#maxWorkers) this.#closeInPlace()
       return this.#startWorker()

@@ -1,0 +1,42 @@
+/**
+ * How busy the main thread is with work other than the signatures it makes in place: its event
+ * loop's utilization over the last window, less the time spent signing in place. A main thread
+ * that serves requests, builds JWTs and more is the scarcer resource of the process: it signs
+ * beside the workers only while it has time to spare.
+ *
+ * @example
+ * const load = new MainThreadLoad()
+ * load.inPlace(0.05)  // a signature in place took 0.05 ms
+ * load.busy           // true while its other work holds the loop most of the time
+ */
+import { performance, type EventLoopUtilization } from 'node:perf_hooks'
+
+/** The window the utilization is taken over. */
+const WINDOW_MS = 50
+/** Above this share of a window in other work, the main thread had none to spare. */
+const BUSY = 0.75
+/** It is busy after this many such windows in a row: a burst (start-up, a sweep) is not a load. */
+const BUSY_WINDOWS = 3
+
+export class MainThreadLoad {
+  #since: EventLoopUtilization = performance.eventLoopUtilization()
+  #inPlaceMs = 0
+  #busyWindows = 0
+
+  /** The main thread spent `ms` signing in place. */
+  inPlace(ms: number): void {
+    this.#inPlaceMs += ms
+  }
+
+  /** Whether, over the last BUSY_WINDOWS windows, work other than signing in place held the event loop more than BUSY of the time. */
+  get busy(): boolean {
+    const window = performance.eventLoopUtilization(this.#since)
+    const ms = window.active + window.idle
+    if (ms >= WINDOW_MS) {
+      this.#busyWindows = (window.active - this.#inPlaceMs) / ms > BUSY ? this.#busyWindows + 1 : 0
+      this.#since = performance.eventLoopUtilization()
+      this.#inPlaceMs = 0
+    }
+    return this.#busyWindows >= BUSY_WINDOWS
+  }
+}
