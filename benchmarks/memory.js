@@ -1,14 +1,14 @@
 // node benchmarks/memory.js [--concurrency 16] [--in-place alone|always|never]: does signing leak?
 // RSS after 10,000 and after 200,000 ES256 signatures through hsm.subtle.sign (after a full garbage
 // collection each time), and the sessions open before and after: they must not grow. Exit status 1
-// when the sessions grew. At concurrency 1 the signatures are made in place (the default 'alone').
+// when the sessions grew. At concurrency 1 the signatures are made in place (the default 'auto').
 import { parseArgs } from 'node:util'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { createBenchToken, KEYS } from './lib/token.js'
 import { signingInput } from './lib/contender.js'
 
-const { values: flags } = parseArgs({ options: { concurrency: { type: 'string', default: '16' }, 'in-place': { type: 'string', default: 'alone' } } })
+const { values: flags } = parseArgs({ options: { concurrency: { type: 'string', default: '16' }, 'in-place': { type: 'string', default: 'auto' } } })
 const CONCURRENCY = Number(flags.concurrency)
 if (!Number.isInteger(CONCURRENCY) || CONCURRENCY < 1) {
   console.error('memory: --concurrency takes a positive integer')

@@ -53,9 +53,10 @@ export interface OpenOptions {
   /**
    * Signatures of a kind the device makes in 2 ms or less (measured), of inputs under 64 KiB, may be
    * made on the main thread, saving the two thread hand-overs of a signing worker:
-   * - `'auto'` (default): when no other call is under way; and, for kinds made in 0.5 ms or less
-   *   (ECDSA, EdDSA on a software token), a share of the others while the workers are busy and the
-   *   main thread has time to spare, beside one worker fewer than cores;
+   * - `'auto'` (default): when no other call is under way; and on a software token, while the main
+   *   thread has time to spare, a share of the signatures of kinds made in 0.5 ms or less (ECDSA,
+   *   EdDSA), beside one worker fewer than cores (the last one starts for a decrypt, an RSA
+   *   signature, or a main thread busy with other work);
    * - `'alone'`: only when no other call is under way;
    * - `'always'`: every such signature (a process per core, each opened with `maxSessions: 3`:
    *   signing spread over the cores by the processes, not by threads);

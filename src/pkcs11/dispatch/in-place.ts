@@ -3,8 +3,8 @@
  * flight (a login, one ID token) a signing worker costs two thread hand-overs a call, and waking a
  * sleeping thread on a VM's idle core costs more than a fast token's signature: in place, the call
  * costs what the token takes. The pool sends a signature here only when the device is fast (its
- * kind measured at 2 ms or less), with a small input, and (by default) with nothing else under way;
- * calls in place back to back hold the event loop 1 ms (and one call) at most. A slow or remote token is never
+ * kind measured at 2 ms or less), with a small input, and with nothing else under way (or beside
+ * busy workers, see WorkerPool); calls in place back to back hold the event loop 1 ms (and one call) at most. A slow or remote token is never
  * called here (see WorkerPool), nor an operation on input an attacker chooses (a decrypt, a derive,
  * a verify): its refusals are the module's errors, left in the main thread's OpenSSL error queue,
  * where Node's next WebCrypto job aborts the process on them. A failure here empties the queue
@@ -47,8 +47,8 @@ export class InPlaceRunner {
       pending.answer(signature.subarray(0, length))
     } catch (failure) {
       clearOpenSslErrors()
-      if (!(failure instanceof SignerFailure)) throw failure
-      pending.answer(callFailure(failure.fn, failure.code, failure.message))
+      // Anything else is a bug here: it is the caller's error, not the event loop's (it would end the process).
+      pending.answer(failure instanceof SignerFailure ? callFailure(failure.fn, failure.code, failure.message) : (failure as Error))
     }
     return performance.now() - start
   }

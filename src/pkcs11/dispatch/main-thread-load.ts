@@ -1,17 +1,17 @@
 /**
- * How busy the main thread is with work other than the signatures it makes in place: its event
- * loop's utilization over the last window, less the time spent signing in place. A main thread
+ * How busy the main thread is with work other than the signatures it makes in place (for every
+ * token of the process): its event loop's utilization, less the time spent signing in place, over
+ * windows of at least WINDOW_MS, each taken when it is asked after the one before. A main thread
  * that serves requests, builds JWTs and more is the scarcer resource of the process: it signs
  * beside the workers only while it has time to spare.
  *
  * @example
- * const load = new MainThreadLoad()
- * load.inPlace(0.05)  // a signature in place took 0.05 ms
- * load.busy           // true while its other work holds the loop most of the time
+ * mainThreadLoad.inPlace(0.05)  // a signature in place took 0.05 ms
+ * mainThreadLoad.busy           // true once its other work held the loop most of the time, window after window
  */
 import { performance, type EventLoopUtilization } from 'node:perf_hooks'
 
-/** The window the utilization is taken over. */
+/** The shortest window the utilization is taken over. */
 const WINDOW_MS = 50
 /** Above this share of a window in other work, the main thread had none to spare. */
 const BUSY = 0.75
@@ -28,7 +28,7 @@ export class MainThreadLoad {
     this.#inPlaceMs += ms
   }
 
-  /** Whether, over the last BUSY_WINDOWS windows, work other than signing in place held the event loop more than BUSY of the time. */
+  /** Whether, in each of the last BUSY_WINDOWS windows, work other than signing in place held the event loop more than BUSY of the time. */
   get busy(): boolean {
     const window = performance.eventLoopUtilization(this.#since)
     const ms = window.active + window.idle
@@ -40,3 +40,6 @@ export class MainThreadLoad {
     return this.#busyWindows >= BUSY_WINDOWS
   }
 }
+
+/** The process's main thread: one, whatever the tokens and pools. */
+export const mainThreadLoad = new MainThreadLoad()

@@ -10,6 +10,9 @@
  * times.estimate(aes)                 // ms, or undefined for a kind never timed
  * times.fastest(aes)                  // the least ms of a batch since its first
  */
+/** A kind's fastest time may rise by this factor a batch. */
+const FASTEST_RISE = 1.05
+
 export class ServiceTimes {
   readonly #byKind = new Map<number, number>()
   /** Each kind's least time of a request in a batch, the first batch left out. */
@@ -27,9 +30,11 @@ export class ServiceTimes {
   }
 
   /**
-   * The least ms one request of `kind` took in a batch, or undefined until its second batch: what
-   * the kind costs the device, whatever a busy machine or a key's copy added to some batches. The
-   * first batch is left out: it carries what a first call costs once (a session opened, a key copied).
+   * About the least ms one request of `kind` took in a batch lately, or undefined until its second
+   * batch: what the kind costs the device, whatever a busy machine or a key's copy added to some
+   * batches. The first batch is left out: it carries what a first call costs once (a session
+   * opened, a key copied). It rises by FASTEST_RISE a batch towards slower times, so that one lucky
+   * batch does not set it for good.
    */
   fastest(kind: number): number | undefined {
     return this.#fastest.get(kind)
@@ -50,7 +55,7 @@ export class ServiceTimes {
       const measured = guess(kind) * factor
       const before = this.#byKind.get(kind)
       this.#byKind.set(kind, before === undefined ? measured : 0.8 * before + 0.2 * measured)
-      if (before !== undefined) this.#fastest.set(kind, Math.min(measured, this.#fastest.get(kind) ?? Infinity))
+      if (before !== undefined) this.#fastest.set(kind, Math.min(measured, (this.#fastest.get(kind) ?? Infinity) * FASTEST_RISE))
     }
     this.#overall = this.#overall === undefined ? average : 0.8 * this.#overall + 0.2 * average
   }

@@ -6,9 +6,11 @@
  * workers, up to the session limit, with no request stuck behind a long batch. A request that
  * outlives its deadline, or whose signal aborts, is answered at once and its late result dropped.
  * A fast signature with nothing else under way (or any, with inPlace 'always') is made in place on
- * the main thread instead (in-place.ts); by default, while every worker is busy, the main thread
- * also signs a share of the queue in place, one signature a turn of its event loop, and counts as
- * one of the signers: one worker fewer than cores, unless what waits can never run in place.
+ * the main thread instead (in-place.ts). By default, on a software token (whose signing sessions
+ * sign with copies of their keys), the main thread also counts as one of the signers: one worker
+ * fewer than cores, and it keeps a share of the queue's ECDSA and EdDSA signatures, which it signs
+ * in place, one a turn of its event loop; the last worker starts when what waits cannot be signed
+ * that way, or when the main thread is busy with other work.
  */
 import { ClosedError, QueueFullError, TimeoutError } from '../../errors.js'
 import type { Handle, PKCS11 } from '../binding.js'
@@ -22,7 +24,7 @@ import { ServiceTimes } from './service-times.js'
 import { MAX_BATCH } from './batch-memory.js'
 import { PIPELINE, WorkerLink } from './worker-link.js'
 import { IN_PLACE_MAX_INPUT, InPlaceRunner } from './in-place.js'
-import { MainThreadLoad } from './main-thread-load.js'
+import { mainThreadLoad } from './main-thread-load.js'
 
 /**
  * A batch may keep a worker busy about this long: long enough that the wake-ups it costs (the
@@ -47,10 +49,10 @@ const IN_PLACE_TURN_MS = 1
  */
 const IN_PLACE_MS = 2
 /**
- * Kinds the device does in at most this long may be signed beside the workers ('auto'): an ECDSA or
- * EdDSA signature on a software token (0.05-0.2 ms), not an RSA one (0.6 ms), whose wait would hold
- * the workers' answers: at two calls in flight RS256 made 16% fewer JWTs signed beside one worker
- * than on two workers.
+ * Kinds whose fastest batch took at most this long a request may be signed beside the workers
+ * ('auto'): an ECDSA or EdDSA signature on a software token (0.05-0.2 ms), not an RSA one (0.6
+ * ms), whose wait would hold the workers' answers: at two calls in flight RS256 made 16% fewer
+ * JWTs signed beside one worker than on two workers.
  */
 const SPARE_MS = 0.5
 /** How often deadlines are checked. */
@@ -79,8 +81,8 @@ export interface WorkerPoolOptions {
 }
 
 /**
- * 'auto': as 'alone', and while every worker is busy a share of the queue, as long as the main
- * thread has time to spare; 'alone': a request with nothing else under way (one call in flight);
+ * 'auto': as 'alone', and on a software token, while the main thread has time to spare, a share of
+ * the fast signatures beside the workers; 'alone': a request with nothing else under way (one call in flight);
  * 'always': every one (a process per core, whose other cores are other processes'); 'never'.
  */
 export const IN_PLACE_MODES = ['auto', 'alone', 'always', 'never'] as const
@@ -107,7 +109,6 @@ export class WorkerPool implements Dispatcher {
   #resumeScheduled = false
   /** A signature of the queue's head is to be made in place at the event loop's next turn ('auto'). */
   #spareScheduled = false
-  readonly #mainLoad = new MainThreadLoad()
   readonly #workers: WorkerLink[] = []
   readonly #queue: Pending[] = []
   readonly #mechanisms = new MechanismIds()
@@ -209,8 +210,7 @@ export class WorkerPool implements Dispatcher {
     if (this.#activity.held) return
     if (this.#inPlaceMode !== 'never' && this.#flushInPlace() === 'next turn') return
     if (this.#queue.length === 0) this.#drained?.()
-    // Signing beside the workers, the main thread keeps the head of the queue, as one more free place.
-    const kept = this.#spares() ? Math.ceil(this.#queue.length / (this.#freePlaces() + 1)) : 0
+    const kept = this.#kept()
     while (this.#queue.length > kept) {
       const worker = this.#freeWorker(this.#queue[kept])
       if (!worker) break
@@ -226,13 +226,27 @@ export class WorkerPool implements Dispatcher {
   }
 
   /**
-   * Whether the main thread signs the head of the queue beside the workers ('auto'): it may run in
-   * place, the workers are all started, and the main thread has time to spare.
+   * How many requests at the head of the queue the main thread keeps to sign beside the workers:
+   * the share of one more free place, up to the first that may not be signed that way.
+   */
+  #kept(): number {
+    if (!this.#spares()) return 0
+    const share = Math.min(MAX_BATCH, Math.ceil(this.#queue.length / (this.#freePlaces() + 1)))
+    let kept = 1
+    while (kept < share && this.#spareFits(this.#queue[kept]) === true) kept++
+    return kept
+  }
+
+  /**
+   * Whether the main thread signs the head of the queue beside the workers ('auto'): signing
+   * sessions use copies of their keys (without, a signature in place would wait on the module's
+   * lock for the workers' calls, on the event loop), the workers are all started, the head is a
+   * kind that may be signed that way, and the main thread has time to spare.
    */
   #spares(): boolean {
-    if (this.#inPlaceMode !== 'auto' || this.#queue.length === 0 || this.#workers.length < this.#minWorkers) return false
+    if (this.#inPlaceMode !== 'auto' || !this.#keyCopies || this.#cores < 2 || this.#workers.length < this.#minWorkers) return false
     const head = this.#queue[0]
-    return this.#fitsInPlace(head) && !this.#neverSpare(head) && !this.#mainLoad.busy
+    return head !== undefined && this.#fitsInPlace(head) && this.#spareFits(head) === true && !mainThreadLoad.busy
   }
 
   /** One signature of the queue's head in place at the event loop's next turn, so that the workers' answers are taken between two. */
@@ -283,16 +297,22 @@ export class WorkerPool implements Dispatcher {
   }
 
   /**
-   * Whether the main thread stands in for a worker ('auto') as `next`, the request to be posted,
-   * waits: it has time to spare, and `next` may be signed beside the workers.
+   * Whether the main thread still stands in for the last of the cores' workers ('auto') as `next`,
+   * the request to be posted, waits: it has time to spare, and `next` is not known to be a request
+   * it cannot sign beside the workers.
    */
   #standsIn(next: Pending): boolean {
-    return !this.#neverSpare(next) && !this.#mainLoad.busy
+    return this.#spareFits(next) !== false && !mainThreadLoad.busy
   }
 
-  /** Whether `pending` is not to be signed beside the workers: it cannot run in place, or its kind costs the device more than SPARE_MS. */
-  #neverSpare(pending: Pending): boolean {
-    return this.#neverInPlace(pending) || (this.#times.fastest(pending.kind) ?? 0) > SPARE_MS
+  /**
+   * Whether `pending` may be signed beside the workers: a signature that may run in place, of a
+   * kind whose fastest batch since its first took SPARE_MS or less a request; undefined until that is known.
+   */
+  #spareFits(pending: Pending): boolean | undefined {
+    if (this.#neverInPlace(pending)) return false
+    const fastest = this.#times.fastest(pending.kind)
+    return fastest === undefined ? undefined : fastest <= SPARE_MS
   }
 
   /** Whether `pending` cannot run in place whatever is under way: not a small signature, or of a kind (or a device) timed beyond IN_PLACE_MS. */
@@ -315,7 +335,7 @@ export class WorkerPool implements Dispatcher {
     this.#inPlace ??= new InPlaceRunner(this.#native, this.#slot, this.#keyCopies)
     const ms = this.#inPlace.run(pending)
     this.#times.record([pending.kind], ms)
-    this.#mainLoad.inPlace(ms)
+    mainThreadLoad.inPlace(ms)
   }
 
   #closeInPlace(): void {
