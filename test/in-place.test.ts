@@ -154,6 +154,20 @@ describe('calls in place', () => {
     }
   })
 
+  test("without copies of keys (a hardware token's default), a worker a core and no signature beside them", async () => {
+    const { hsm, privateKey } = await open({ ...ROOM, sessionKeyCopies: 'never' })
+    try {
+      const before = control.countsSync().sessionsOpen
+      await signInTurn(hsm, privateKey, 5)
+      const { inPlace, signed } = await backToBack(hsm, privateKey, 16)
+      // Only a chain's last call may find itself alone.
+      assert.ok(inPlace <= 16, `${inPlace} of ${signed} in place`)
+      assert.equal(control.countsSync().sessionsOpen - before, availableParallelism() + 1, 'a worker a core, and the session in place')
+    } finally {
+      await hsm.close()
+    }
+  })
+
   test('decrypts waiting beside signatures get the worker the main thread stood in for', async () => {
     const { hsm, privateKey } = await open(ROOM)
     try {

@@ -18,8 +18,10 @@ const BUSY = 0.75
 /** It is busy after this many such windows in a row: a burst (start-up, a sweep) is not a load. */
 const BUSY_WINDOWS = 3
 
-export class MainThreadLoad {
+class MainThreadLoad {
   #since: EventLoopUtilization = performance.eventLoopUtilization()
+  /** When the window began: asked at every flush, the utilization is read once a window. */
+  #windowStart = performance.now()
   #inPlaceMs = 0
   #busyWindows = 0
 
@@ -30,11 +32,12 @@ export class MainThreadLoad {
 
   /** Whether, in each of the last BUSY_WINDOWS windows, work other than signing in place held the event loop more than BUSY of the time. */
   get busy(): boolean {
-    const window = performance.eventLoopUtilization(this.#since)
-    const ms = window.active + window.idle
-    if (ms >= WINDOW_MS) {
-      this.#busyWindows = (window.active - this.#inPlaceMs) / ms > BUSY ? this.#busyWindows + 1 : 0
+    const now = performance.now()
+    if (now - this.#windowStart >= WINDOW_MS) {
+      const window = performance.eventLoopUtilization(this.#since)
+      this.#busyWindows = (window.active - this.#inPlaceMs) / (window.active + window.idle) > BUSY ? this.#busyWindows + 1 : 0
       this.#since = performance.eventLoopUtilization()
+      this.#windowStart = now
       this.#inPlaceMs = 0
     }
     return this.#busyWindows >= BUSY_WINDOWS

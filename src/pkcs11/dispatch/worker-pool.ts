@@ -65,7 +65,7 @@ export interface WorkerPoolOptions {
   activity: ModuleActivity
   /**
    * The workers a device that is not slow gets (the cores, within maxWorkers): one fewer while the
-   * main thread signs beside them (inPlace 'auto'), 1 with inPlace 'always'.
+   * main thread signs beside them (inPlace 'auto' with keyCopies), 1 with inPlace 'always'.
    */
   cores: number
   /** The most workers (and so sessions) the pool may use; reached only for slow devices. */
@@ -96,6 +96,12 @@ export class WorkerPool implements Dispatcher {
   readonly #minWorkers: number
   /** Workers a device that is not slow may get: the cores. */
   readonly #cores: number
+  /**
+   * Whether the main thread signs beside the workers ('auto'): with signing sessions on copies of
+   * their keys (without, a signature in place would wait on the module's lock for the workers'
+   * calls, on the event loop), and on 2 cores or more.
+   */
+  readonly #shares: boolean
   readonly #maxWorkers: number
   readonly #maxQueue: number
   readonly #inPlaceMode: InPlaceMode
@@ -132,10 +138,10 @@ export class WorkerPool implements Dispatcher {
     this.#slot = new Uint8Array(options.slot)
     this.#maxWorkers = Math.max(1, options.maxWorkers)
     this.#cores = Math.max(1, Math.min(options.cores, this.#maxWorkers))
+    this.#shares = options.inPlace === 'auto' && options.keyCopies !== undefined && this.#cores > 1
     // Signing in place on every call, one worker does what cannot run in place, unless the device is
     // slow; signing beside the workers, the main thread is one of the cores' signers.
-    const minWorkers = { auto: this.#cores - 1, always: 1, alone: this.#cores, never: this.#cores }[options.inPlace]
-    this.#minWorkers = Math.max(1, minWorkers)
+    this.#minWorkers = options.inPlace === 'always' ? 1 : this.#shares ? this.#cores - 1 : this.#cores
     this.#maxQueue = options.maxQueue
     this.#native = options.native
     this.#inPlaceMode = options.inPlace
@@ -222,7 +228,7 @@ export class WorkerPool implements Dispatcher {
       if (batch.length > 0) worker.post(batch)
       if (this.#queue.length === 0) this.#drained?.()
     }
-    if (this.#queue.length > 0 && this.#spares()) this.#scheduleSpare()
+    if (kept > 0) this.#scheduleSpare()
   }
 
   /**
@@ -233,20 +239,23 @@ export class WorkerPool implements Dispatcher {
     if (!this.#spares()) return 0
     const share = Math.min(MAX_BATCH, Math.ceil(this.#queue.length / (this.#freePlaces() + 1)))
     let kept = 1
-    while (kept < share && this.#spareFits(this.#queue[kept]) === true) kept++
+    while (kept < share && this.#mayShare(this.#queue[kept])) kept++
     return kept
   }
 
   /**
-   * Whether the main thread signs the head of the queue beside the workers ('auto'): signing
-   * sessions use copies of their keys (without, a signature in place would wait on the module's
-   * lock for the workers' calls, on the event loop), the workers are all started, the head is a
-   * kind that may be signed that way, and the main thread has time to spare.
+   * Whether the main thread signs the head of the queue beside the workers: it does so in this
+   * pool, the workers are all started, the head may be, and the main thread has time to spare.
    */
   #spares(): boolean {
-    if (this.#inPlaceMode !== 'auto' || !this.#keyCopies || this.#cores < 2 || this.#workers.length < this.#minWorkers) return false
+    if (!this.#shares || this.#workers.length < this.#minWorkers) return false
     const head = this.#queue[0]
-    return head !== undefined && this.#fitsInPlace(head) && this.#spareFits(head) === true && !mainThreadLoad.busy
+    return head !== undefined && this.#mayShare(head) && !mainThreadLoad.busy
+  }
+
+  /** Whether `pending` may be signed beside the workers: it may run in place, and its kind is known to be fast (spareKind). */
+  #mayShare(pending: Pending): boolean {
+    return this.#fitsInPlace(pending) && this.#spareKind(pending.kind, false)
   }
 
   /** One signature of the queue's head in place at the event loop's next turn, so that the workers' answers are taken between two. */
@@ -302,17 +311,13 @@ export class WorkerPool implements Dispatcher {
    * it cannot sign beside the workers.
    */
   #standsIn(next: Pending): boolean {
-    return this.#spareFits(next) !== false && !mainThreadLoad.busy
+    return !this.#neverInPlace(next) && this.#spareKind(next.kind, true) && !mainThreadLoad.busy
   }
 
-  /**
-   * Whether `pending` may be signed beside the workers: a signature that may run in place, of a
-   * kind whose fastest batch since its first took SPARE_MS or less a request; undefined until that is known.
-   */
-  #spareFits(pending: Pending): boolean | undefined {
-    if (this.#neverInPlace(pending)) return false
-    const fastest = this.#times.fastest(pending.kind)
-    return fastest === undefined ? undefined : fastest <= SPARE_MS
+  /** Whether `kind`'s fastest batch since its first took SPARE_MS or less a request; `unknown` until it has one. */
+  #spareKind(kind: number, unknown: boolean): boolean {
+    const fastest = this.#times.fastest(kind)
+    return fastest === undefined ? unknown : fastest <= SPARE_MS
   }
 
   /** Whether `pending` cannot run in place whatever is under way: not a small signature, or of a kind (or a device) timed beyond IN_PLACE_MS. */
@@ -392,8 +397,9 @@ export class WorkerPool implements Dispatcher {
     if (idle) return idle
     const slow = (this.#times.overall ?? 0) >= SLOW_MS
     const count = this.#workers.length
-    const standInEnds = this.#inPlaceMode === 'auto' && count < this.#cores && !this.#standsIn(next)
-    if (count < this.#minWorkers || standInEnds || (slow && count < this.#maxWorkers)) {
+    // The main thread no longer stands in for the last of the cores' workers.
+    const standInEnds = this.#shares && count < this.#cores && !this.#standsIn(next)
+    if (count < this.#minWorkers || (slow && count < this.#maxWorkers) || standInEnds) {
       // The in-place session gives way to a worker, within maxSessions.
       if (this.#workers.length + 1 >= this.#maxWorkers) this.#closeInPlace()
       return this.#startWorker()
