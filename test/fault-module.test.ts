@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { after, before, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import pkcs11js from 'pkcs11js'
 import { PIN } from './helpers/softhsm.js'
 import { CKR, faultP256Token, JWT_INPUT } from './helpers/fault.js'
@@ -104,6 +105,44 @@ describe('the raw binding through the fault module', () => {
     throwsCkr(() => p11.C_Login(other, pkcs11js.CKU_USER, PIN), 'CKR_PIN_INCORRECT')
     throwsCkr(() => p11.C_Login(other, pkcs11js.CKU_USER, PIN), 'CKR_USER_ALREADY_LOGGED_IN')
     p11.C_CloseSession(other)
+  })
+
+  test('a removal waits for the calls inside the real module: a key generation under way ends well, then its session is closed', async () => {
+    // SoftHSM frees a session closed under another thread's call: such a call then fails oddly
+    // (CKR_SESSION_HANDLE_INVALID here, CKR_KEY_FUNCTION_NOT_PERMITTED for a sign) or reads freed
+    // memory. A removal is a card pulled between two calls.
+    const RSA = [
+      [
+        { type: pkcs11js.CKA_MODULUS_BITS, value: 2048 },
+        { type: pkcs11js.CKA_TOKEN, value: false },
+      ],
+      [
+        { type: pkcs11js.CKA_TOKEN, value: false },
+        { type: pkcs11js.CKA_SIGN, value: true },
+      ],
+    ]
+    let overlapped = false
+    for (let attempt = 0; attempt < 5 && !overlapped; attempt++) {
+      const other = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION)
+      let settled = false
+      const generation = p11
+        .C_GenerateKeyPairAsync(other, { mechanism: pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN }, RSA[0], RSA[1])
+        .then(
+          () => 'CKR_OK',
+          (error) => error.message,
+        )
+        .finally(() => (settled = true))
+      await sleep(20)
+      overlapped = !settled
+      control.removed(true)
+      p11.C_GetInfo() // applies the removal
+      assert.equal(await generation, 'CKR_OK')
+      assert.equal((await control.counts()).sessionsOpen, 0, 'the removal closed the real sessions')
+      control.removed(false)
+      p11.C_GetInfo()
+      ;({ opened: session, found: key } = openLoggedIn())
+    }
+    assert.ok(overlapped, 'a removal came while a key generation was under way')
   })
 
   test('removal: CKR_DEVICE_REMOVED, no token; after re-insertion old sessions are invalid', async () => {

@@ -36,8 +36,11 @@
  * Removal: while "removed 1" holds, session calls answer CKR_DEVICE_REMOVED; C_GetTokenInfo,
  * C_GetMechanismList/Info, C_InitToken, C_OpenSession and C_CloseAllSessions answer
  * CKR_TOKEN_NOT_PRESENT; C_GetSlotList(CK_TRUE) lists no slot and C_GetSlotInfo clears
- * CKF_TOKEN_PRESENT. Sessions open when the removal is applied are closed in the real module;
- * after "removed 0" their handles answer CKR_SESSION_HANDLE_INVALID.
+ * CKF_TOKEN_PRESENT. Sessions open when the removal is applied are closed in the real module, once
+ * the session calls inside it have returned (a card pulled between two calls): SoftHSM frees a
+ * session closed under another thread's call, which then fails oddly (CKR_KEY_FUNCTION_NOT_PERMITTED
+ * from a copy of a key whose attributes were discarded) or reads freed memory. After "removed 0"
+ * their handles answer CKR_SESSION_HANDLE_INVALID.
  *
  * Counts (env FAULT_PKCS11_COUNTS): a file the module maps shared and updates on every call, so a
  * reader sees current numbers at any time: "P11FAULT", u64 version (1), u64 n, then n u64 little-
@@ -106,6 +109,9 @@ typedef struct {
 #define SESSION_BASE 0x10000UL
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* Held shared by each session call while it is inside the real module, and exclusively while a
+ * removal closes the real sessions; writers first, so a steady stream of calls cannot hold one off. */
+static pthread_rwlock_t inside = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static CK_RV init_error = CKR_OK;
 static CK_FUNCTION_LIST_PTR real;
@@ -366,7 +372,10 @@ static void refresh_control(void) {
   pthread_mutex_lock(&lock);
   if (st.st_ino != control_ino || st.st_dev != control_dev || st.st_size != control_offset) read_control(&st, &to_close);
   pthread_mutex_unlock(&lock);
+  if (to_close.count == 0) return;
+  pthread_rwlock_wrlock(&inside);
   for (i = 0; i < to_close.count; i++) real->C_CloseSession(to_close.handles[i]);
+  pthread_rwlock_unlock(&inside);
   free(to_close.handles);
 }
 
@@ -390,6 +399,21 @@ static CK_RV enter(int fi, int kind, CK_SESSION_HANDLE *hSession, CK_RV *injecte
   refresh_control();
   pthread_mutex_lock(&lock);
   sleep_us = latency_us[fi];
+  pthread_mutex_unlock(&lock);
+  if (sleep_us > 0) {
+    /* sleepingPeak: the most calls that slept their latency at once (concurrency, not speed) */
+    uint64_t now = __atomic_add_fetch(&counts->value[X_SLEEPING], 1, __ATOMIC_RELAXED);
+    uint64_t peak = __atomic_load_n(&counts->value[X_SLEEPING_PEAK], __ATOMIC_RELAXED);
+    while (now > peak && !__atomic_compare_exchange_n(&counts->value[X_SLEEPING_PEAK], &peak, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
+    struct timespec ts;
+    ts.tv_sec = (time_t)(sleep_us / 1000000UL);
+    ts.tv_nsec = (long)(sleep_us % 1000000UL) * 1000L;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+    bump(X_SLEEPING, -1);
+  }
+  /* A session call's fate is decided once no removal can close its session under it (see leave). */
+  if (kind == K_SESSION) pthread_rwlock_rdlock(&inside);
+  pthread_mutex_lock(&lock);
   if (removed && kind == K_SESSION) answer = CKR_DEVICE_REMOVED;
   else if (removed && kind == K_TOKEN) answer = CKR_TOKEN_NOT_PRESENT;
   else if (kind == K_SESSION) {
@@ -406,18 +430,14 @@ static CK_RV enter(int fi, int kind, CK_SESSION_HANDLE *hSession, CK_RV *injecte
     if (*injected != CKR_OK) bump(X_INJECTED, 1);
   }
   pthread_mutex_unlock(&lock);
-  if (sleep_us > 0) {
-    /* sleepingPeak: the most calls that slept their latency at once (concurrency, not speed) */
-    uint64_t now = __atomic_add_fetch(&counts->value[X_SLEEPING], 1, __ATOMIC_RELAXED);
-    uint64_t peak = __atomic_load_n(&counts->value[X_SLEEPING_PEAK], __ATOMIC_RELAXED);
-    while (now > peak && !__atomic_compare_exchange_n(&counts->value[X_SLEEPING_PEAK], &peak, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
-    struct timespec ts;
-    ts.tv_sec = (time_t)(sleep_us / 1000000UL);
-    ts.tv_nsec = (long)(sleep_us % 1000000UL) * 1000L;
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-    bump(X_SLEEPING, -1);
-  }
+  if (kind == K_SESSION && answer != CKR_OK) pthread_rwlock_unlock(&inside);
   return answer;
+}
+
+/* Ends a session call that enter() let through (CKR_OK): its real calls are done. */
+static CK_RV leave(CK_RV rv) {
+  pthread_rwlock_unlock(&inside);
+  return rv;
 }
 
 /* ---------------------------------------------------------------- initialization */
@@ -493,8 +513,7 @@ static void initialize(void) {
   static CK_RV FW(name) CK_P_##name { \
     CK_RV injected, rv = enter(F_##name, K_SESSION, &hSession, &injected); \
     if (rv != CKR_OK) return rv; \
-    if (injected != CKR_OK) return injected; \
-    return real->name CK_A_##name; \
+    return leave(injected != CKR_OK ? injected : real->name CK_A_##name); \
   }
 
 /* Calls that end an operation and return data: injected after the real call, which is completed
@@ -504,13 +523,13 @@ static void initialize(void) {
     CK_RV injected, rv = enter(F_##name, K_SESSION, &hSession, &injected); \
     if (rv != CKR_OK) return rv; \
     rv = real->name CK_A_##name; \
-    if (injected == CKR_OK) return rv; \
+    if (injected == CKR_OK) return leave(rv); \
     if (out_len != NULL && ((rv == CKR_OK && out == NULL) || rv == CKR_BUFFER_TOO_SMALL)) { \
       CK_ULONG size = *out_len > 0 ? *out_len : 1; \
       out = malloc(size); \
       if (out) { out_len = &size; real->name CK_A_##name; free(out); } \
     } \
-    return injected; \
+    return leave(injected); \
   }
 
 /* Verify calls that end an operation: injected after the real call. */
@@ -519,7 +538,7 @@ static void initialize(void) {
     CK_RV injected, rv = enter(F_##name, K_SESSION, &hSession, &injected); \
     if (rv != CKR_OK) return rv; \
     rv = real->name CK_A_##name; \
-    return injected != CKR_OK ? injected : rv; \
+    return leave(injected != CKR_OK ? injected : rv); \
   }
 
 static void end_with_final(CK_RV (*final)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG_PTR), CK_SESSION_HANDLE session) {
@@ -538,9 +557,9 @@ static void end_with_final(CK_RV (*final)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULO
   static CK_RV FW(name) CK_P_##name { \
     CK_RV injected, rv = enter(F_##name, K_SESSION, &hSession, &injected); \
     if (rv != CKR_OK) return rv; \
-    if (injected == CKR_OK) return real->name CK_A_##name; \
+    if (injected == CKR_OK) return leave(real->name CK_A_##name); \
     ender; \
-    return injected; \
+    return leave(injected); \
   }
 
 static void end_verify(CK_SESSION_HANDLE session) {
@@ -688,8 +707,8 @@ static CK_RV fw_C_CloseSession CK_P_C_CloseSession {
   CK_RV injected, rv = enter(F_C_CloseSession, K_SESSION, &hSession, &injected);
   session_entry *entry;
   if (rv != CKR_OK) return rv;
-  if (injected != CKR_OK) return injected;
-  rv = real->C_CloseSession(hSession);
+  if (injected != CKR_OK) return leave(injected);
+  rv = leave(real->C_CloseSession(hSession));
   if (rv == CKR_OK || rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED) {
     pthread_mutex_lock(&lock);
     entry = session_find(virtual_handle);
