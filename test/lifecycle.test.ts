@@ -11,6 +11,7 @@ import { after, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import pkcs11js from 'pkcs11js'
 import { freshSoftHsm } from './helpers/softhsm.js'
 import { buildFaultModule, FaultControl } from './helpers/fault.js'
 import { otherUser } from './helpers/other-user.js'
@@ -170,6 +171,39 @@ describe('the login is state read from the token', () => {
     assert.equal(control.countsSync().C_Login - before.C_Login, 0)
     await second.close()
     await hsm.close()
+  })
+})
+
+describe('a module another user of the process initialized first', () => {
+  test('is not finalized to initialize it again: their session outlives our reconnection; once they finalize it, it is ours', async () => {
+    control.reset()
+    const other = new pkcs11js.PKCS11()
+    other.load(faultModule)
+    other.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK })
+    try {
+      const slot = other.C_GetSlotList(true).find((s) => other.C_GetTokenInfo(s).label.trim() === 'life')!
+      const session = other.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION)
+      const hsm = await open()
+      const { privateKey } = await hsm.keys.get({ label: 'p256' })
+      assert.ok(verifies(await hsm.subtle.sign(params, privateKey, data)))
+      const before = control.countsSync()
+      // A device error starts a reconnection, whose first look at the slots fails as a module's
+      // that needs initializing again would.
+      control.fail('C_Sign', 'CKR_DEVICE_ERROR')
+      control.fail('C_GetSlotList', 'CKR_GENERAL_ERROR')
+      assert.ok(verifies(await hsm.subtle.sign(params, privateKey, data)))
+      const after = control.countsSync()
+      assert.equal(after.injected - before.injected, 2, 'both faults were met')
+      assert.equal(after.C_Finalize - before.C_Finalize, 0, 'the module was not finalized')
+      other.C_GetSessionInfo(session) // still theirs: it throws once the module was finalized
+      // They finalize it: our next signature initializes it again, and it is ours to finalize at close.
+      other.C_Finalize()
+      assert.ok(verifies(await hsm.subtle.sign(params, privateKey, data)))
+      await hsm.close()
+      assert.equal(control.countsSync().C_Finalize - after.C_Finalize, 2, 'theirs, then ours at close')
+    } finally {
+      other.close()
+    }
   })
 })
 

@@ -26,13 +26,17 @@ export class Pkcs11Module {
    * (session-copies.ts).
    */
   readonly keyCopies = new Int32Array(new SharedArrayBuffer(SHARED_WORDS * Int32Array.BYTES_PER_ELEMENT))
-  /** False when someone else in the process initialized the library: then they finalize it. */
-  readonly #initializedHere: boolean
+  /**
+   * False when someone else in the process initialized the library (and holds it still): then they
+   * finalize it, and they alone initialize it again.
+   */
+  #initializedHere: boolean
   /** The library file's device and inode. */
   readonly fileId: string
   /** What each user does after the module was initialized again: its sessions and login are gone. */
   readonly #users = new Set<() => void>()
   #generation = 0
+  #reinitializing: Promise<void> | undefined
   #finalizing: Promise<void> | undefined
 
   private constructor(path: string, fileId: string, native: PKCS11, initializedHere: boolean, libraryParameters: string | undefined) {
@@ -82,26 +86,44 @@ export class Pkcs11Module {
    * C_Finalize and C_Initialize again, unless someone did since `seen`: some modules (p11-kit's
    * client, after its server went away) answer CKR_DEVICE_ERROR to everything until then. New calls
    * wait and the ones under way finish first; afterwards every session of the module is gone, and
-   * every user of the module is told so (it logs in again and reopens its sessions).
+   * every user of the module is told so (it logs in again and reopens its sessions). A library
+   * another user of the process initialized is not finalized: its sessions, and its threads inside
+   * the module, are not ours to end (SoftHSM frees a session closed under a call). It is only
+   * initialized again once they have finalized it (CKR_CRYPTOKI_NOT_INITIALIZED), and is ours then.
    */
   async reinitialize(seen: number): Promise<void> {
     if (seen !== this.#generation) return
-    this.#generation++
-    await this.activity.exclusive(() => {
-      try {
-        this.native.C_Finalize()
-      } catch {
-        // already finalized, or the connection is gone: initializing again is what matters
+    this.#reinitializing ??= this.activity.exclusive(() => this.#initializeAgain()).finally(() => (this.#reinitializing = undefined))
+    await this.#reinitializing
+  }
+
+  /** Runs with no call inside the module; users are told only when its sessions are gone. */
+  #initializeAgain(): void {
+    const ours = this.#initializedHere
+    let sessionsGone = ours
+    try {
+      if (ours) this.native.C_Finalize()
+    } catch {
+      // already finalized, or the connection is gone: initializing again is what matters
+    }
+    try {
+      callSync('C_Initialize', () => this.native.C_Initialize(initializeArgs(this.#libraryParameters)))
+      this.#initializedHere = sessionsGone = true
+    } catch (error) {
+      if (!isTokenError(error, 'CKR_CRYPTOKI_ALREADY_INITIALIZED')) {
+        sessionsGone = true
+        throw error
       }
-      try {
-        callSync('C_Initialize', () => this.native.C_Initialize(initializeArgs(this.#libraryParameters)))
-      } catch (error) {
-        if (!isTokenError(error, 'CKR_CRYPTOKI_ALREADY_INITIALIZED')) throw error
-      } finally {
+      // Someone else's: not ours and still initialized (nothing changed, every session is still
+      // valid), or initialized by them between our C_Finalize and C_Initialize.
+      this.#initializedHere = false
+    } finally {
+      if (sessionsGone) {
+        this.#generation++
         // Before any held call goes on: sessions are forgotten and logins restored first.
         for (const user of this.#users) user()
       }
-    })
+    }
   }
 
   /** Gives back one use; the last one finalizes (once no thread is inside) and unloads the library. */
