@@ -92,20 +92,25 @@ export class Pkcs11Module {
    * initialized again once they have finalized it (CKR_CRYPTOKI_NOT_INITIALIZED), and is ours then.
    */
   async reinitialize(seen: number): Promise<void> {
-    if (seen !== this.#generation) return
+    // Released (or being released) by its last user: nothing to initialize for.
+    if (seen !== this.#generation || this.#finalizing || this.#users.size === 0) return
     this.#reinitializing ??= this.activity.exclusive(() => this.#initializeAgain()).finally(() => (this.#reinitializing = undefined))
     await this.#reinitializing
   }
 
   /** Runs with no call inside the module; users are told only when its sessions are gone. */
   #initializeAgain(): void {
-    const ours = this.#initializedHere
-    let sessionsGone = ours
-    try {
-      if (ours) this.native.C_Finalize()
-    } catch {
-      // already finalized, or the connection is gone: initializing again is what matters
+    let finalized = false
+    if (this.#initializedHere) {
+      try {
+        this.native.C_Finalize()
+        finalized = true
+      } catch (error) {
+        // Already finalized (the connection is gone, say): initializing again is what matters.
+        finalized = isTokenError(error, 'CKR_CRYPTOKI_NOT_INITIALIZED')
+      }
     }
+    let sessionsGone = finalized
     try {
       callSync('C_Initialize', () => this.native.C_Initialize(initializeArgs(this.#libraryParameters)))
       this.#initializedHere = sessionsGone = true
@@ -114,9 +119,9 @@ export class Pkcs11Module {
         sessionsGone = true
         throw error
       }
-      // Someone else's: not ours and still initialized (nothing changed, every session is still
-      // valid), or initialized by them between our C_Finalize and C_Initialize.
-      this.#initializedHere = false
+      // Still initialized, and nothing changed (every session is still valid): someone else's, or
+      // ours when it would not finalize. Initialized by someone else after our C_Finalize: theirs.
+      if (finalized) this.#initializedHere = false
     } finally {
       if (sessionsGone) {
         this.#generation++

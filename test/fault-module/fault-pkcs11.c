@@ -258,16 +258,17 @@ static void clear_function(int index) {
   memset(&rules[index], 0, sizeof rules[index]);
 }
 
-/* Real sessions to close after a removal, collected under the lock and closed outside it. */
-typedef struct { CK_SESSION_HANDLE *handles; size_t count; } close_list;
+/* Sessions (indexes) to close in the real module after a removal, collected under the lock and
+ * closed outside it, once no session call is inside the real module. */
+typedef struct { size_t *indexes; size_t count; } close_list;
 
 static void set_removed(int value, close_list *to_close) {
   size_t i;
   if (value && !removed) {
     for (i = 0; i < session_count; i++) {
       if (sessions[i].state != S_OPEN) continue;
-      CK_SESSION_HANDLE *grown = realloc(to_close->handles, (to_close->count + 1) * sizeof *grown);
-      if (grown) { to_close->handles = grown; to_close->handles[to_close->count++] = sessions[i].real; }
+      size_t *grown = realloc(to_close->indexes, (to_close->count + 1) * sizeof *grown);
+      if (grown) { to_close->indexes = grown; to_close->indexes[to_close->count++] = i; }
       sessions[i].state = S_STALE;
       bump(X_CLOSED, 1);
       bump(X_OPEN_NOW, -1);
@@ -374,9 +375,19 @@ static void refresh_control(void) {
   pthread_mutex_unlock(&lock);
   if (to_close.count == 0) return;
   pthread_rwlock_wrlock(&inside);
-  for (i = 0; i < to_close.count; i++) real->C_CloseSession(to_close.handles[i]);
+  for (i = 0; i < to_close.count; i++) {
+    CK_SESSION_HANDLE handle = 0;
+    pthread_mutex_lock(&lock);
+    /* Not closed meanwhile (C_Finalize): its real handle may name another session now. */
+    if (sessions[to_close.indexes[i]].state == S_STALE) {
+      handle = sessions[to_close.indexes[i]].real;
+      sessions[to_close.indexes[i]].state = S_CLOSED;
+    }
+    pthread_mutex_unlock(&lock);
+    if (handle) real->C_CloseSession(handle);
+  }
   pthread_rwlock_unlock(&inside);
-  free(to_close.handles);
+  free(to_close.indexes);
 }
 
 /* ---------------------------------------------------------------- the hook */
@@ -410,6 +421,7 @@ static CK_RV enter(int fi, int kind, CK_SESSION_HANDLE *hSession, CK_RV *injecte
     ts.tv_nsec = (long)(sleep_us % 1000000UL) * 1000L;
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
     bump(X_SLEEPING, -1);
+    refresh_control(); /* a removal written while the call slept is seen by it */
   }
   /* A session call's fate is decided once no removal can close its session under it (see leave). */
   if (kind == K_SESSION) pthread_rwlock_rdlock(&inside);
@@ -634,12 +646,15 @@ static CK_RV fw_C_Finalize CK_P_C_Finalize {
   size_t i;
   if (rv != CKR_OK) return rv;
   if (injected != CKR_OK) return injected;
+  /* Not beside a removal's closing of sessions, whose handles would then name new ones. */
+  pthread_rwlock_wrlock(&inside);
   rv = real->C_Finalize(pReserved);
   if (rv == CKR_OK) {
     pthread_mutex_lock(&lock);
     for (i = 0; i < session_count; i++) session_set_closed(&sessions[i]);
     pthread_mutex_unlock(&lock);
   }
+  pthread_rwlock_unlock(&inside);
   return rv;
 }
 
@@ -687,15 +702,18 @@ static CK_RV fw_C_GetSlotInfo CK_P_C_GetSlotInfo {
 static CK_RV fw_C_OpenSession CK_P_C_OpenSession {
   CK_RV injected, rv = enter(F_C_OpenSession, K_TOKEN, NULL, &injected);
   CK_SESSION_HANDLE real_handle = 0, virtual_handle;
+  int gone;
   if (rv != CKR_OK) return rv;
   if (injected != CKR_OK) return injected;
   if (!phSession) return 0x7;
   rv = real->C_OpenSession(slotID, flags, pApplication, Notify, &real_handle);
   if (rv != CKR_OK) return rv;
   pthread_mutex_lock(&lock);
-  virtual_handle = session_add(real_handle, slotID);
+  /* Removed while it opened: it goes with the others. */
+  gone = removed;
+  virtual_handle = gone ? 0 : session_add(real_handle, slotID);
   pthread_mutex_unlock(&lock);
-  if (virtual_handle == 0) { real->C_CloseSession(real_handle); return 0x2; /* CKR_HOST_MEMORY */ }
+  if (virtual_handle == 0) { real->C_CloseSession(real_handle); return gone ? CKR_TOKEN_NOT_PRESENT : 0x2; /* CKR_HOST_MEMORY */ }
   bump(X_OPENED, 1);
   bump(X_OPEN_NOW, 1);
   *phSession = virtual_handle;
@@ -708,14 +726,14 @@ static CK_RV fw_C_CloseSession CK_P_C_CloseSession {
   session_entry *entry;
   if (rv != CKR_OK) return rv;
   if (injected != CKR_OK) return leave(injected);
-  rv = leave(real->C_CloseSession(hSession));
+  rv = real->C_CloseSession(hSession);
   if (rv == CKR_OK || rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED) {
     pthread_mutex_lock(&lock);
     entry = session_find(virtual_handle);
     if (entry) session_set_closed(entry);
     pthread_mutex_unlock(&lock);
   }
-  return rv;
+  return leave(rv);
 }
 
 static CK_RV fw_C_CloseAllSessions CK_P_C_CloseAllSessions {
