@@ -135,8 +135,11 @@ describe('calls in place', () => {
       const { inPlace, signed, turns } = await backToBack(hsm, privateKey, 16)
       assert.ok(inPlace >= 0.1 * signed && inPlace < signed, `${inPlace} of ${signed} in place`)
       assert.ok(turns >= 10, `${turns} timer turns in 300 ms`)
-      // The workers' sessions and the one in place.
-      assert.equal(control.countsSync().sessionsOpen - before, Math.max(1, availableParallelism() - 1) + 1)
+      // The workers' sessions and the one in place; on a loaded machine the main thread may be found
+      // busy (main-thread-load.ts) and start the last of the cores' workers: never more.
+      const workers = control.countsSync().sessionsOpen - before - 1
+      const fewer = Math.max(1, availableParallelism() - 1)
+      assert.ok(workers === fewer || workers === availableParallelism(), `${workers} workers`)
     } finally {
       await hsm.close()
     }
