@@ -29,8 +29,9 @@ const rss = () => {
 }
 /**
  * Memory of ArrayBuffers and SharedArrayBuffers (every Buffer, the signing memory): what a copy of
- * an input would grow. Not the RSS, which the host's reclaim (DAMON here) moves by tens of MiB as
- * it pages the inputs out and the hashing reads them back in.
+ * an input would grow. Not the RSS, which moved by 62 MiB in one CI run with no copy made: it
+ * counts the program's file pages too, which the host's reclaim (DAMON pageout here) takes away
+ * and the next call brings back.
  */
 const buffers = () => process.memoryUsage().arrayBuffers
 const MiB = 2 ** 20
