@@ -111,22 +111,20 @@ describe('the raw binding through the fault module', () => {
     // SoftHSM frees a session closed under another thread's call: such a call then fails oddly
     // (CKR_SESSION_HANDLE_INVALID here, CKR_KEY_FUNCTION_NOT_PERMITTED for a sign) or reads freed
     // memory. A removal is a card pulled between two calls.
-    const RSA = [
-      [
-        { type: pkcs11js.CKA_MODULUS_BITS, value: 2048 },
-        { type: pkcs11js.CKA_TOKEN, value: false },
-      ],
-      [
-        { type: pkcs11js.CKA_TOKEN, value: false },
-        { type: pkcs11js.CKA_SIGN, value: true },
-      ],
+    const publicTemplate = [
+      { type: pkcs11js.CKA_MODULUS_BITS, value: 2048 },
+      { type: pkcs11js.CKA_TOKEN, value: false },
+    ]
+    const privateTemplate = [
+      { type: pkcs11js.CKA_TOKEN, value: false },
+      { type: pkcs11js.CKA_SIGN, value: true },
     ]
     let overlapped = false
     for (let attempt = 0; attempt < 5 && !overlapped; attempt++) {
       const other = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION)
       let settled = false
       const generation = p11
-        .C_GenerateKeyPairAsync(other, { mechanism: pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN }, RSA[0], RSA[1])
+        .C_GenerateKeyPairAsync(other, { mechanism: pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN }, publicTemplate, privateTemplate)
         .then(
           () => 'CKR_OK',
           (error) => error.message,

@@ -22,9 +22,12 @@ process.env.PKCS11SPY_OUTPUT = spyLog
 const { Pkcs11Crypto } = await import('pkcs11-webcrypto')
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc')
+const collect = () => {
+  gc()
+  gc()
+}
 const rss = () => {
-  gc()
-  gc()
+  collect()
   return process.memoryUsage().rss
 }
 /**
@@ -69,7 +72,7 @@ describe('large RSA inputs', () => {
       await hsm.subtle.sign(params, privateKey, new Uint8Array(100))
       const baseline = rss()
       let inputs = Array.from({ length: 4 }, (_, i) => new Uint8Array(32 * MiB).fill(i + 7))
-      rss() // collected: the peak below counts only what the signatures allocate
+      collect() // the peak below counts only what the signatures allocate
       const withInputs = buffers()
       let peak = withInputs
       const sampler = setInterval(() => {

@@ -100,35 +100,25 @@ export class Pkcs11Module {
 
   /** Runs with no call inside the module; users are told only when its sessions are gone. */
   #initializeAgain(): void {
-    let finalized = false
-    if (this.#initializedHere) {
-      try {
-        this.native.C_Finalize()
-        finalized = true
-      } catch (error) {
-        // Already finalized (the connection is gone, say): initializing again is what matters.
-        finalized = isTokenError(error, 'CKR_CRYPTOKI_NOT_INITIALIZED')
-      }
-    }
-    let sessionsGone = finalized
+    // Ours only; CKR_CRYPTOKI_NOT_INITIALIZED: someone finalized it already.
+    const finalized = this.#initializedHere && finalize(this.native)
+    let initialized: boolean
     try {
-      callSync('C_Initialize', () => this.native.C_Initialize(initializeArgs(this.#libraryParameters)))
-      this.#initializedHere = sessionsGone = true
+      initialized = initialize(this.native, this.#libraryParameters)
     } catch (error) {
-      if (!isTokenError(error, 'CKR_CRYPTOKI_ALREADY_INITIALIZED')) {
-        sessionsGone = true
-        throw error
-      }
-      // Still initialized, and nothing changed (every session is still valid): someone else's, or
-      // ours when it would not finalize. Initialized by someone else after our C_Finalize: theirs.
-      if (finalized) this.#initializedHere = false
-    } finally {
-      if (sessionsGone) {
-        this.#generation++
-        // Before any held call goes on: sessions are forgotten and logins restored first.
-        for (const user of this.#users) user()
-      }
+      this.#sessionsGone() // not initialized now: no session survived
+      throw error
     }
+    // ALREADY_INITIALIZED after our C_Finalize: someone else initialized it meanwhile, and it is theirs.
+    this.#initializedHere = initialized || (this.#initializedHere && !finalized)
+    // Neither: still initialized by someone else, nothing changed, every session is still valid.
+    if (finalized || initialized) this.#sessionsGone()
+  }
+
+  #sessionsGone(): void {
+    this.#generation++
+    // Before any held call goes on: sessions are forgotten and logins restored first.
+    for (const user of this.#users) user()
   }
 
   /** Gives back one use; the last one finalizes (once no thread is inside) and unloads the library. */
@@ -146,9 +136,30 @@ export class Pkcs11Module {
   }
 }
 
-/** Without CKF_OS_LOCKING_OK, SoftHSM (and others) turn their locking off and thread-pool calls race. */
-function initializeArgs(libraryParameters: string | undefined): pkcs11js.InitializationOptions {
-  return libraryParameters === undefined ? { flags: C.CKF_OS_LOCKING_OK } : { flags: C.CKF_OS_LOCKING_OK, libraryParameters }
+/**
+ * C_Initialize; false when someone else in the process initialized the library already (and it is theirs).
+ * Without CKF_OS_LOCKING_OK, SoftHSM (and others) turn their locking off and thread-pool calls race.
+ */
+function initialize(native: PKCS11, libraryParameters: string | undefined): boolean {
+  const args: pkcs11js.InitializationOptions = libraryParameters === undefined ? { flags: C.CKF_OS_LOCKING_OK } : { flags: C.CKF_OS_LOCKING_OK, libraryParameters }
+  try {
+    callSync('C_Initialize', () => native.C_Initialize(args))
+    return true
+  } catch (error) {
+    if (isTokenError(error, 'CKR_CRYPTOKI_ALREADY_INITIALIZED')) return false
+    throw error
+  }
+}
+
+/** C_Finalize; true once the library is not initialized (now, or already: CKR_CRYPTOKI_NOT_INITIALIZED). */
+function finalize(native: PKCS11): boolean {
+  try {
+    callSync('C_Finalize', () => native.C_Finalize())
+    return true
+  } catch (error) {
+    // The connection is gone, say: initializing again is what matters.
+    return isTokenError(error, 'CKR_CRYPTOKI_NOT_INITIALIZED')
+  }
 }
 
 function load(path: string, libraryParameters: string | undefined): { native: PKCS11; initializedHere: boolean } {
@@ -159,10 +170,8 @@ function load(path: string, libraryParameters: string | undefined): { native: PK
     throw new ModuleLoadError(`cannot load PKCS#11 module ${path}: ${(cause as Error).message}`, { cause })
   }
   try {
-    callSync('C_Initialize', () => native.C_Initialize(initializeArgs(libraryParameters)))
-    return { native, initializedHere: true }
+    return { native, initializedHere: initialize(native, libraryParameters) }
   } catch (error) {
-    if (isTokenError(error, 'CKR_CRYPTOKI_ALREADY_INITIALIZED')) return { native, initializedHere: false }
     native.close()
     // NSS's softokn answers so when its database parameters are missing.
     if (isTokenError(error, 'CKR_ARGUMENTS_BAD') && libraryParameters === undefined) {

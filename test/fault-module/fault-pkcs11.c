@@ -379,9 +379,10 @@ static void refresh_control(void) {
     CK_SESSION_HANDLE handle = 0;
     pthread_mutex_lock(&lock);
     /* Not closed meanwhile (C_Finalize): its real handle may name another session now. */
-    if (sessions[to_close.indexes[i]].state == S_STALE) {
-      handle = sessions[to_close.indexes[i]].real;
-      sessions[to_close.indexes[i]].state = S_CLOSED;
+    session_entry *entry = &sessions[to_close.indexes[i]];
+    if (entry->state == S_STALE) {
+      handle = entry->real;
+      session_set_closed(entry);
     }
     pthread_mutex_unlock(&lock);
     if (handle) real->C_CloseSession(handle);
